@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Dict, List, Optional
 
 from . import __version__
+from .errors import UserInputError
 
 #: sub-command name -> module implementing the contract above
 BUILTIN_COMMANDS: Dict[str, str] = {
@@ -31,10 +32,6 @@ BUILTIN_COMMANDS: Dict[str, str] = {
 }
 
 EVALUATOR_GROUP = "metatrain.evaluators"
-
-
-class CommandLineError(Exception):
-    """A user error: printed as ``mtt-nc: error: ...`` with exit code 2, no traceback."""
 
 
 def evaluator_entry_points() -> Dict[str, str]:
@@ -97,7 +94,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0 if args.command is None else 2
     try:
         return int(args._run(args) or 0)
-    except CommandLineError as error:
+    except UserInputError as error:
         print(f"mtt-nc {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
