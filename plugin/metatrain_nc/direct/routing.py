@@ -1,0 +1,293 @@
+"""Route force and stress labels of an ``energy`` target to the direct heads.
+
+A stock-``pet`` dataset section declares forces and stress as *gradients* of the
+``energy`` target (``positions`` and ``strain`` gradients). The direct heads learn
+them as ordinary targets instead:
+
+- ``non_conservative_force``: per atom, Cartesian rank 1, ``F = -dE/dr``;
+- ``non_conservative_stress``: per structure, Cartesian rank 2,
+  ``sigma = (dE/d strain) / V``.
+
+Both names are the metatomic standard outputs that ASE, i-PI, LAMMPS and torch-sim
+use with their ``non_conservative`` switch.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from metatensor.learn.data._namedtuple import namedtuple
+from metatensor.torch import Labels, TensorBlock, TensorMap
+from metatrain.utils.data import DatasetInfo, TargetInfo
+from metatrain.utils.data.target_info import get_energy_target_info
+
+FORCE_OUTPUT = "non_conservative_force"
+STRESS_OUTPUT = "non_conservative_stress"
+ENERGY = "energy"
+
+#: descriptions of the targets made by routing; they tell routed targets (stored in
+#: checkpoints) from targets a user declared explicitly in the options file
+ROUTED_DESCRIPTIONS = {
+    FORCE_OUTPUT: "direct forces, learned from the energy's force labels",
+    STRESS_OUTPUT: "direct stress, learned from the energy's stress labels",
+}
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Which labels feed which direct target.
+
+    :param forces: whether ``non_conservative_force`` is built from the energy's
+        ``positions`` gradients (False if absent or given explicitly by the user).
+    :param stress: same for ``non_conservative_stress`` from ``strain`` gradients.
+    :param keep_conservative: whether the ``energy`` target keeps its gradients
+        (``pet_m``) or loses them (``pet_nc``).
+    """
+
+    forces: bool
+    stress: bool
+    keep_conservative: bool
+
+    @property
+    def any(self) -> bool:
+        return self.forces or self.stress
+
+
+def _is_routed(targets: Dict[str, TargetInfo], name: str) -> bool:
+    return name in targets and targets[name].description == ROUTED_DESCRIPTIONS[name]
+
+
+def _rank1_layout() -> TensorMap:
+    block = TensorBlock(
+        values=torch.empty(0, 3, 1, dtype=torch.float64),
+        samples=Labels(["system", "atom"], torch.empty((0, 2), dtype=torch.int32)),
+        components=[Labels(["xyz"], torch.arange(3, dtype=torch.int32).reshape(-1, 1))],
+        properties=Labels.range(FORCE_OUTPUT, 1),
+    )
+    return TensorMap(Labels.single(), [block])
+
+
+def _rank2_layout() -> TensorMap:
+    xyz = torch.arange(3, dtype=torch.int32).reshape(-1, 1)
+    block = TensorBlock(
+        values=torch.empty(0, 3, 3, 1, dtype=torch.float64),
+        samples=Labels(["system"], torch.empty((0, 1), dtype=torch.int32)),
+        components=[Labels(["xyz_1"], xyz), Labels(["xyz_2"], xyz.clone())],
+        properties=Labels.range(STRESS_OUTPUT, 1),
+    )
+    return TensorMap(Labels.single(), [block])
+
+
+def _energy_layout_without_gradients(energy: TargetInfo) -> TensorMap:
+    block = energy.layout.block()
+    stripped = TensorBlock(
+        values=block.values,
+        samples=block.samples,
+        components=block.components,
+        properties=block.properties,
+    )
+    return TensorMap(energy.layout.keys, [stripped])
+
+
+def force_unit(energy_unit: str, length_unit: str) -> str:
+    """The unit of forces for an energy unit and a length unit (``"eV/A"``)."""
+    if energy_unit == "" or length_unit == "":
+        return ""
+    return f"{energy_unit}/{length_unit}"
+
+
+def stress_unit(energy_unit: str, length_unit: str) -> str:
+    """The unit of stress for an energy unit and a length unit (``"eV/A^3"``)."""
+    if energy_unit == "" or length_unit == "":
+        return ""
+    return f"{energy_unit}/{length_unit}^3"
+
+
+def with_conservative_energy(dataset_info: DatasetInfo, routes: Routes) -> DatasetInfo:
+    """Give back to the ``energy`` target the gradients that routing took away.
+
+    Used when a ``pet_nc`` model continues as ``pet_m``: the labels that fed the
+    direct heads also feed the conservative forces and stress again.
+
+    :param dataset_info: a routed dataset info.
+    :param routes: the routes taken when it was built.
+    :return: a new dataset info whose energy has ``positions`` / ``strain``
+        gradients where forces / stress were routed.
+    """
+    targets = dict(dataset_info.targets)
+    energy = targets.get(ENERGY)
+    if energy is not None:
+        targets[ENERGY] = get_energy_target_info(
+            ENERGY,
+            {"unit": energy.unit, "description": energy.description},
+            add_position_gradients=routes.forces or "positions" in energy.gradients,
+            add_strain_gradients=routes.stress or "strain" in energy.gradients,
+        )
+    return DatasetInfo(
+        length_unit=dataset_info.length_unit,
+        atomic_types=dataset_info.atomic_types,
+        targets=targets,
+        extra_data=dict(dataset_info.extra_data),
+    )
+
+
+def route_dataset_info(
+    dataset_info: DatasetInfo, keep_conservative: bool
+) -> Tuple[DatasetInfo, Routes]:
+    """Build the dataset info the direct heads train on.
+
+    Idempotent: routing an already routed dataset info changes nothing, so that
+    checkpoints (which store the routed info) reload as they were.
+
+    :param dataset_info: the dataset info ``mtt train`` built from the options file.
+    :param keep_conservative: keep the energy's gradients (``pet_m``) or drop them
+        (``pet_nc``).
+    :return: the routed dataset info (a new object; the input is not modified) and
+        the routes taken.
+    """
+    targets: Dict[str, TargetInfo] = dict(dataset_info.targets)
+    energy = targets.get(ENERGY)
+    gradients: List[str] = [] if energy is None else list(energy.gradients)
+    routes = Routes(
+        forces=_is_routed(targets, FORCE_OUTPUT)
+        or ("positions" in gradients and FORCE_OUTPUT not in targets),
+        stress=_is_routed(targets, STRESS_OUTPUT)
+        or ("strain" in gradients and STRESS_OUTPUT not in targets),
+        keep_conservative=keep_conservative,
+    )
+    if energy is not None and not keep_conservative and gradients:
+        targets[ENERGY] = TargetInfo(
+            layout=_energy_layout_without_gradients(energy),
+            quantity=energy.quantity,
+            unit=energy.unit,
+            description=energy.description,
+        )
+    if energy is not None:
+        if routes.forces:
+            targets[FORCE_OUTPUT] = TargetInfo(
+                layout=_rank1_layout(),
+                quantity="force",
+                unit=force_unit(energy.unit, dataset_info.length_unit),
+                description=ROUTED_DESCRIPTIONS[FORCE_OUTPUT],
+            )
+        if routes.stress:
+            targets[STRESS_OUTPUT] = TargetInfo(
+                layout=_rank2_layout(),
+                quantity="pressure",
+                unit=stress_unit(energy.unit, dataset_info.length_unit),
+                description=ROUTED_DESCRIPTIONS[STRESS_OUTPUT],
+            )
+    routed = DatasetInfo(
+        length_unit=dataset_info.length_unit,
+        atomic_types=dataset_info.atomic_types,
+        targets=targets,
+        extra_data=dict(dataset_info.extra_data),
+    )
+    return routed, routes
+
+
+def _forces_from_gradient(gradient: TensorBlock) -> TensorMap:
+    # positions gradient: samples (sample, system, atom) -> direct forces: (system,
+    # atom); values dE/dr -> F = -dE/dr
+    samples = Labels(
+        ["system", "atom"],
+        gradient.samples.values[:, 1:].to(torch.int32),
+    )
+    block = TensorBlock(
+        values=-gradient.values,
+        samples=samples,
+        components=gradient.components,
+        properties=Labels.range(FORCE_OUTPUT, 1),
+    )
+    return TensorMap(Labels.single(), [block])
+
+
+def _stress_from_gradient(
+    energy_block: TensorBlock, gradient: TensorBlock, cell: torch.Tensor
+) -> TensorMap:
+    volume = torch.abs(torch.det(cell.to(gradient.values.dtype)))
+    if volume == 0.0:
+        raise ValueError(
+            "stress labels were given for a structure without a periodic cell: "
+            "remove `stress` from the energy target or give a cell"
+        )
+    xyz = torch.arange(3, dtype=torch.int32).reshape(-1, 1)
+    block = TensorBlock(
+        values=gradient.values / volume,
+        samples=energy_block.samples,
+        components=[Labels(["xyz_1"], xyz), Labels(["xyz_2"], xyz.clone())],
+        properties=Labels.range(STRESS_OUTPUT, 1),
+    )
+    return TensorMap(Labels.single(), [block])
+
+
+def route_sample_fields(fields: Dict[str, Any], routes: Routes) -> Dict[str, Any]:
+    """Route the labels of one dataset sample (a dict of its fields).
+
+    :param fields: the sample as a dict (``system``, ``energy`` with gradients, ...).
+    :param routes: what to route, from :func:`route_dataset_info`.
+    :return: a new dict with the direct targets added, and the energy's gradients
+        dropped unless ``routes.keep_conservative``.
+    """
+    energy: Optional[TensorMap] = fields.get(ENERGY)
+    if energy is None or (not routes.any and routes.keep_conservative):
+        return fields
+    fields = dict(fields)
+    block = energy.block()
+    if routes.forces:
+        fields[FORCE_OUTPUT] = _forces_from_gradient(block.gradient("positions"))
+    if routes.stress:
+        fields[STRESS_OUTPUT] = _stress_from_gradient(
+            block, block.gradient("strain"), fields["system"].cell
+        )
+    if not routes.keep_conservative and len(block.gradients_list()) > 0:
+        fields[ENERGY] = TensorMap(
+            energy.keys,
+            [
+                TensorBlock(
+                    values=block.values,
+                    samples=block.samples,
+                    components=block.components,
+                    properties=block.properties,
+                )
+            ],
+        )
+    return fields
+
+
+class RoutedDataset(torch.utils.data.Dataset):
+    """A view of a metatrain dataset whose samples carry the routed labels.
+
+    Samples are returned as named tuples with the original fields plus the direct
+    targets. Nothing is copied up front: routing happens per sample, on access.
+
+    :param dataset: a metatrain ``Dataset``, ``DiskDataset`` or ``Subset`` of them.
+    :param routes: what to route, from :func:`route_dataset_info`.
+    """
+
+    def __init__(self, dataset: Any, routes: Routes) -> None:
+        self.dataset = dataset
+        self.routes = routes
+        self._sample_class: Any = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        fields = route_sample_fields(self.dataset[index]._asdict(), self.routes)
+        if self._sample_class is None or self._sample_class._fields != tuple(fields):
+            # metatensor-learn's named tuple: metatrain indexes samples by field name
+            self._sample_class = namedtuple("Sample", list(fields))
+        return self._sample_class(**fields)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # the dynamically created sample class cannot be pickled (spawned workers)
+        state = dict(self.__dict__)
+        state["_sample_class"] = None
+        return state
+
+    def get_num_atoms(self, index: int) -> int:
+        """Number of atoms of sample ``index`` (used by metatrain's batch samplers)."""
+        from metatrain.utils.data.samplers import _get_num_atoms
+
+        return _get_num_atoms(self.dataset, index)

@@ -1,0 +1,145 @@
+"""PET's trainer, fed with routed labels (see :mod:`.routing`).
+
+:class:`DirectTrainer` subclasses metatrain's PET trainer and keeps all of it (data
+loaders, rotational augmentation, composition baseline, target scaling, loss,
+checkpointing, distributed training). What it adds:
+
+- the training and validation datasets are wrapped in
+  :class:`~.routing.RoutedDataset`, so that force and stress labels written for the
+  ``energy`` target reach the direct heads;
+- the loss section a stock-``pet`` user writes (``energy: {forces: ..., stress:
+  ...}``) is translated into loss terms for ``non_conservative_force`` and
+  ``non_conservative_stress`` (see :meth:`DirectTrainer.loss_for_routed_targets`);
+- a model of a sibling architecture (a ``pet_nc`` checkpoint fine-tuned as
+  ``pet_m``) is converted to this trainer's architecture before training.
+"""
+
+import copy
+import logging
+from typing import Any, Dict, List, Union
+
+import torch
+from metatrain.pet import Trainer as PETTrainer
+from metatrain.pet import checkpoints as pet_checkpoints
+from metatrain.utils.data import Dataset
+
+from .model import PET_TRAINER_VERSION_KEY, DirectPET
+from .routing import ENERGY, FORCE_OUTPUT, STRESS_OUTPUT, RoutedDataset
+
+
+def _loss_spec(spec: Any) -> Dict[str, Any]:
+    """A full loss specification (type, weight, reduction, gradients) from a partial
+    one, a loss-type string or ``None``."""
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    full: Dict[str, Any] = {
+        "type": "mse",
+        "weight": 1.0,
+        "reduction": "mean",
+        "gradients": {},
+    }
+    full.update(dict(spec) if spec is not None else {})
+    return full
+
+
+class DirectTrainer(PETTrainer):
+    """Trainer of :class:`~.model.DirectPET` models (``pet_nc`` and ``pet_m``)."""
+
+    __checkpoint_version__ = 1
+    #: the model class this trainer trains (set by subclasses)
+    model_class: type = DirectPET
+
+    def loss_for_routed_targets(self, model: DirectPET) -> Union[str, Dict[str, Any]]:
+        """The loss configuration in terms of the routed targets.
+
+        - ``energy.gradients.positions`` (what ``energy: {forces: ...}`` expands to)
+          becomes the loss of ``non_conservative_force``, scaled by
+          ``direct_forces_weight`` if set; likewise ``strain`` for
+          ``non_conservative_stress`` with ``direct_stress_weight``;
+        - the energy keeps its gradient terms only for ``pet_m``;
+        - explicit entries for the direct targets are kept as written.
+
+        :param model: the model being trained (its routes say what was routed).
+        :return: a loss configuration for metatrain's ``LossAggregator``.
+        """
+        loss = self.hypers["loss"]
+        if isinstance(loss, str):
+            return loss
+        loss = copy.deepcopy(dict(loss))
+        routes = model.routes
+        energy = _loss_spec(loss.get(ENERGY))
+        gradients = dict(energy.get("gradients", {}) or {})
+        if routes.forces and FORCE_OUTPUT not in loss:
+            spec = _loss_spec(gradients.get("positions", {}))
+            factor = self.hypers.get("direct_forces_weight")
+            if factor is not None:
+                spec["weight"] = factor
+            loss[FORCE_OUTPUT] = spec
+        if routes.stress and STRESS_OUTPUT not in loss:
+            spec = _loss_spec(gradients.get("strain", {}))
+            factor = self.hypers.get("direct_stress_weight")
+            if factor is not None:
+                spec["weight"] = factor
+            loss[STRESS_OUTPUT] = spec
+        if ENERGY in loss and not routes.keep_conservative:
+            energy["gradients"] = {}
+            loss[ENERGY] = energy
+        return loss
+
+    def train(
+        self,
+        model: DirectPET,
+        dtype: torch.dtype,
+        devices: List[torch.device],
+        train_datasets: List[Union[Dataset, torch.utils.data.Subset]],
+        val_datasets: List[Union[Dataset, torch.utils.data.Subset]],
+        checkpoint_dir: str,
+    ) -> None:
+        if not isinstance(model, DirectPET):
+            raise TypeError(
+                f"the {self.model_class.architecture_name} trainer got a "
+                f"'{type(model).__name__}' model: start from a pet_nc or pet_m "
+                "checkpoint, or from scratch"
+            )
+        if type(model) is not self.model_class:
+            logging.info(
+                f"Converting the {model.architecture_name} model to "
+                f"{self.model_class.architecture_name}"
+            )
+            model.convert_to(self.model_class)
+
+        routes = model.routes
+        train_datasets = [RoutedDataset(d, routes) for d in train_datasets]
+        val_datasets = [RoutedDataset(d, routes) for d in val_datasets]
+
+        user_loss = self.hypers["loss"]
+        self.hypers["loss"] = self.loss_for_routed_targets(model)
+        try:
+            super().train(
+                model, dtype, devices, train_datasets, val_datasets, checkpoint_dir
+            )
+        finally:
+            self.hypers["loss"] = user_loss
+
+    @classmethod
+    def upgrade_checkpoint(cls, checkpoint: Dict) -> Dict:
+        for version in range(1, cls.__checkpoint_version__):
+            if checkpoint["trainer_ckpt_version"] == version:
+                update = globals()[f"trainer_update_v{version}_v{version + 1}"]
+                update(checkpoint)
+                checkpoint["trainer_ckpt_version"] = version + 1
+        if checkpoint["trainer_ckpt_version"] != cls.__checkpoint_version__:
+            raise RuntimeError(
+                "Unable to upgrade the trainer checkpoint: it uses trainer version "
+                f"{checkpoint['trainer_ckpt_version']}, this metatrain-nc reads "
+                f"version {cls.__checkpoint_version__}."
+            )
+        pet_version = checkpoint.get(
+            PET_TRAINER_VERSION_KEY, PETTrainer.__checkpoint_version__
+        )
+        for version in range(pet_version, PETTrainer.__checkpoint_version__):
+            getattr(pet_checkpoints, f"trainer_update_v{version}_v{version + 1}")(
+                checkpoint
+            )
+        checkpoint[PET_TRAINER_VERSION_KEY] = PETTrainer.__checkpoint_version__
+        return checkpoint

@@ -1,0 +1,42 @@
+"""
+PET-NC: PET with direct (non-conservative) forces
+=================================================
+
+``pet_m`` is metatrain's PET whose forces and stress are predicted *directly* by
+heads instead of as derivatives of the energy (the PET-NC model of Bigi, Langer and
+Ceriotti, "The dark side of the forces", ICML 2025). Evaluating it needs no backward
+pass: about 3x cheaper than a conservative PET of the same size, at the price of
+forces that are not the gradient of any energy.
+
+The options file is the one of stock ``pet``: an ``energy`` target with ``forces``
+(and ``stress`` for periodic data). The force and stress labels are routed to the
+direct heads (no backward pass happens in training); the energy head is trained on
+energies only. Loss weights are written as for ``pet``::
+
+    architecture:
+      name: pet_m
+      training:
+        loss:
+          energy:
+            weight: 1.0
+            forces: {weight: 10.0}   # weight of the direct forces
+            stress: {weight: 1.0}    # weight of the direct stress
+
+The exported model has the outputs ``energy``, ``non_conservative_force`` and, for
+periodic training data, ``non_conservative_stress``: use it with metatomic's ASE
+calculator (``non_conservative=True``, or ``"forces"`` without stress), i-PI or
+LAMMPS. The direct forces sum to zero per structure inside the model.
+
+All of PET's hyperparameters are accepted with the same names and defaults; the
+additions and the trainer defaults that differ from PET are documented below.
+"""
+
+from ..direct.documentation import DirectModelHypers, DirectTrainerHypers
+
+
+class ModelHypers(DirectModelHypers):
+    """Hyperparameters of the ``pet_m`` model."""
+
+
+class TrainerHypers(DirectTrainerHypers):
+    """Hyperparameters of the ``pet_m`` trainer."""

@@ -1,0 +1,10 @@
+"""The ``pet_nc`` trainer."""
+
+from ..direct.trainer import DirectTrainer
+from .model import PETNC
+
+
+class Trainer(DirectTrainer):
+    """Trains :class:`~metatrain_nc.pet_nc.model.PETNC` (see :mod:`..direct.trainer`)."""
+
+    model_class = PETNC
