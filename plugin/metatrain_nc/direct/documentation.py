@@ -22,3 +22,16 @@ class DirectModelHypers(PETModelHypers):
 
 class DirectTrainerHypers(PETTrainerHypers):
     """PET's trainer hyperparameters, with defaults tuned for direct heads."""
+
+    learning_rate: float = 1e-3
+    """Base learning rate (PET's default is ``1e-4``).
+
+    Direct force heads start on a long plateau where they predict almost zero
+    forces (the error equals the force RMS) and only leave it after tens of epochs
+    at ``1e-3``. At PET's ``1e-4`` they stay there for hundreds of epochs: measured
+    on 90 ethanol frames with a 272k-parameter model, the direct-force validation
+    RMSE after 150 epochs was 1201 meV/A at ``1e-4`` and 692 meV/A at ``1e-3``
+    (force RMS 1200 meV/A), the same as a plain PyTorch loop with Adam at ``1e-3``
+    on the same frames, and as the conservative ``pet`` at ``1e-3`` (786-848 meV/A
+    after 70-80 epochs). Lower it for very large data sets or batches.
+    """

@@ -19,6 +19,7 @@ import logging
 from typing import Any, Dict, List, Optional
 
 from metatensor.torch import Labels
+from metatomic.torch import ModelMetadata
 from metatrain.pet import PET
 from metatrain.pet import Trainer as PETTrainer
 from metatrain.pet import checkpoints as pet_checkpoints
@@ -62,6 +63,21 @@ class DirectPET(PET):
         super().__init__(hypers, routed)
         self.routes: Routes = routes
         self._use_direct_backend()
+
+    @staticmethod
+    def metadata_for(architecture: str) -> ModelMetadata:
+        """Default metadata of exported models: references, and the architecture
+        name in ``extra["architecture"]`` (tools tell ``pet_nc`` from ``pet_m`` by
+        it, since their outputs are the same)."""
+        return ModelMetadata(
+            references={
+                "architecture": [
+                    "https://arxiv.org/abs/2305.19302v3",
+                    "https://arxiv.org/abs/2412.11569",
+                ]
+            },
+            extra={"architecture": architecture},
+        )
 
     def _use_direct_backend(self) -> None:
         """Swap PET's backend for one with the direct force head.

@@ -95,11 +95,14 @@ class DirectTrainer(PETTrainer):
         val_datasets: List[Union[Dataset, torch.utils.data.Subset]],
         checkpoint_dir: str,
     ) -> None:
+        name = self.model_class.architecture_name
         if not isinstance(model, DirectPET):
-            raise TypeError(
-                f"the {self.model_class.architecture_name} trainer got a "
-                f"'{type(model).__name__}' model: start from a pet_nc or pet_m "
-                "checkpoint, or from scratch"
+            raise ValueError(
+                f"{name} cannot continue training a model of class "
+                f"'{type(model).__name__}' (the checkpoint given to --restart or "
+                "`finetune.read_from` was written by another architecture). Use a "
+                "pet_nc or pet_m checkpoint, start from scratch, or train that "
+                "checkpoint with its own architecture."
             )
         if type(model) is not self.model_class:
             logging.info(
@@ -109,6 +112,14 @@ class DirectTrainer(PETTrainer):
             model.convert_to(self.model_class)
 
         routes = model.routes
+        targets = model.dataset_info.targets
+        if FORCE_OUTPUT not in targets:
+            raise ValueError(
+                f"{name} learns forces directly, but the training set has no force "
+                "labels. Give the energy target its forces, e.g. `energy: {key: "
+                "energy, unit: eV, forces: {key: forces}}`, or declare a "
+                "`non_conservative_force` target. To train energies only, use `pet`."
+            )
         train_datasets = [RoutedDataset(d, routes) for d in train_datasets]
         val_datasets = [RoutedDataset(d, routes) for d in val_datasets]
 
@@ -120,6 +131,14 @@ class DirectTrainer(PETTrainer):
             )
         finally:
             self.hypers["loss"] = user_loss
+        if routes.forces and not routes.keep_conservative:
+            logging.info(
+                f"{name}: the direct forces are the 'non_conservative_force' metrics "
+                "above. If mtt evaluates the exported model below, its "
+                "'energy_positions_gradients' are derivatives of the energy head, "
+                "which pet_nc never trains on forces: do not read them as the "
+                "model's forces."
+            )
 
     @classmethod
     def upgrade_checkpoint(cls, checkpoint: Dict) -> Dict:

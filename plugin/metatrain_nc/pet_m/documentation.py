@@ -1,17 +1,18 @@
 """
-PET-NC: PET with direct (non-conservative) forces
-=================================================
+PET-M: conservative and direct forces from one PET
+==================================================
 
-``pet_m`` is metatrain's PET whose forces and stress are predicted *directly* by
-heads instead of as derivatives of the energy (the PET-NC model of Bigi, Langer and
-Ceriotti, "The dark side of the forces", ICML 2025). Evaluating it needs no backward
-pass: about 3x cheaper than a conservative PET of the same size, at the price of
-forces that are not the gradient of any energy.
+``pet_m`` is metatrain's PET with a conservative energy head (forces and stress by
+automatic differentiation) *and* direct force and stress heads on the same
+backbone, trained jointly on the same labels (the PET-M model of Bigi, Langer and
+Ceriotti, "The dark side of the forces", ICML 2025). One evaluation of the exported
+model returns both kinds of forces: the direct forces drive the cheap inner steps
+of multiple-time-step dynamics and the conservative forces correct them every few
+steps (``mtt-nc md --forces mts``, i-PI's ``mts_weights``, LAMMPS ``run_style
+respa``).
 
 The options file is the one of stock ``pet``: an ``energy`` target with ``forces``
-(and ``stress`` for periodic data). The force and stress labels are routed to the
-direct heads (no backward pass happens in training); the energy head is trained on
-energies only. Loss weights are written as for ``pet``::
+(and ``stress`` for periodic data). Each head has its own loss weight::
 
     architecture:
       name: pet_m
@@ -19,17 +20,20 @@ energies only. Loss weights are written as for ``pet``::
         loss:
           energy:
             weight: 1.0
-            forces: {weight: 10.0}   # weight of the direct forces
-            stress: {weight: 1.0}    # weight of the direct stress
+            forces: {weight: 10.0}   # conservative forces (-dE/dr)
+        direct_forces_weight: 10.0   # direct forces (default: the same as above)
+
+A ``pet_nc`` checkpoint can be continued as ``pet_m`` with metatrain's fine-tuning
+(``training.finetune.read_from``) or ``--restart``: pre-train direct, fine-tune
+conservative (the paper's Appendix H).
 
 The exported model has the outputs ``energy``, ``non_conservative_force`` and, for
-periodic training data, ``non_conservative_stress``: use it with metatomic's ASE
-calculator (``non_conservative=True``, or ``"forces"`` without stress), i-PI or
-LAMMPS. The direct forces sum to zero per structure inside the model.
-
-All of PET's hyperparameters are accepted with the same names and defaults; the
-additions and the trainer defaults that differ from PET are documented below.
+periodic training data, ``non_conservative_stress``. All of PET's hyperparameters are
+accepted with the same names and defaults; the additions and the trainer defaults
+that differ from PET are documented below.
 """
+
+from typing import Optional
 
 from ..direct.documentation import DirectModelHypers, DirectTrainerHypers
 
@@ -40,3 +44,17 @@ class ModelHypers(DirectModelHypers):
 
 class TrainerHypers(DirectTrainerHypers):
     """Hyperparameters of the ``pet_m`` trainer."""
+
+    direct_forces_weight: Optional[float] = None
+    """Loss weight of the direct forces (``non_conservative_force``).
+
+    ``None``: the weight of the conservative forces, i.e. the ``forces`` weight of
+    the ``energy`` loss, so that both heads count the same. The loss type is the
+    one of the conservative forces. Use a small weight (e.g. ``0.1``) when
+    fine-tuning a ``pet_nc`` checkpoint as ``pet_m`` (the paper's Appendix H), to
+    keep the direct head while the conservative head catches up.
+    """
+
+    direct_stress_weight: Optional[float] = None
+    """Loss weight of the direct stress (``non_conservative_stress``); ``None``: the
+    weight of the conservative stress."""

@@ -20,4 +20,5 @@ class PETM(DirectPET):
     component_labels: Dict[str, List[List[Labels]]]
 
     architecture_name = "pet_m"
+    __default_metadata__ = DirectPET.metadata_for("pet_m")
     keep_conservative = True

@@ -18,4 +18,5 @@ class PETNC(DirectPET):
     component_labels: Dict[str, List[List[Labels]]]
 
     architecture_name = "pet_nc"
+    __default_metadata__ = DirectPET.metadata_for("pet_nc")
     keep_conservative = False

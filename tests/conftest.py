@@ -1,0 +1,163 @@
+"""Shared fixtures: tiny pet_nc / pet_m models trained by the real, unmodified ``mtt``.
+
+Training happens once per test session, in subprocesses (exactly as a user runs
+``mtt train``), on a few frames of the bundled data with tiny hypers.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Dict, List, Optional
+
+import ase.io
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "recipes" / "data"
+ETHANOL = DATA / "ethanol_100_eV.xyz"
+WATER = DATA / "water_64h2o_40frames.xyz"
+
+TINY_MODEL = {
+    "d_pet": 8,
+    "d_head": 8,
+    "d_node": 8,
+    "d_feedforward": 8,
+    "num_heads": 1,
+    "num_gnn_layers": 1,
+    "num_attention_layers": 1,
+}
+
+
+def mtt_executable() -> str:
+    """The ``mtt`` script of the interpreter running the tests."""
+    candidate = Path(sys.executable).parent / "mtt"
+    return str(candidate) if candidate.exists() else "mtt"
+
+
+def run_mtt(args: List[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the unmodified ``mtt`` in a fresh interpreter; fail with its output."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "2")
+    result = subprocess.run(
+        [mtt_executable(), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"`mtt {' '.join(args)}` failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def write_frames(source: Path, destination: Path, count: int) -> Path:
+    """Copy the first ``count`` frames of ``source`` to ``destination``."""
+    frames = ase.io.read(source, f":{count}")
+    ase.io.write(destination, frames, format="extxyz")
+    return destination
+
+
+def write_options(
+    path: Path,
+    architecture: str,
+    data: str,
+    *,
+    epochs: int = 2,
+    stress: bool = False,
+    model: Optional[Dict[str, Any]] = None,
+    training: Optional[Dict[str, Any]] = None,
+    energy: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """Write a stock-``pet``-style options file for ``architecture``."""
+    energy_target: Dict[str, Any] = {"key": "energy", "unit": "eV"}
+    energy_target["forces"] = {"key": "forces"}
+    energy_target["stress"] = {"key": "stress"} if stress else False
+    if energy is not None:
+        energy_target.update(energy)
+    options = {
+        "seed": 0,
+        "architecture": {
+            "name": architecture,
+            "model": dict(TINY_MODEL, **(model or {})),
+            "training": dict(
+                {
+                    "batch_size": 4,
+                    "num_epochs": epochs,
+                    "num_workers": 0,
+                    "log_interval": 1,
+                    "checkpoint_interval": 1000,
+                },
+                **(training or {}),
+            ),
+        },
+        "training_set": {
+            "systems": {"read_from": data, "length_unit": "angstrom"},
+            "targets": {"energy": energy_target},
+        },
+        "validation_set": 0.2,
+        "test_set": 0.0,
+    }
+    path.write_text(yaml.safe_dump(options, sort_keys=False))
+    return path
+
+
+def train_tiny(workdir: Path, architecture: str, data: Path, **kwargs: Any) -> SimpleNamespace:
+    """Train with ``mtt train`` in ``workdir``; return the produced files."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    local = workdir / data.name
+    if not local.exists():
+        shutil.copy(data, local)
+    write_options(workdir / "options.yaml", architecture, data.name, **kwargs)
+    run = run_mtt(["train", "options.yaml"], cwd=workdir)
+    return SimpleNamespace(
+        workdir=workdir,
+        checkpoint=workdir / "model.ckpt",
+        exported=workdir / "model.pt",
+        data=local,
+        log=run.stdout + run.stderr,
+    )
+
+
+@pytest.fixture(scope="session")
+def ethanol_frames(tmp_path_factory) -> Path:
+    """20 ethanol frames in eV (energy, forces), non-periodic."""
+    return write_frames(ETHANOL, tmp_path_factory.mktemp("data") / "ethanol.xyz", 20)
+
+
+@pytest.fixture(scope="session")
+def water_frames(tmp_path_factory) -> Path:
+    """4 frames of periodic bulk water with energy, forces and stress."""
+    return write_frames(WATER, tmp_path_factory.mktemp("data") / "water.xyz", 4)
+
+
+@pytest.fixture(scope="session")
+def tiny_pet_nc(tmp_path_factory, ethanol_frames) -> SimpleNamespace:
+    """A tiny ``pet_nc`` trained by ``mtt train`` on ethanol (checkpoint, exported)."""
+    return train_tiny(tmp_path_factory.mktemp("pet_nc"), "pet_nc", ethanol_frames)
+
+
+@pytest.fixture(scope="session")
+def tiny_pet_m(tmp_path_factory, ethanol_frames) -> SimpleNamespace:
+    """A tiny ``pet_m`` trained by ``mtt train`` on ethanol (checkpoint, exported)."""
+    return train_tiny(tmp_path_factory.mktemp("pet_m"), "pet_m", ethanol_frames)
+
+
+@pytest.fixture(scope="session")
+def tiny_pet_nc_periodic(tmp_path_factory, water_frames) -> SimpleNamespace:
+    """A tiny ``pet_nc`` trained on periodic water with stress labels."""
+    return train_tiny(
+        tmp_path_factory.mktemp("pet_nc_water"),
+        "pet_nc",
+        water_frames,
+        stress=True,
+        epochs=1,
+        training={"batch_size": 2},
+    )
