@@ -81,7 +81,9 @@ def main() -> int:
     table = format_table(results)
     (workdir / "accuracy.txt").write_text(table + "\n")
     print()
-    print(f"Test-set errors ({len(frames)} ethanol structures, metatrain's test split):")
+    print(
+        f"Test-set errors ({len(frames)} ethanol structures, metatrain's test split):"
+    )
     print(table)
     print()
     print(f"[demo] models, logs and this table are in {workdir}")

@@ -38,7 +38,9 @@ def mtt_executable() -> str:
     return str(candidate) if candidate.exists() else "mtt"
 
 
-def run_mtt(args: List[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run_mtt(
+    args: List[str], cwd: Path, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run the unmodified ``mtt`` in a fresh interpreter; fail with its output."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "2")
@@ -109,7 +111,9 @@ def write_options(
     return path
 
 
-def train_tiny(workdir: Path, architecture: str, data: Path, **kwargs: Any) -> SimpleNamespace:
+def train_tiny(
+    workdir: Path, architecture: str, data: Path, **kwargs: Any
+) -> SimpleNamespace:
     """Train with ``mtt train`` in ``workdir``; return the produced files."""
     workdir.mkdir(parents=True, exist_ok=True)
     local = workdir / data.name

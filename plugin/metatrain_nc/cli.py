@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
             "registration check, antisymmetry evaluators, dynamics and comparisons."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     evaluators = evaluator_entry_points()
     for name, module_name in _all_commands().items():

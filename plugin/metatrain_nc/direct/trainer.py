@@ -14,6 +14,7 @@ checkpointing, distributed training). What it adds:
   ``pet_m``) is converted to this trainer's architecture before training.
 """
 
+import contextlib
 import copy
 import logging
 from typing import Any, Dict, List, Union
@@ -21,6 +22,7 @@ from typing import Any, Dict, List, Union
 import torch
 from metatrain.pet import Trainer as PETTrainer
 from metatrain.pet import checkpoints as pet_checkpoints
+from metatrain.pet import trainer as pet_trainer_module
 from metatrain.utils.data import Dataset
 
 from .model import PET_TRAINER_VERSION_KEY, DirectPET
@@ -40,6 +42,80 @@ def _loss_spec(spec: Any) -> Dict[str, Any]:
     }
     full.update(dict(spec) if spec is not None else {})
     return full
+
+
+def force_loss_factor(model: DirectPET) -> float:
+    """``(s_F / s_E)^2``: converts the direct-force loss to the units of ``-dE/dr``.
+
+    With target scaling, metatrain compares energies and their gradients in units
+    of the energy scale ``s_E`` (per atom), so a conservative force error ``dF``
+    costs ``(dF / s_E)^2``; the direct forces are a target of their own, scaled by
+    their own ``s_F``, so the same error costs ``(dF / s_F)^2``. On ethanol
+    ``s_E = 0.019 eV`` and ``s_F = 0.91 eV/A``: without this factor the direct
+    forces weigh ~2000x less than conservative forces of the same weight, which is
+    why a hand-made hybrid of stock ``pet`` leaves its direct head untrained.
+
+    :param model: a model whose scaler has been fitted.
+    :return: the factor (1.0 if a scale is missing).
+    """
+    from metatensor.torch import Labels  # noqa: F401  (metatensor classes)
+    from metatomic.torch import ModelOutput, System
+
+    types = torch.tensor(model.atomic_types, dtype=torch.int32)
+    system = System(
+        types=types,
+        positions=torch.zeros((len(types), 3), dtype=torch.float64),
+        cell=torch.zeros((3, 3), dtype=torch.float64),
+        pbc=torch.zeros(3, dtype=torch.bool),
+    )
+    requested = {
+        ENERGY: ModelOutput(sample_kind="atom"),
+        FORCE_OUTPUT: ModelOutput(sample_kind="atom"),
+    }
+    if not all(name in model.scaler.target_infos for name in requested):
+        return 1.0
+    scales = model.scaler.get_scales(
+        [system], requested, use_per_target_scales=True, use_per_property_scales=False
+    )
+    energy = scales[ENERGY].block().values.to(torch.float64).mean()
+    forces = scales[FORCE_OUTPUT].block().values.to(torch.float64).mean()
+    if not (energy > 0 and forces > 0):
+        return 1.0
+    return float((forces / energy) ** 2)
+
+
+@contextlib.contextmanager
+def _direct_forces_in_energy_units(model: DirectPET, scale_targets: bool):
+    """While PET's trainer runs, weigh direct forces as it weighs ``-dE/dr``.
+
+    PET's trainer builds its ``LossAggregator`` after fitting the scaler; this
+    wraps that class (looked up in ``metatrain.pet.trainer``) so that the weight of
+    the ``non_conservative_force`` term is multiplied by :func:`force_loss_factor`
+    at that moment. Restored on exit.
+    """
+    if not scale_targets or ENERGY not in model.dataset_info.targets:
+        yield
+        return
+    original = pet_trainer_module.LossAggregator
+
+    def balanced(targets: Dict[str, Any], config: Dict[str, Any]) -> Any:
+        config = copy.deepcopy(dict(config))
+        if FORCE_OUTPUT in config:
+            factor = force_loss_factor(model)
+            spec = dict(config[FORCE_OUTPUT])
+            spec["weight"] = spec.get("weight", 1.0) * factor
+            config[FORCE_OUTPUT] = spec
+            logging.info(
+                f"Direct forces are weighed in the units of -dE/dr: loss weight "
+                f"x {factor:.4g} = (force scale / energy scale)^2"
+            )
+        return original(targets=targets, config=config)
+
+    pet_trainer_module.LossAggregator = balanced
+    try:
+        yield
+    finally:
+        pet_trainer_module.LossAggregator = original
 
 
 class DirectTrainer(PETTrainer):
@@ -126,9 +202,10 @@ class DirectTrainer(PETTrainer):
         user_loss = self.hypers["loss"]
         self.hypers["loss"] = self.loss_for_routed_targets(model)
         try:
-            super().train(
-                model, dtype, devices, train_datasets, val_datasets, checkpoint_dir
-            )
+            with _direct_forces_in_energy_units(model, self.hypers["scale_targets"]):
+                super().train(
+                    model, dtype, devices, train_datasets, val_datasets, checkpoint_dir
+                )
         finally:
             self.hypers["loss"] = user_loss
         if routes.forces and not routes.keep_conservative:

@@ -5,6 +5,6 @@ from .model import PETM
 
 
 class Trainer(DirectTrainer):
-    """Trains :class:`~metatrain_nc.pet_m.model.PETM` (see :mod:`..direct.trainer`)."""
+    """Trains :class:`~metatrain_nc.pet_m.model.PETM` (see ``direct/trainer.py``)."""
 
     model_class = PETM

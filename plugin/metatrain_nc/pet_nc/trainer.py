@@ -5,6 +5,6 @@ from .model import PETNC
 
 
 class Trainer(DirectTrainer):
-    """Trains :class:`~metatrain_nc.pet_nc.model.PETNC` (see :mod:`..direct.trainer`)."""
+    """Trains :class:`~metatrain_nc.pet_nc.model.PETNC` (see ``direct/trainer.py``)."""
 
     model_class = PETNC
