@@ -1,7 +1,11 @@
 """The ``pet_m`` architecture (entry point ``metatrain.architectures: pet_m``)."""
 
-from .model import PETM
-from .trainer import Trainer
+from ..compat import check_metatrain_version
+
+check_metatrain_version()
+
+from .model import PETM  # noqa: E402
+from .trainer import Trainer  # noqa: E402
 
 __model__ = PETM
 __trainer__ = Trainer

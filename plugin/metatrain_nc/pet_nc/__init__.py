@@ -1,7 +1,11 @@
 """The ``pet_nc`` architecture (entry point ``metatrain.architectures: pet_nc``)."""
 
-from .model import PETNC
-from .trainer import Trainer
+from ..compat import check_metatrain_version
+
+check_metatrain_version()
+
+from .model import PETNC  # noqa: E402
+from .trainer import Trainer  # noqa: E402
 
 __model__ = PETNC
 __trainer__ = Trainer
