@@ -27,7 +27,7 @@ def metatrain_version() -> Optional[str]:
 
 
 def is_supported(installed: Optional[str]) -> bool:
-    """Whether ``installed`` lies in ``[SUPPORTED_METATRAIN[0], SUPPORTED_METATRAIN[1])``."""
+    """Whether ``installed`` lies in the range of ``SUPPORTED_METATRAIN``."""
     if installed is None:
         return False
     lowest, first_unsupported = (_parse(v) for v in SUPPORTED_METATRAIN)
@@ -35,7 +35,7 @@ def is_supported(installed: Optional[str]) -> bool:
 
 
 def supported_range() -> str:
-    """The supported range as a pip requirement, e.g. ``metatrain>=2026.4.1,<2026.5``."""
+    """The supported range as a pip requirement (``metatrain>=A,<B``)."""
     lowest, first_unsupported = SUPPORTED_METATRAIN
     return f"metatrain>={lowest},<{first_unsupported}"
 
