@@ -89,7 +89,7 @@ class _Finder:
             return None
 
     def _find_spec(self, fullname, path, target):
-        if fullname == "metatrain.utils.architectures":
+        if fullname in _PATCHES:
             return self._patched_spec(fullname, path, target)
         registered = registered_architectures()
         parts = fullname.split(".")
@@ -108,7 +108,7 @@ class _Finder:
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _PatchingLoader(spec.loader, _patch_architectures)
+                    spec.loader = _PatchingLoader(spec.loader, _PATCHES[fullname])
                 return spec
         return None
 
@@ -202,6 +202,52 @@ def _patch_architectures(module):
     module.get_architecture_name = get_architecture_name
     STATE["patched"] = True
 
+
+def _patch_train_cli(module):
+    """Refuse ``mtt train --restart`` across architectures when a plugin is involved.
+
+    metatrain continues a checkpoint with the checkpoint's own architecture, whatever
+    the options file says. With a plugin architecture on either side, that silently
+    trains something else than asked (e.g. a ``pet_nc`` checkpoint continued as
+    ``pet_nc`` by a ``pet_m`` options file): refuse with the way out instead.
+    """
+    original = module.train_model
+
+    def train_model(*args, **kwargs):
+        options = kwargs.get("options", args[0] if args else None)
+        restart_from = kwargs.get("restart_from", args[4] if len(args) > 4 else None)
+        if restart_from is not None and options is not None:
+            _check_restart_architecture(options, restart_from)
+        return original(*args, **kwargs)
+
+    train_model.__doc__ = original.__doc__
+    train_model.__wrapped__ = original
+    module.train_model = train_model
+
+
+def _check_restart_architecture(options, restart_from):
+    import torch
+
+    wanted = options["architecture"]["name"]
+    checkpoint = torch.load(restart_from, weights_only=False, map_location="cpu")
+    written_by = checkpoint.get("architecture_name")
+    plugin = registered_architectures()
+    if written_by == wanted or not ({wanted, written_by} & set(plugin)):
+        return
+    raise ValueError(
+        f"the checkpoint '{restart_from}' was written by the '{written_by}' "
+        f"architecture, but the options ask for '{wanted}'. `--restart` continues a "
+        f"run with its own architecture: set `architecture.name: {written_by}` to "
+        f"continue it, or start '{wanted}' from it with `training.finetune.read_from:"
+        f" {restart_from}` (e.g. pet_nc -> pet_m), or drop --restart."
+    )
+
+
+#: modules patched right after metatrain executes them
+_PATCHES = {
+    "metatrain.utils.architectures": _patch_architectures,
+    "metatrain.cli.train": _patch_train_cli,
+}
 
 FINDER = _Finder()
 

@@ -60,8 +60,9 @@ def test_restart_from_another_architecture(tmp_path, ethanol_frames, tiny_pet_nc
             check=False,
         )
     )
-    assert "pet_nc cannot continue training a model of class 'PET'" in log
-    assert "pet_nc or pet_m checkpoint" in log
+    assert "was written by the 'pet' architecture" in log
+    assert "but the options ask for 'pet_nc'" in log
+    assert "finetune.read_from" in log
     assert not (tmp_path / "model.ckpt").exists()
 
 

@@ -23,8 +23,10 @@ def test_exported_outputs_molecules(tiny_pet_nc):
 
 def test_training_log_reports_direct_forces(tiny_pet_nc):
     assert "validation non_conservative_force RMSE" in tiny_pet_nc.log
-    # the routed labels made it to the loss
-    assert "non_conservative_force" in tiny_pet_nc.log.split("Starting training")[0]
+    # the routed labels made it to the loss, weighed like conservative forces
+    losses = tiny_pet_nc.log.split("Using the following loss functions")[1]
+    assert "non_conservative_force:" in losses.split("Base learning rate")[0]
+    assert "Direct forces are weighed in the units of -dE/dr" in tiny_pet_nc.log
 
 
 def test_checkpoint_is_pet_nc(tiny_pet_nc):

@@ -162,6 +162,38 @@ class DirectTrainer(PETTrainer):
             loss[ENERGY] = energy
         return loss
 
+    def scales_for_direct_forces(self, train_datasets: List[Any]) -> Any:
+        """Fixed scaling weights with one scale for the direct forces of all species.
+
+        metatrain's scaler fits one scale per atomic type for per-atom targets;
+        applied to forces, per-type scales would break the zero net force of each
+        structure. The direct forces get instead a single scale, the RMS of the
+        force labels (over at most 1000 training structures). Scales the user fixed
+        are kept.
+
+        :param train_datasets: routed training datasets.
+        :return: the ``fixed_scaling_weights`` to train with.
+        """
+        fixed = self.hypers["fixed_scaling_weights"]
+        if isinstance(fixed, str) or not self.hypers["scale_targets"]:
+            return fixed
+        fixed = dict(fixed or {})
+        if FORCE_OUTPUT in fixed:
+            return fixed
+        total, count = 0.0, 0
+        for dataset in train_datasets:
+            step = max(1, len(dataset) // 1000)
+            for index in range(0, len(dataset), step):
+                sample = dataset[index]
+                if FORCE_OUTPUT not in sample._fields:
+                    continue
+                values = sample[FORCE_OUTPUT].block().values
+                total += float((values.to(torch.float64) ** 2).sum())
+                count += values.numel()
+        if count > 0 and total > 0:
+            fixed[FORCE_OUTPUT] = (total / count) ** 0.5
+        return fixed
+
     def train(
         self,
         model: DirectPET,
@@ -200,7 +232,11 @@ class DirectTrainer(PETTrainer):
         val_datasets = [RoutedDataset(d, routes) for d in val_datasets]
 
         user_loss = self.hypers["loss"]
+        user_fixed_scales = self.hypers["fixed_scaling_weights"]
         self.hypers["loss"] = self.loss_for_routed_targets(model)
+        self.hypers["fixed_scaling_weights"] = self.scales_for_direct_forces(
+            train_datasets
+        )
         try:
             with _direct_forces_in_energy_units(model, self.hypers["scale_targets"]):
                 super().train(
@@ -208,6 +244,7 @@ class DirectTrainer(PETTrainer):
                 )
         finally:
             self.hypers["loss"] = user_loss
+            self.hypers["fixed_scaling_weights"] = user_fixed_scales
         if routes.forces and not routes.keep_conservative:
             logging.info(
                 f"{name}: the direct forces are the 'non_conservative_force' metrics "
