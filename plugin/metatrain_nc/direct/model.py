@@ -154,9 +154,9 @@ class DirectPET(PET):
                 checkpoint["model_ckpt_version"] = version + 1
         if checkpoint["model_ckpt_version"] != cls.__checkpoint_version__:
             raise RuntimeError(
-                f"Unable to upgrade the {cls.architecture_name} checkpoint: it uses "
-                f"model version {checkpoint['model_ckpt_version']}, this "
-                f"metatrain-nc reads version {cls.__checkpoint_version__}."
+                "Unable to upgrade the checkpoint: the checkpoint is using model "
+                f"version {checkpoint['model_ckpt_version']}, while the current model "
+                f"version is {cls.__checkpoint_version__}."
             )
         # 2. the PET part of the state, with PET's own upgrade functions
         pet_version = checkpoint.get(PET_MODEL_VERSION_KEY, PET.__checkpoint_version__)

@@ -278,7 +278,7 @@ class RoutedDataset(torch.utils.data.Dataset):
         if self._sample_class is None or self._sample_class._fields != tuple(fields):
             # metatensor-learn's named tuple: metatrain indexes samples by field name
             self._sample_class = namedtuple("Sample", list(fields))
-        return self._sample_class(**fields)
+        return self._sample_class(*fields.values())
 
     def __getstate__(self) -> Dict[str, Any]:
         # the dynamically created sample class cannot be pickled (spawned workers)

@@ -221,7 +221,8 @@ class DirectTrainer(PETTrainer):
 
         routes = model.routes
         targets = model.dataset_info.targets
-        if FORCE_OUTPUT not in targets:
+        if ENERGY in targets and FORCE_OUTPUT not in targets:
+            # other targets (dipoles, ...) are PET's business and train as with pet
             raise ValueError(
                 f"{name} learns forces directly, but the training set has no force "
                 "labels. Give the energy target its forces, e.g. `energy: {key: "
@@ -263,9 +264,9 @@ class DirectTrainer(PETTrainer):
                 checkpoint["trainer_ckpt_version"] = version + 1
         if checkpoint["trainer_ckpt_version"] != cls.__checkpoint_version__:
             raise RuntimeError(
-                "Unable to upgrade the trainer checkpoint: it uses trainer version "
-                f"{checkpoint['trainer_ckpt_version']}, this metatrain-nc reads "
-                f"version {cls.__checkpoint_version__}."
+                "Unable to upgrade the checkpoint: the checkpoint is using trainer "
+                f"version {checkpoint['trainer_ckpt_version']}, while the current "
+                f"trainer version is {cls.__checkpoint_version__}."
             )
         pet_version = checkpoint.get(
             PET_TRAINER_VERSION_KEY, PETTrainer.__checkpoint_version__
