@@ -3,15 +3,16 @@
 Stable API (other test modules import it):
 
 - :func:`export_pair_model` saves a metatomic ``AtomisticModel`` (``.pt``) with
-  ``energy`` (a smooth short-ranged Morse-like pair potential), ``non_conservative_force``
-  (= -dE/dr plus ``nonconservative_strength`` times a rotation field) and optionally
+  ``energy`` (a smooth short-ranged Morse-like pair potential),
+  ``non_conservative_force`` (= -dE/dr plus ``nonconservative_strength`` times a
+  rotation field) and optionally
   ``non_conservative_stress``;
 - :func:`pair_energy` is the same energy in plain torch (explicit images), usable with
   ``torch.autograd.functional.hessian``;
 - :func:`analytic_lambda` gives the exact antisymmetry ratio of the exported model's
   ``non_conservative_force`` for a structure;
-- :func:`analytic_rotation_work` gives the exact work of the non-conservative field along
-  a rigid full turn of a group of atoms about their centroid;
+- :func:`analytic_rotation_work` gives the exact work of the non-conservative field
+  along a rigid full turn of a group of atoms about their centroid;
 - :func:`analytic_square_loop_work` gives the exact work of the non-conservative field
   around a square loop (the conservative part adds zero).
 
@@ -100,9 +101,7 @@ class PairModel(torch.nn.Module):
             second = pairs[:, 1].to(torch.long)
             d = neighbors.values.reshape(-1, 3)
             r = torch.linalg.vector_norm(d, dim=1)
-            phi, dphi = _phi_and_derivative(
-                r, self.cutoff, self.depth, self.a, self.r0
-            )
+            phi, dphi = _phi_and_derivative(r, self.cutoff, self.depth, self.a, self.r0)
             per_atom = torch.zeros(
                 n_atoms, dtype=system.positions.dtype, device=system.positions.device
             )
@@ -147,9 +146,7 @@ class PairModel(torch.nn.Module):
             else:
                 block = TensorBlock(
                     values=torch.cat(energies).reshape(-1, 1),
-                    samples=Labels(
-                        "system", torch.arange(len(systems)).reshape(-1, 1)
-                    ),
+                    samples=Labels("system", torch.arange(len(systems)).reshape(-1, 1)),
                     components=[],
                     properties=Labels("energy", torch.tensor([[0]])),
                 )

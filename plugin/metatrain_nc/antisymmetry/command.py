@@ -1,0 +1,162 @@
+"""``mtt-nc antisymmetry MODEL STRUCTURES -o OUTDIR``: the evaluator's command line.
+
+Import-light on purpose (torch is imported inside :func:`run`).
+"""
+
+import argparse
+
+DESCRIPTION = (
+    "how non-conservative are a model's forces: Jacobian antisymmetry ratio lambda "
+    "(exact or stochastic, per structure, atom and pair) and closed-loop work"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="exported model (model.pt) or checkpoint (.ckpt)")
+    parser.add_argument("structures", help="structures, any file ASE reads (A)")
+    parser.add_argument(
+        "-o", "--output-dir", required=True, help="folder for the results (new)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace OUTPUT_DIR if it exists"
+    )
+    parser.add_argument(
+        "--output",
+        default="non_conservative_force",
+        choices=["non_conservative_force", "conservative"],
+        help="force output to analyse: the direct head (default) or -dE/dr (control)",
+    )
+    parser.add_argument(
+        "--index", default=":", help="ASE index of the structures to read (default ':')"
+    )
+    parser.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="random-probe estimate with an error bar instead of the exact Jacobian",
+    )
+    parser.add_argument(
+        "--probes", type=int, default=64, help="probes of the stochastic estimator"
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=16,
+        help="Jacobian rows (or probes) per batched backward pass; bounds memory",
+    )
+    parser.add_argument(
+        "--max-exact-rows",
+        type=int,
+        default=3000,
+        help="largest 3N accepted by the exact path",
+    )
+    parser.add_argument(
+        "--float64",
+        action="store_true",
+        help="evaluate in float64 (checkpoints or float64 exports)",
+    )
+    parser.add_argument(
+        "--bin-width", type=float, default=0.25, help="pair distance bin width (A)"
+    )
+    parser.add_argument(
+        "--rotation-loop",
+        action="store_true",
+        help="work along a full turn of one molecule inside its environment",
+    )
+    parser.add_argument(
+        "--loop-atom",
+        type=int,
+        default=0,
+        help="the rotated molecule is the one holding this atom (default 0)",
+    )
+    parser.add_argument(
+        "--loop-points", type=int, default=200, help="points on the rotation loop"
+    )
+    parser.add_argument(
+        "--loop-deformation",
+        type=float,
+        default=0.1,
+        help="deformation amplitude along the rotation loop (A)",
+    )
+    parser.add_argument(
+        "--square-loops",
+        type=int,
+        default=0,
+        help="number of random square loops per structure (midpoint rule)",
+    )
+    parser.add_argument(
+        "--square-eps", type=float, default=0.05, help="square loop side (A)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _read_structures(path: str, index: str):
+    import os
+
+    import ase.io
+
+    from ..errors import UserInputError
+
+    if not os.path.exists(path):
+        raise UserInputError(f"structure file '{path}' does not exist")
+    if os.path.getsize(path) == 0:
+        raise UserInputError(f"structure file '{path}' is empty")
+    try:
+        frames = ase.io.read(path, index)
+    except Exception as error:  # ASE raises many kinds for unreadable files
+        raise UserInputError(
+            f"cannot read structures from '{path}': {error}"
+        ) from error
+    if not isinstance(frames, list):
+        frames = [frames]
+    if len(frames) == 0:
+        raise UserInputError(f"no structures in '{path}' (index '{index}')")
+    return frames
+
+
+def run(args: argparse.Namespace) -> int:
+    from .api import evaluate
+    from .outputs import check_outdir
+
+    check_outdir(args.output_dir, args.force)
+    frames = _read_structures(args.structures, args.index)
+    report = evaluate(
+        frames,
+        args.model,
+        output=args.output,
+        stochastic=args.stochastic,
+        probes=args.probes,
+        chunk_size=args.chunk_size,
+        max_exact_rows=args.max_exact_rows,
+        float64=args.float64,
+        bin_width=args.bin_width,
+        rotation_loop=args.rotation_loop,
+        loop_atom=args.loop_atom,
+        loop_points=args.loop_points,
+        loop_deformation=args.loop_deformation,
+        square_loops=args.square_loops,
+        square_eps=args.square_eps,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    path = report.write(args.output_dir, force=args.force)
+    summary = report.summary()
+    print(
+        f"lambda ({args.output}, {summary['settings']['method']}) over "
+        f"{summary['n_structures']} structure(s): mean {summary['lambda_mean']:.4g}, "
+        f"max {summary['lambda_max']:.4g}"
+    )
+    for structure in report.structures:
+        line = f"  structure {structure.index}: lambda = {structure.lambda_:.4g}"
+        if structure.error is not None:
+            line += f" +- {structure.error:.2g}"
+        if structure.rotation_loop is not None:
+            line += f", rotation-loop W = {structure.rotation_loop['work_eV']:.4g} eV"
+        if structure.square_loops is not None:
+            line += (
+                ", square-loop <|W|> = "
+                f"{structure.square_loops['mean_abs_work_eV']:.3g} eV"
+            )
+        print(line)
+    print(f"results written to {path}")
+    return 0
