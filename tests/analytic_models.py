@@ -180,6 +180,7 @@ def export_pair_model(
     stress: bool = False,
     dtype: str = "float64",
     atomic_types: Sequence[int] = (1, 6, 8),
+    direct_forces: bool = True,
 ) -> str:
     """Save the analytic pair model as a metatomic ``AtomisticModel`` at ``path``.
 
@@ -190,12 +191,16 @@ def export_pair_model(
         stress, eV/A^3; the rotation field adds nothing to it).
     :param dtype: ``"float64"`` or ``"float32"``.
     :param atomic_types: atomic numbers the model accepts.
+    :param direct_forces: expose ``non_conservative_force`` (``False``: an energy-only
+        model, to test errors about missing outputs).
     :return: ``path`` as a string.
     """
     outputs = {
         "energy": ModelOutput(unit="eV", sample_kind="system"),
         "non_conservative_force": ModelOutput(unit="eV/Angstrom", sample_kind="atom"),
     }
+    if not direct_forces:
+        del outputs["non_conservative_force"]
     if stress:
         outputs["non_conservative_stress"] = ModelOutput(
             unit="eV/Angstrom^3", sample_kind="system"

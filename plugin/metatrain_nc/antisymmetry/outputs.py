@@ -233,6 +233,25 @@ def chemiscope_dataset(report) -> Dict[str, Any]:
             "values": np.concatenate([s.per_atom for s in report.structures]).tolist(),
             "description": "per-atom antisymmetry ratio (rows of atom i)",
         }
+        properties["atom_index"] = {
+            "target": "atom",
+            "values": [i for s in report.structures for i in range(s.n_atoms)],
+            "description": "index of the atom in its structure",
+        }
+        properties["atomic_number"] = {
+            "target": "atom",
+            "values": [int(z) for a in frames for z in a.numbers],
+        }
+        for name, force_label in FORCE_LABELS.items():
+            if all(name in s.forces for s in report.structures):
+                norms = [
+                    np.linalg.norm(s.forces[name], axis=1) for s in report.structures
+                ]
+                properties[f"|{force_label}|"] = {
+                    "target": "atom",
+                    "values": np.concatenate(norms).tolist(),
+                    "units": "eV/A",
+                }
         environments = chemiscope.all_atomic_environments(frames, 3.5)
     shapes = {}
     names = [n for n in FORCE_LABELS if all(n in s.forces for s in report.structures)]
@@ -255,13 +274,18 @@ def chemiscope_dataset(report) -> Dict[str, Any]:
         )
         for atoms in frames:
             del atoms.arrays[key]
-    settings: Dict[str, Any] = {
-        "map": {"x": {"property": "index"}, "y": {"property": "lambda"}},
-    }
+    if with_atoms:  # the map shows atoms
+        settings: Dict[str, Any] = {
+            "map": {
+                "x": {"property": "atomic_number"},
+                "y": {"property": "lambda_i"},
+                "color": {"property": "lambda_i"},
+            }
+        }
+    else:
+        settings = {"map": {"x": {"property": "index"}, "y": {"property": "lambda"}}}
     if keys:
         settings["structure"] = [{"shape": [keys[0]]}]
-    if with_atoms:
-        settings["map"]["color"] = {"property": "lambda"}
     meta = {
         "name": "metatrain-nc antisymmetry",
         "description": (

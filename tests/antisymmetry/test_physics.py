@@ -1,0 +1,150 @@
+"""Physics of the evaluator on analytic models with known Jacobians and loop work."""
+
+import numpy as np
+import pytest
+
+from metatrain_nc.antisymmetry import (
+    ForceModel,
+    antisymmetry_ratio,
+    exact_jacobian,
+    finite_difference_jacobian,
+    lambda_from_jacobian,
+    load_model,
+    molecule_of,
+    pair_table,
+    per_atom_lambda,
+    rotation_loop_work,
+    square_loop_work,
+    stochastic_lambda,
+)
+from metatrain_nc.antisymmetry.loops import random_square_directions
+
+from ..analytic_models import (
+    analytic_jacobian,
+    analytic_lambda,
+    analytic_rotation_work,
+    analytic_square_loop_work,
+)
+from .conftest import STRENGTH
+
+
+def test_exact_equals_finite_differences_and_analytic(pair_nc, ethanol):
+    force_model = ForceModel(load_model(pair_nc), ethanol)
+    jacobian = exact_jacobian(force_model, chunk_size=5)  # several chunks
+    fd = finite_difference_jacobian(force_model, delta=1e-4)
+    exact = lambda_from_jacobian(jacobian)
+    assert exact == pytest.approx(lambda_from_jacobian(fd), rel=1e-5)
+    assert exact == pytest.approx(analytic_lambda(ethanol, STRENGTH), rel=1e-10)
+    np.testing.assert_allclose(
+        jacobian, analytic_jacobian(ethanol, STRENGTH), atol=1e-10
+    )
+    # the unbatched reference path gives the same matrix
+    np.testing.assert_allclose(
+        exact_jacobian(force_model, batched=False), jacobian, atol=1e-12
+    )
+
+
+def test_periodic_lambda_and_minimum_image(pair_nc, water_cluster_periodic):
+    atoms = water_cluster_periodic
+    jacobian = exact_jacobian(ForceModel(load_model(pair_nc), atoms))
+    assert lambda_from_jacobian(jacobian) == pytest.approx(
+        analytic_lambda(atoms, STRENGTH), rel=1e-10
+    )
+    table = pair_table(jacobian, atoms)
+    half_diagonal = 0.5 * np.linalg.norm(atoms.cell.array.sum(axis=0))
+    assert table.distance.max() <= half_diagonal + 1e-9
+    # the pair potential has a 4 A cutoff: farther pairs only see the rotation field
+    far = table.distance > 4.0
+    n = len(atoms)
+    np.testing.assert_allclose(table.block_norm[far], STRENGTH * np.sqrt(2) / n)
+    assert np.all(table.pair_lambda[far] == pytest.approx(1.0))
+
+
+def test_pair_and_atom_decomposition(pair_nc, ethanol):
+    jacobian = exact_jacobian(ForceModel(load_model(pair_nc), ethanol))
+    n = len(ethanol)
+    table = pair_table(jacobian, ethanol)
+    # antisymmetric part of every off-diagonal block is the rotation field's: s K / N
+    np.testing.assert_allclose(table.anti_norm, STRENGTH * np.sqrt(2) / n, rtol=1e-9)
+    # on-site blocks: s K (1 - 1/N), antisymmetric as well
+    np.testing.assert_allclose(
+        table.onsite_anti_norm, STRENGTH * np.sqrt(2) * (1 - 1 / n), rtol=1e-9
+    )
+    assert len(table.i) == n * (n - 1)
+    lam_i = per_atom_lambda(jacobian)
+    reference = analytic_jacobian(ethanol, STRENGTH)
+    anti = 0.5 * (reference - reference.T)
+    for i in range(n):
+        rows = slice(3 * i, 3 * i + 3)
+        expected = np.linalg.norm(anti[rows]) / np.linalg.norm(reference[rows])
+        assert lam_i[i] == pytest.approx(expected, rel=1e-9)
+
+
+def test_conservative_output_is_symmetric(pair_nc, water_cluster_periodic):
+    loaded = load_model(pair_nc)
+    atoms = water_cluster_periodic
+    lam = lambda_from_jacobian(
+        exact_jacobian(ForceModel(loaded, atoms, "conservative"))
+    )
+    assert lam < 1e-5
+    # direct forces equal to -dE/dr exactly: also symmetric
+    assert antisymmetry_ratio(atoms, loaded.model) > 1e-3
+    force_model = ForceModel(loaded, atoms, "conservative")
+    loop = rotation_loop_work(force_model, molecule_of(atoms, 0), n_points=48)
+    assert abs(loop.work) < 1e-6
+    squares = square_loop_work(force_model, eps=0.02, n_loops=2)
+    assert max(abs(w) for w in squares.work) < 1e-5
+
+
+def test_direct_equal_to_conservative_gives_zero(pair_c, ethanol):
+    assert antisymmetry_ratio(ethanol, pair_c) < 1e-5
+
+
+def test_analytic_loop_work(pair_nc, water_cluster_periodic):
+    atoms = water_cluster_periodic
+    force_model = ForceModel(load_model(pair_nc), atoms)
+    molecule = molecule_of(atoms, 0)
+    assert len(molecule) == 3
+    rigid = rotation_loop_work(force_model, molecule, n_points=48, deformation=0.0)
+    expected = analytic_rotation_work(atoms, molecule, STRENGTH)
+    assert rigid.work == pytest.approx(expected, rel=1e-6)
+    # with a deformation the loop still closes: converged with few points
+    coarse = rotation_loop_work(force_model, molecule, n_points=48, deformation=0.1)
+    fine = rotation_loop_work(force_model, molecule, n_points=96, deformation=0.1)
+    assert coarse.work == pytest.approx(fine.work, rel=1e-5)
+
+    rng = np.random.default_rng(3)
+    directions = [random_square_directions(len(atoms), rng) for _ in range(3)]
+    squares = square_loop_work(force_model, eps=0.02, directions=directions)
+    for (u, v), work, floor in zip(
+        directions, squares.work, squares.force_floor, strict=True
+    ):
+        exact = analytic_square_loop_work(u, v, 0.02, STRENGTH)
+        assert work == pytest.approx(exact, rel=0.02, abs=1e-9)
+        assert floor == pytest.approx(abs(work) / (4 * 0.02 * len(atoms)))
+
+
+def test_stochastic_within_error_bar_and_converges(pair_nc, ethanol):
+    force_model = ForceModel(load_model(pair_nc), ethanol)
+    exact = lambda_from_jacobian(exact_jacobian(force_model))
+    few = stochastic_lambda(force_model, probes=16, seed=1)
+    many = stochastic_lambda(force_model, probes=256, seed=2)
+    for estimate in (few, many):
+        assert abs(estimate.value - exact) < 3.5 * estimate.error
+    assert many.error < 0.5 * few.error
+    # the estimates of the squared norms are unbiased: check the full norm too
+    jacobian = exact_jacobian(force_model)
+    assert many.jacobian_norm_sq == pytest.approx(float((jacobian**2).sum()), rel=0.1)
+
+
+def test_stochastic_error_over_seeds(pair_nc, ethanol):
+    """The reported error bar matches the spread of independent estimates."""
+    force_model = ForceModel(load_model(pair_nc), ethanol)
+    exact = lambda_from_jacobian(exact_jacobian(force_model))
+    estimates = [stochastic_lambda(force_model, probes=32, seed=s) for s in range(12)]
+    values = np.array([e.value for e in estimates])
+    errors = np.array([e.error for e in estimates])
+    assert np.std(values) == pytest.approx(np.mean(errors), rel=0.6)
+    assert (
+        abs(np.mean(values) - exact) < 3 * np.mean(errors) / np.sqrt(12) + 0.02 * exact
+    )
