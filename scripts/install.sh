@@ -11,9 +11,8 @@ fi
 source .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 if ! python -c "import torch" 2>/dev/null; then
-    # a local wheel (this machine) or the CPU index; both give a CPU-only torch
+    # the CPU build when the machine has it (as here); any supported torch otherwise
     python -m pip install --quiet "torch==2.13.0" 2>/dev/null \
-        || python -m pip install --quiet "torch>=2.7,<2.15" \
-            --index-url https://download.pytorch.org/whl/cpu
+        || python -m pip install --quiet "torch>=2.7,<2.15"
 fi
 python -m pip install --quiet -e ".[test]"
