@@ -75,7 +75,8 @@ def main():
     print(f"  -X importtime of the hook module     {importtime(args.runs):7.3f} ms")
     print(f"  wall, without the hook               {1000 * without:7.2f} ms")
     print(f"  wall, with the hook                  {1000 * with_hook:7.2f} ms")
-    print(f"  difference                           {1000 * (with_hook - without):7.2f} ms")
+    difference = 1000 * (with_hook - without)
+    print(f"  difference                           {difference:7.2f} ms")
     print(f"  first metatrain import (entry points) {lazy_cost(10):6.2f} ms, once")
 
 

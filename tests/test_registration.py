@@ -64,8 +64,8 @@ def test_nothing_heavy_at_startup():
         """
         import sys
         assert "_metatrain_nc_hook" in sys.modules
-        heavy = [m for m in ("torch", "metatrain", "importlib.metadata", "importlib.abc")
-                 if m in sys.modules]
+        heavy = ("torch", "metatrain", "importlib.metadata", "importlib.abc")
+        heavy = [m for m in heavy if m in sys.modules]
         print(heavy)
         """
     )
@@ -81,7 +81,9 @@ def test_never_shadows_metatrain_architecture(tmp_path):
     fake_distribution(
         tmp_path,
         "third-party-arch",
-        "[metatrain.architectures]\npet = third_party_arch\nmy_pet = third_party_arch\n",
+        "[metatrain.architectures]\n"
+        "pet = third_party_arch\n"
+        "my_pet = third_party_arch\n",
     )
     result = python(
         """
