@@ -1,0 +1,147 @@
+"""Exact lambda: batched VJPs against one backward per row and central differences.
+
+System: the 192-atom water box of recipes/data (576 Jacobian rows). Model: a
+default-size stock PET with a direct force head, exported untrained (weights do not
+change the cost; see antisymmetry_common.py), float32, or ``--model PATH``.
+
+All methods run in this one process on the same model and structure. By default each
+method computes the same ``--rows`` rows (columns for finite differences) and the cost
+of the full Jacobian is extrapolated linearly (every row costs the same); ``--full``
+computes the whole Jacobian with the batched path and saves it (``--save``) so that
+``antisymmetry_stochastic.py`` can reuse it. Peak memory is the resident-set growth
+above the state after the forward pass, sampled every 5 ms.
+
+Usage: OMP_NUM_THREADS=2 python benchmarks/antisymmetry_exact.py [--rows 32]
+       [--chunk-sizes 1,8,32] [--full --save water_J.npy]
+"""
+
+import argparse
+import threading
+import time
+
+import numpy as np
+import psutil
+import torch
+from antisymmetry_common import setup_threads, untrained_pet, water_box
+
+from metatrain_nc.antisymmetry import ForceModel, lambda_from_jacobian, load_model
+from metatrain_nc.antisymmetry.jacobian import _vjp_rows, exact_jacobian
+
+
+class PeakRSS:
+    """Peak resident memory (MB) above the level at entry, sampled in a thread."""
+
+    def __enter__(self):
+        self.process = psutil.Process()
+        self.base = self.process.memory_info().rss
+        self.peak = self.base
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *args):
+        self.running = False
+        self.thread.join()
+        self.mb = (self.peak - self.base) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="exported model (default: untrained PET)")
+    parser.add_argument("--rows", type=int, default=32, help="rows timed per method")
+    parser.add_argument("--chunk-sizes", default="8,32")
+    parser.add_argument("--full", action="store_true", help="compute the full J")
+    parser.add_argument("--save", help="save the full Jacobian here (.npy)")
+    args = parser.parse_args()
+    setup_threads()
+
+    model_path = args.model or untrained_pet("/tmp/antisymmetry_bench_pet.pt")
+    loaded = load_model(model_path)
+    atoms = water_box()
+    force_model = ForceModel(loaded, atoms)
+    n3 = 3 * len(atoms)
+    rows = torch.arange(args.rows)
+    params = sum(p.numel() for p in loaded.model.parameters())
+    print(f"model: {model_path} ({params / 1e6:.2f}M parameters, {loaded.dtype})")
+    print(f"system: {len(atoms)} atoms, {n3} rows; timing {args.rows} rows per method")
+    print(f"threads: {torch.get_num_threads()}")
+
+    # one direct force evaluation (no graph): the unit of cost
+    force_model.forces_numpy([atoms.positions])
+    start = time.perf_counter()
+    for _ in range(3):
+        force_model.forces_numpy([atoms.positions])
+    t_force = (time.perf_counter() - start) / 3
+    print(f"one direct force evaluation: {t_force * 1e3:.0f} ms")
+
+    results = {}
+    positions = force_model.positions.clone().requires_grad_(True)
+    start = time.perf_counter()
+    forces = force_model.forces(positions)
+    t_graph = time.perf_counter() - start
+    print(f"forward with graph: {t_graph * 1e3:.0f} ms (shared by the VJP methods)")
+
+    with PeakRSS() as memory:
+        start = time.perf_counter()
+        reference = _vjp_rows(forces, positions, rows, batched=False)
+        elapsed = time.perf_counter() - start
+    results["one backward per row"] = (elapsed / len(rows), memory.mb)
+
+    for chunk in [int(c) for c in args.chunk_sizes.split(",")]:
+        with PeakRSS() as memory:
+            start = time.perf_counter()
+            blocks = [
+                _vjp_rows(forces, positions, rows[i : i + chunk], batched=True)
+                for i in range(0, len(rows), chunk)
+            ]
+            elapsed = time.perf_counter() - start
+        batched = torch.cat(blocks)
+        assert torch.allclose(batched, reference, atol=1e-5), "batched rows differ"
+        results[f"batched VJP, chunk {chunk}"] = (elapsed / len(rows), memory.mb)
+    del forces
+
+    # central differences: 2 forward evaluations per column, batched 8 per call
+    reference_positions = atoms.positions
+    displaced = []
+    for column in range(args.rows):
+        for sign in (1.0, -1.0):
+            p = reference_positions.copy().reshape(-1)
+            p[column] += sign * 1e-2
+            displaced.append(p.reshape(-1, 3))
+    with PeakRSS() as memory:
+        start = time.perf_counter()
+        force_model.forces_numpy(displaced, batch_size=8)
+        elapsed = time.perf_counter() - start
+    results["central differences (2 evals/column)"] = (elapsed / args.rows, memory.mb)
+
+    best = min(v[0] for k, v in results.items() if k.startswith("batched"))
+    print()
+    print(
+        f"{'method':<40} {'s/row':>8} {'full J (s)':>11} {'x cost':>7} {'peak MB':>8}"
+    )
+    for name, (per_row, mb) in results.items():
+        print(
+            f"{name:<40} {per_row:8.3f} {per_row * n3:11.0f} "
+            f"{per_row / best:7.2f} {mb:8.0f}"
+        )
+    print("(x cost: relative to the fastest batched chunk; full J extrapolated)")
+
+    if args.full:
+        start = time.perf_counter()
+        jacobian = exact_jacobian(force_model, chunk_size=int(args.chunk_sizes[0]))
+        elapsed = time.perf_counter() - start
+        lam = lambda_from_jacobian(jacobian)
+        print(f"full exact Jacobian: {elapsed:.0f} s, lambda = {lam:.5g}")
+        if args.save:
+            np.save(args.save, jacobian)
+            print(f"saved to {args.save}")
+
+
+if __name__ == "__main__":
+    main()
