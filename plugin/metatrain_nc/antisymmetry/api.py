@@ -331,6 +331,11 @@ def evaluate(
         "square_eps_A": square_eps,
         "seed": seed,
     }
+    if stochastic and output == CONSERVATIVE:
+        settings["note"] = (
+            "conservative output: J is symmetric by construction, the stochastic path "
+            "skips the JVP and gives 0; use the exact path as a numerical control"
+        )
     return AntisymmetryReport(
         frames=frames,
         structures=results,
