@@ -217,7 +217,7 @@ class ForceModel:
             grads = torch.autograd.grad(
                 values.sum(),
                 list(positions),
-                create_graph=create_graph or torch.is_grad_enabled(),
+                create_graph=create_graph,
             )
             return [-g for g in grads]
         forces = values.reshape(-1, 3)
