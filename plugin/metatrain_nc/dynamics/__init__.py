@@ -1,0 +1,41 @@
+"""Dynamics that make direct forces safe.
+
+- :class:`MultipleTimeStep`: RESPA integrator for ASE (conservative / direct / mts
+  forces, NVE / SVR / Langevin);
+- :class:`ModelForces`, :class:`ModelCalculator`: conservative and direct forces from
+  one model evaluation, and an ASE calculator for one force mode;
+- :class:`Monitor`, :func:`summarise`, :class:`RunawayError`: energy and temperature
+  monitors, heating rate and drift;
+- :func:`run_md`, :func:`relaxation_check`: the engines of ``mtt-nc md`` and
+  ``mtt-nc relax``.
+
+Names are imported lazily, so that ``mtt-nc --help`` does not import torch.
+"""
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "MultipleTimeStep": "integrator",
+    "ModelForces": "forces",
+    "ModelCalculator": "forces",
+    "ForceResult": "forces",
+    "load_force_model": "forces",
+    "Monitor": "monitor",
+    "RunawayError": "monitor",
+    "summarise": "monitor",
+    "SVRThermostat": "thermostats",
+    "LangevinThermostat": "thermostats",
+    "MDSettings": "md",
+    "run_md": "md",
+    "relaxation_check": "relax",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

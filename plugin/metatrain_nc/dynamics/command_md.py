@@ -1,0 +1,146 @@
+"""``mtt-nc md``: molecular dynamics with conservative, direct or MTS forces."""
+
+import argparse
+
+DESCRIPTION = (
+    "molecular dynamics with conservative, direct or multiple-time-step forces, "
+    "with energy-drift and temperature monitors"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="exported model (.pt) or metatrain checkpoint")
+    parser.add_argument("structure", help="structure file (any format ASE reads)")
+    parser.add_argument(
+        "-o", "--output-dir", required=True, help="folder for the results (new)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace OUTPUT_DIR if it exists"
+    )
+    parser.add_argument(
+        "--forces",
+        choices=["conservative", "direct", "mts"],
+        default="mts",
+        help="forces driving the atoms: -dE/dr, the direct head, or multiple time "
+        "stepping (inner direct, outer conservative correction); default mts",
+    )
+    parser.add_argument(
+        "--timestep",
+        type=float,
+        default=4.0,
+        help="outer time step in fs (default 4); inner step = TIMESTEP / STRIDE in "
+        "every force mode",
+    )
+    parser.add_argument(
+        "--stride", type=int, default=8, help="M, inner steps per outer step (8)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=100, help="number of outer steps (100)"
+    )
+    parser.add_argument("--ensemble", choices=["nve", "svr", "langevin"], default="nve")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=300.0,
+        help="K: thermostat target and Maxwell-Boltzmann velocities (300)",
+    )
+    parser.add_argument(
+        "--tau", type=float, default=100.0, help="thermostat time constant in fs (100)"
+    )
+    parser.add_argument(
+        "--velocities",
+        choices=["auto", "structure", "maxwell-boltzmann"],
+        default="auto",
+        help="initial velocities: from the structure if it has momenta (auto), or "
+        "Maxwell-Boltzmann at --temperature with --seed",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--index", type=int, default=0, help="frame of STRUCTURE to start from (0)"
+    )
+    parser.add_argument(
+        "--log-every", type=int, default=1, help="monitor every K outer steps (1)"
+    )
+    parser.add_argument(
+        "--trajectory-every",
+        type=int,
+        default=10,
+        help="write a frame every K outer steps (10)",
+    )
+    parser.add_argument(
+        "--max-temperature",
+        type=float,
+        default=5000.0,
+        help="stop the run above this temperature in K (5000; 0 disables)",
+    )
+    parser.add_argument(
+        "--no-chemiscope", action="store_true", help="skip the chemiscope dataset"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from tqdm import tqdm
+
+    from .forces import ModelForces
+    from .md import MDSettings, run_md
+    from .outputs import check_outdir
+    from .structures import read_structure
+
+    settings = MDSettings(
+        forces=args.forces,
+        timestep_fs=args.timestep,
+        stride=args.stride,
+        steps=args.steps,
+        ensemble=args.ensemble,
+        temperature_K=args.temperature,
+        tau_fs=args.tau,
+        seed=args.seed,
+        log_every=args.log_every,
+        trajectory_every=args.trajectory_every,
+        max_temperature_K=args.max_temperature or None,
+        velocities=args.velocities,
+        chemiscope=not args.no_chemiscope,
+    )
+    settings.check()
+    check_outdir(args.output_dir, args.force)
+    atoms = read_structure(args.structure, args.index)
+    model = ModelForces(args.model, device=args.device)
+    model.check_atoms(atoms, f"structure {args.index} of '{args.structure}'")
+
+    bar = tqdm(total=settings.steps, unit="step", desc=f"md {settings.forces}")
+
+    def progress(row):
+        bar.n = int(row["step"])
+        bar.set_postfix(T=f"{row['temperature_K']:.0f}K", refresh=False)
+        bar.refresh()
+
+    try:
+        summary = run_md(
+            model, atoms, args.output_dir, settings, args.force, progress=progress
+        )
+    finally:
+        bar.close()
+    drift = summary.get("drift_meV_per_atom_per_ps")
+    heating = summary.get("heating_rate_K_per_ps")
+    print(
+        f"{summary['status']}: {summary['outer_steps_done']} outer steps, "
+        f"{summary['simulated_time_ps']:.3f} ps, "
+        f"mean T {summary.get('mean_temperature_K', float('nan')):.1f} K, "
+        f"heating {_fmt(heating)} K/ps, drift {_fmt(drift)} meV/atom/ps; "
+        f"results in {summary['output_dir']}"
+    )
+    if summary["status"] != "completed":
+        print(
+            f"mtt-nc md: stopped: {summary['message']} (trajectory kept in "
+            f"{summary['output_dir']})",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}"

@@ -1,0 +1,240 @@
+"""Output folder of ``mtt-nc md`` / ``mtt-nc relax``: trajectory, CSV, JSON, PNG,
+chemiscope.
+
+Results are written into a hidden sibling folder that replaces the output folder only
+when the run ends (normally or stopped as a runaway), so an existing folder is never
+lost to a failed run and a crash leaves no half-written results.
+"""
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Union
+
+import ase
+import ase.io
+import numpy as np
+
+from ..errors import UserInputError
+
+FILES = {
+    "trajectory": "trajectory.extxyz",
+    "log": "md_log.csv",
+    "summary": "summary.json",
+    "temperature_figure": "temperature_energy.png",
+    "species_figure": "temperature_species.png",
+    "chemiscope": "trajectory.chemiscope.json.gz",
+    "relax_table": "relax_results.csv",
+}
+
+
+def check_outdir(outdir: Union[str, os.PathLike], force: bool) -> Path:
+    """Refuse an existing ``outdir`` unless ``force``."""
+    path = Path(outdir)
+    if path.exists() and not force:
+        raise UserInputError(
+            f"output folder '{path}' already exists; choose another one or pass "
+            "--force to replace it"
+        )
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"'{path}' exists and is not a folder")
+    return path
+
+
+class StagedFolder:
+    """A temporary folder next to ``target`` that becomes ``target`` on
+    :meth:`commit` and disappears on :meth:`discard`."""
+
+    def __init__(self, target: Union[str, os.PathLike], force: bool):
+        self.target = check_outdir(target, force)
+        parent = self.target.resolve().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(
+            tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=parent)
+        )
+
+    def commit(self) -> Path:
+        if self.target.exists():
+            shutil.rmtree(self.target)
+        os.replace(self.path, self.target)
+        return self.target
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def clean_json(value: Any) -> Any:
+    """JSON-safe copy: numpy to python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return clean_json(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_json(path: Path, data: Dict[str, Any]) -> None:
+    path.write_text(json.dumps(clean_json(data), indent=2) + "\n")
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: List[Dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in columns})
+
+
+class TrajectoryWriter:
+    """ASE observer appending the current frame to an extxyz file (flushed at once, so
+    a stopped run keeps its trajectory). Frames carry ``time_fs``, ``temperature_K``,
+    ``potential_eV`` in ``info`` and the momenta; with both force kinds available,
+    ``forces_conservative``, ``forces_direct`` and ``force_difference`` (|F_c - F_nc|,
+    eV/A) arrays."""
+
+    def __init__(self, dyn, path: Path):
+        self.dyn = dyn
+        self.path = path
+        self.stream = open(path, "w")
+        self.n_frames = 0
+        self.last_step = -1
+
+    def __call__(self) -> None:
+        from ase import units
+
+        dyn = self.dyn
+        atoms = dyn.atoms
+        frame = ase.Atoms(
+            numbers=atoms.numbers,
+            positions=atoms.positions,
+            cell=atoms.cell,
+            pbc=atoms.pbc,
+        )
+        frame.set_momenta(atoms.get_momenta())
+        frame.info["step"] = int(dyn.nsteps)
+        frame.info["time_fs"] = float(dyn.get_time() / units.fs)
+        frame.info["temperature_K"] = float(dyn.temperature())
+        frame.info["potential_eV"] = float(dyn.potential_energy())
+        last = dyn.last
+        if last is not None and last.conservative is not None:
+            frame.arrays["forces_conservative"] = last.conservative
+        if last is not None and last.direct is not None:
+            frame.arrays["forces_direct"] = last.direct
+        difference = dyn.force_difference()
+        if difference is not None:
+            frame.arrays["force_difference"] = difference
+        ase.io.write(self.stream, frame, format="extxyz")
+        self.stream.flush()
+        self.n_frames += 1
+        self.last_step = int(dyn.nsteps)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def plot_md(rows: List[Dict[str, float]], folder: Path, title: str, target=None):
+    """Temperature and conserved energy against time; per-species temperatures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    time = [r["time_fs"] / 1000 for r in rows]
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
+    top.plot(time, [r["temperature_K"] for r in rows], lw=1)
+    if target is not None:
+        top.axhline(target, color="k", ls="--", lw=0.8, label="target")
+        top.legend()
+    top.set_ylabel("temperature (K)")
+    top.set_title(title)
+    first = rows[0]["conserved_eV"] if rows else 0.0
+    bottom.plot(
+        time, [r["conserved_eV"] - first for r in rows], lw=1, label="conserved"
+    )
+    bottom.plot(
+        time, [r["total_eV"] - first for r in rows], lw=1, ls=":", label="Epot + Ekin"
+    )
+    bottom.set_ylabel("energy - initial (eV)")
+    bottom.set_xlabel("time (ps)")
+    bottom.legend()
+    fig.tight_layout()
+    fig.savefig(folder / FILES["temperature_figure"], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    keys = [k for k in (rows[0] if rows else {}) if k.startswith("temperature_")]
+    for key in keys:
+        label = key[len("temperature_") : -len("_K")]
+        ax.plot(time, [r[key] for r in rows], lw=1, label=label)
+    if target is not None:
+        ax.axhline(target, color="k", ls="--", lw=0.8, label="target")
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel("temperature (K)")
+    ax.set_title("temperature per species")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / FILES["species_figure"], dpi=110)
+    plt.close(fig)
+
+
+def write_chemiscope(trajectory: Path, path: Path, cutoff: float = 3.5) -> Dict:
+    """Chemiscope dataset of the trajectory: per-frame time, temperature, potential
+    energy; per-atom |F_c - F_nc| (eV/A) when every frame has it, with arrows."""
+    import chemiscope
+
+    frames = ase.io.read(trajectory, ":")
+    properties: Dict[str, Any] = {
+        "time": {
+            "target": "structure",
+            "values": [f.info["time_fs"] for f in frames],
+            "units": "fs",
+        },
+        "temperature": {
+            "target": "structure",
+            "values": [f.info["temperature_K"] for f in frames],
+            "units": "K",
+        },
+        "potential energy": {
+            "target": "structure",
+            "values": [f.info["potential_eV"] for f in frames],
+            "units": "eV",
+        },
+    }
+    kwargs: Dict[str, Any] = {}
+    if all("force_difference" in f.arrays for f in frames):
+        properties["|F_c - F_nc|"] = {
+            "target": "atom",
+            "values": np.concatenate([f.arrays["force_difference"] for f in frames]),
+            "units": "eV/A",
+            "description": "norm of conservative minus direct force",
+        }
+        for f in frames:
+            f.arrays["difference_forces"] = (
+                f.arrays["forces_conservative"] - f.arrays["forces_direct"]
+            )
+        kwargs["environments"] = chemiscope.all_atomic_environments(frames, cutoff)
+        kwargs["shapes"] = {
+            "difference_forces": chemiscope.ase_vectors_to_arrows(
+                frames, "difference_forces", scale=1.0
+            )
+        }
+    settings = {"map": {"x": {"property": "time"}, "y": {"property": "temperature"}}}
+    chemiscope.write_input(
+        str(path),
+        structures=frames,
+        properties=properties,
+        settings=settings,
+        metadata={"name": "mtt-nc md trajectory"},
+        **kwargs,
+    )
+    return properties

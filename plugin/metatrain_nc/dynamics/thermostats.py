@@ -1,0 +1,107 @@
+"""Thermostat half-steps acting on velocities: Bussi (SVR) and Langevin.
+
+Each thermostat acts on momenta for a time ``dt`` (ASE time units) and returns the
+kinetic energy it took out of the system (eV; negative when it added energy), which
+the integrator accumulates into the conserved quantity ``E_pot + E_kin + sum(taken)``.
+
+- :class:`SVRThermostat`: stochastic velocity rescaling (G. Bussi, D. Donadio,
+  M. Parrinello, J. Chem. Phys. 126, 014101 (2007)), global: all velocities scaled by
+  one factor drawn so that the kinetic energy follows the canonical distribution with
+  relaxation time ``tau``.
+- :class:`LangevinThermostat`: per-atom Ornstein-Uhlenbeck update
+  ``v <- c v + sqrt((1 - c^2) kT / m) xi`` with ``c = exp(-dt / tau)`` (friction
+  ``1/tau``), exact for the free particle.
+"""
+
+import math
+from typing import Optional
+
+import numpy as np
+from ase import units
+
+
+class Thermostat:
+    """Base class: ``apply(momenta, masses, dt) -> (momenta, energy taken, eV)``."""
+
+    name = "nve"
+
+    def apply(self, momenta: np.ndarray, masses: np.ndarray, dt: float):
+        return momenta, 0.0
+
+
+class SVRThermostat(Thermostat):
+    """Bussi stochastic velocity rescaling.
+
+    :param temperature_K: target temperature (K).
+    :param tau: relaxation time (ASE time units).
+    :param ndof: number of degrees of freedom (``3N - 3`` when the total momentum is
+        conserved, ``3N`` otherwise).
+    :param rng: numpy random generator.
+    """
+
+    name = "svr"
+
+    def __init__(
+        self,
+        temperature_K: float,
+        tau: float,
+        ndof: int,
+        rng: Optional[np.random.Generator] = None,
+    ):
+        self.temperature_K = float(temperature_K)
+        self.tau = float(tau)
+        self.ndof = int(ndof)
+        self.rng = rng if rng is not None else np.random.default_rng()
+
+    def apply(self, momenta: np.ndarray, masses: np.ndarray, dt: float):
+        kinetic = 0.5 * float(np.sum(momenta**2 / masses))
+        if kinetic <= 0.0:
+            return momenta, 0.0
+        target = 0.5 * self.ndof * units.kB * self.temperature_K
+        c = math.exp(-dt / self.tau) if self.tau > 0 else 0.0
+        r1 = self.rng.standard_normal()
+        # sum of (ndof - 1) squared standard normals: a chi-squared variable
+        rest = (
+            2.0 * self.rng.standard_gamma(0.5 * (self.ndof - 1)) if self.ndof > 1 else 0
+        )
+        per_dof = target / self.ndof
+        new = (
+            c * kinetic
+            + (1.0 - c) * per_dof * (r1 * r1 + rest)
+            + 2.0 * r1 * math.sqrt(c * (1.0 - c) * kinetic * per_dof)
+        )
+        scale = math.sqrt(max(new, 0.0) / kinetic)
+        # the sign keeps the update a continuous map of the random numbers
+        if r1 + math.sqrt(c * kinetic / ((1.0 - c) * per_dof + 1e-300)) < 0.0:
+            scale = -scale
+        return momenta * scale, kinetic - new
+
+
+class LangevinThermostat(Thermostat):
+    """Langevin (white-noise) thermostat acting on each atom.
+
+    :param temperature_K: target temperature (K).
+    :param tau: relaxation time ``1 / friction`` (ASE time units).
+    :param rng: numpy random generator.
+    """
+
+    name = "langevin"
+
+    def __init__(
+        self,
+        temperature_K: float,
+        tau: float,
+        rng: Optional[np.random.Generator] = None,
+    ):
+        self.temperature_K = float(temperature_K)
+        self.tau = float(tau)
+        self.rng = rng if rng is not None else np.random.default_rng()
+
+    def apply(self, momenta: np.ndarray, masses: np.ndarray, dt: float):
+        before = 0.5 * float(np.sum(momenta**2 / masses))
+        c = math.exp(-dt / self.tau)
+        sigma = np.sqrt((1.0 - c * c) * units.kB * self.temperature_K * masses)
+        noise = self.rng.standard_normal(momenta.shape)
+        new = c * momenta + sigma * noise
+        after = 0.5 * float(np.sum(new**2 / masses))
+        return new, before - after
