@@ -1,0 +1,111 @@
+"""``mtt-nc relax``: fraction of structures converged per force mode and optimiser."""
+
+import argparse
+
+DESCRIPTION = (
+    "geometry-optimisation check: fraction converged within N steps with "
+    "conservative and direct forces, L-BFGS and FIRE"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="exported model (.pt) or metatrain checkpoint")
+    parser.add_argument("structures", help="structures file (any format ASE reads)")
+    parser.add_argument(
+        "-o", "--output-dir", required=True, help="folder for the results (new)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace OUTPUT_DIR if it exists"
+    )
+    parser.add_argument(
+        "--forces",
+        default="auto",
+        help="comma-separated force modes among conservative,direct (default: both "
+        "when the model has a direct head, else conservative)",
+    )
+    parser.add_argument(
+        "--optimizers", default="LBFGS,FIRE", help="comma-separated (LBFGS,FIRE)"
+    )
+    parser.add_argument(
+        "--fmax", type=float, default=1e-3, help="convergence threshold, eV/A (1e-3)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=1000, help="maximum steps per relaxation (1000)"
+    )
+    parser.add_argument(
+        "--sigma",
+        type=float,
+        default=0.0,
+        help="random displacement of the starting positions, A (0)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--index", default=":", help="frames of STRUCTURES to use (ASE index, ':')"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .forces import ModelForces
+    from .outputs import FILES, StagedFolder, check_outdir, write_csv, write_json
+    from .relax import relaxation_check
+    from .structures import read_structures
+
+    check_outdir(args.output_dir, args.force)
+    frames = read_structures(args.structures, args.index)
+    model = ModelForces(args.model, device=args.device)
+    if args.forces == "auto":
+        modes = ["conservative", "direct"] if model.has_direct else ["conservative"]
+    else:
+        modes = [m.strip() for m in args.forces.split(",") if m.strip()]
+    optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()]
+    # validation before any work: an empty run raises the same errors
+    relaxation_check(model, frames[:1], modes, optimizers, args.fmax, 1, args.sigma)
+    bar = tqdm(total=len(frames) * len(modes) * len(optimizers), unit="relax")
+    try:
+        result = relaxation_check(
+            model,
+            frames,
+            modes,
+            optimizers,
+            fmax=args.fmax,
+            steps=args.steps,
+            sigma=args.sigma,
+            seed=args.seed,
+            progress=bar.update,
+        )
+    finally:
+        bar.close()
+    folder = StagedFolder(args.output_dir, args.force)
+    try:
+        columns = list(result["records"][0].keys())
+        write_csv(folder.path / FILES["relax_table"], columns, result["records"])
+        summary = {
+            "model": model.source,
+            "structures": args.structures,
+            "n_structures": len(frames),
+            "settings": {
+                "forces": modes,
+                "optimizers": optimizers,
+                "fmax_eV_per_A": args.fmax,
+                "max_steps": args.steps,
+                "sigma_A": args.sigma,
+                "seed": args.seed,
+            },
+            "fraction_converged": result["fractions"],
+            "files": {"table": FILES["relax_table"], "summary": FILES["summary"]},
+        }
+        write_json(folder.path / FILES["summary"], summary)
+        target = folder.commit()
+    except BaseException:
+        folder.discard()
+        raise
+    print(f"fraction converged within {args.steps} steps (fmax {args.fmax} eV/A):")
+    print(f"{'forces':<14}" + "".join(f"{o:>10}" for o in optimizers))
+    for mode in modes:
+        values = result["fractions"][mode]
+        print(f"{mode:<14}" + "".join(f"{values[o]:>10.2f}" for o in optimizers))
+    print(f"results in {target}")
+    return 0
