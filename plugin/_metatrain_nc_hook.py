@@ -1,42 +1,55 @@
 """Start-up hook of metatrain-nc: lets the unmodified metatrain find plugin
-architectures.
+architectures declared as entry points (group ``metatrain.architectures``).
 
-Loaded at interpreter start by ``metatrain_nc_hook.pth`` (site-packages root). It only
-inserts :data:`FINDER` first in ``sys.meta_path``; nothing else happens until a
-``metatrain.*`` module is imported for the first time. Then the finder
+``metatrain_nc_hook.pth`` (site-packages root) imports this module at interpreter
+start; it only puts :data:`FINDER` first in ``sys.meta_path``. It imports nothing
+(``importlib.abc`` alone would cost ~16 ms: a meta-path finder is any object with
+``find_spec``). Work happens on the first import of a ``metatrain.*`` module:
 
-1. reads the entry points of the group ``metatrain.architectures`` (name -> module);
-2. refuses names that metatrain itself has (a folder or module of that name in
-   metatrain's package): never shadows a metatrain architecture;
-3. aliases ``metatrain.<name>[.<sub>]`` to the registered module: the very same
-   module object is returned, nothing is imported twice;
-4. when ``metatrain.utils.architectures`` executes, extends
-   ``find_all_architectures`` with the registered names (skipping names metatrain
-   already lists, so the hook becomes a no-op once metatrain reads entry points
-   itself) and maps ``get_architecture_path`` / ``get_architecture_name`` to and
-   from the plugin's folders.
+1. the entry points are read (:func:`registered_architectures`); a name that
+   metatrain's own package folder holds is refused, so a metatrain architecture is
+   never shadowed;
+2. ``metatrain.<name>[.<sub>]`` is an alias of the registered module: the very same
+   module object, nothing is imported twice;
+3. right after ``metatrain.utils.architectures`` executes, ``find_all_architectures``
+   also lists the registered names, ``get_architecture_path`` /
+   ``get_architecture_name`` map them to and from the plugin's folder,
+   ``preload_documentation_module`` loads their ``documentation.py``, and
+   ``import_architecture`` shows the plugin's own "unsupported metatrain" message
+   instead of metatrain's generic import error. A name that metatrain already lists
+   (a metatrain that reads entry points itself) is left alone: the hook is a no-op
+   for it;
+4. right after ``metatrain.cli.train`` executes, ``train_model`` refuses a
+   ``--restart`` across architectures when a plugin architecture is involved.
 
-Any error is kept in :data:`STATE` (``mtt-nc doctor`` reports it) and never breaks
-interpreter start-up or an import. Importing ``importlib.abc`` is avoided on purpose
-(~16 ms): a meta-path finder is any object with ``find_spec``.
+Setting the environment variable ``METATRAIN_NC_DISABLE_HOOK=1`` keeps the finder
+out. No failure here ever breaks interpreter start-up or an import: errors are kept
+in :data:`STATE`, which ``mtt-nc doctor`` reports.
 """
 
+import os
 import sys
 
 GROUP = "metatrain.architectures"
+DISABLE_VARIABLE = "METATRAIN_NC_DISABLE_HOOK"
 
-#: what the hook did in this interpreter: read by ``mtt-nc doctor``
+#: what the hook did in this interpreter (read by ``mtt-nc doctor``)
 STATE = {
-    "installed": False,
-    "registered": None,  # name -> module, once entry points were read
-    "refused": {},  # name -> reason
-    "patched": False,
-    "errors": [],
+    "installed": False,  # the finder is in sys.meta_path
+    "disabled": False,  # kept out by METATRAIN_NC_DISABLE_HOOK
+    "registered": None,  # name -> module served by the hook, once read
+    "refused": {},  # name -> why the hook does not serve it
+    "native": [],  # registered names that metatrain lists by itself
+    "patched": [],  # metatrain modules patched after they executed
+    "errors": [],  # anything that went wrong, as text
 }
+
+# metatrain sub-packages that are not architectures
+_RESERVED = ("cli", "utils", "share", "experimental", "deprecated")
 
 
 class _AliasLoader:
-    """Loads ``metatrain.<name>...`` as the already imported real module."""
+    """Loads ``metatrain.<name>...`` as the registered (real) module object."""
 
     def __init__(self, target):
         self.target = target
@@ -50,7 +63,7 @@ class _AliasLoader:
         return module
 
     def exec_module(self, module):
-        # importlib set the alias spec on the real module: put the real one back
+        # the import system set the alias spec on the real module: put its own back
         if self.real_spec is not None:
             module.__spec__ = self.real_spec
 
@@ -67,8 +80,10 @@ class _PatchingLoader:
 
     def exec_module(self, module):
         self.loader.exec_module(module)
+        module.__loader__ = self.loader
         try:
             self.patch(module)
+            STATE["patched"].append(module.__name__)
         except Exception as error:  # never break metatrain's own import
             STATE["errors"].append(f"patching {module.__name__}: {error!r}")
 
@@ -77,102 +92,140 @@ class _PatchingLoader:
 
 
 class _Finder:
-    """Meta-path finder for plugin architectures (see the module docstring)."""
+    """Meta-path finder serving plugin architectures (see the module docstring)."""
 
     def find_spec(self, fullname, path=None, target=None):
         if not fullname.startswith("metatrain."):
             return None
         try:
-            return self._find_spec(fullname, path, target)
+            if fullname in _PATCHES:
+                return self._patched_spec(fullname, path, target)
+            return self._alias_spec(fullname)
         except Exception as error:
             STATE["errors"].append(f"finding {fullname}: {error!r}")
             return None
 
-    def _find_spec(self, fullname, path, target):
-        if fullname in _PATCHES:
-            return self._patched_spec(fullname, path, target)
-        registered = registered_architectures()
+    def _alias_spec(self, fullname):
         parts = fullname.split(".")
+        registered = registered_architectures()
         name = parts[1]
-        if name not in registered:
+        if name not in registered or name in STATE["native"]:
             return None
         from importlib.machinery import ModuleSpec
 
-        real = ".".join([registered[name]] + parts[2:])
-        return ModuleSpec(fullname, _AliasLoader(real))
+        return ModuleSpec(
+            fullname, _AliasLoader(".".join([registered[name]] + parts[2:]))
+        )
 
     def _patched_spec(self, fullname, path, target):
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _PatchingLoader(spec.loader, _PATCHES[fullname])
-                return spec
+            if spec is None:
+                continue
+            if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                spec.loader = _PatchingLoader(spec.loader, _PATCHES[fullname])
+            return spec
         return None
+
+
+def metatrain_folders():
+    """The folders of metatrain's own package (empty if metatrain is missing).
+
+    Found without importing metatrain.
+    """
+    module = sys.modules.get("metatrain")
+    if module is not None:
+        return list(getattr(module, "__path__", []))
+    import importlib.util
+
+    spec = importlib.util.find_spec("metatrain")
+    if spec is None or spec.submodule_search_locations is None:
+        return []
+    return list(spec.submodule_search_locations)
+
+
+def _metatrain_has(name, folders):
+    for folder in folders:
+        candidate = os.path.join(folder, name)
+        if os.path.isdir(candidate) or os.path.isfile(candidate + ".py"):
+            return candidate
+    return None
 
 
 def registered_architectures():
     """Plugin architectures this hook serves: entry-point name -> module path.
 
-    Read once, on first use. Names that metatrain itself has are left out and
-    recorded in ``STATE["refused"]``.
+    Read once, on first use. Names the hook does not serve (metatrain has a module of
+    that name, an invalid name, a name registered twice) are left out and recorded,
+    with the reason, in ``STATE["refused"]``.
     """
-    if STATE["registered"] is not None:
-        return STATE["registered"]
-    STATE["registered"] = {}
-    from importlib.metadata import entry_points
+    registered = STATE["registered"]
+    if registered is not None:
+        return registered
+    registered = STATE["registered"] = {}  # also guards against re-entry
+    try:
+        from importlib.metadata import entry_points
 
-    metatrain = sys.modules.get("metatrain")
-    roots = list(getattr(metatrain, "__path__", []))
-    import os
+        folders = metatrain_folders()
+        for entry_point in entry_points(group=GROUP):
+            name, value = entry_point.name, entry_point.value
+            if name in registered:
+                if registered[name] != value:
+                    STATE["refused"][name + " = " + value] = (
+                        f"'{name}' is already registered as {registered[name]}"
+                    )
+                continue
+            if not name.isidentifier():
+                STATE["refused"][name] = "not a valid architecture name"
+                continue
+            own = _metatrain_has(name, folders)
+            if own is not None or name in _RESERVED:
+                STATE["refused"][name] = (
+                    f"metatrain has its own '{name}' ({own}); not shadowed"
+                )
+                continue
+            registered[name] = value
+    except Exception as error:
+        STATE["errors"].append(f"reading entry points: {error!r}")
+    return registered
 
-    found = {}
-    for entry_point in entry_points(group=GROUP):
-        name = entry_point.name
-        if "." in name or not name.isidentifier():
-            STATE["refused"][name] = "not a valid architecture name"
-            continue
-        own = [
-            root
-            for root in roots
-            if os.path.isdir(os.path.join(root, name))
-            or os.path.isfile(os.path.join(root, name + ".py"))
-        ]
-        if own:
-            STATE["refused"][name] = (
-                f"metatrain has its own '{name}' ({own[0]}); not shadowed"
-            )
-            continue
-        found[name] = entry_point.value
-    STATE["registered"] = found
-    return found
+
+def _package_folder(module_name):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
 def _patch_architectures(module):
     """Make ``metatrain.utils.architectures`` list and locate plugin architectures."""
-    import importlib.util
     from pathlib import Path
 
     registered = registered_architectures()
-    native = module.find_all_architectures()
+    native = set(module.find_all_architectures())
     extra = {}
     for name, target in registered.items():
         if name in native:
-            STATE["refused"][name] = "metatrain lists it already; hook not needed"
+            STATE["native"].append(name)
             continue
-        spec = importlib.util.find_spec(target)
-        if spec is None or not spec.submodule_search_locations:
-            STATE["errors"].append(f"entry point {name} = {target}: not a package")
+        folder = _package_folder(target)
+        if folder is None:
+            STATE["refused"][name] = f"{target} is not an importable package"
             continue
-        extra[name] = Path(list(spec.submodule_search_locations)[0]).resolve()
+        extra[name] = folder
     if not extra:
         return
 
     original_find = module.find_all_architectures
     original_path = module.get_architecture_path
     original_name = module.get_architecture_name
+    original_import = module.import_architecture
+    original_preload = module.preload_documentation_module
 
     def find_all_architectures():
         names = list(original_find())
@@ -184,23 +237,51 @@ def _patch_architectures(module):
         return original_path(name)
 
     def get_architecture_name(path):
-        resolved = Path(path).resolve()
-        for name, folder in extra.items():
-            if resolved == folder or folder in resolved.parents:
-                return name
+        given = Path(path)
+        directory = given if given.is_dir() else given.parent
+        if given.exists():
+            resolved = directory.resolve()
+            for name, folder in extra.items():
+                if resolved == folder:
+                    return name
         return original_name(path)
+
+    def preload_documentation_module(name):
+        path = extra.get(name)
+        if path is None or not (path / "documentation.py").is_file():
+            return original_preload(name)
+        import importlib.util
+
+        # loaded in isolation like metatrain does, but under its real name, so that
+        # relative imports inside the plugin package resolve
+        spec = importlib.util.spec_from_file_location(
+            registered[name] + ".documentation", path / "documentation.py"
+        )
+        documentation = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(documentation)
+        sys.modules[f"metatrain.{name}.documentation"] = documentation
+        return documentation
+
+    def import_architecture(name):
+        try:
+            return original_import(name)
+        except ImportError as error:
+            cause = error.__cause__
+            if type(cause).__name__ == "UnsupportedMetatrainError":
+                # metatrain's "broken installation" wrapper hides the real fix
+                raise cause from None
+            raise
 
     for function, original in (
         (find_all_architectures, original_find),
         (get_architecture_path, original_path),
         (get_architecture_name, original_name),
+        (import_architecture, original_import),
+        (preload_documentation_module, original_preload),
     ):
         function.__doc__ = original.__doc__
         function.__wrapped__ = original
-    module.find_all_architectures = find_all_architectures
-    module.get_architecture_path = get_architecture_path
-    module.get_architecture_name = get_architecture_name
-    STATE["patched"] = True
+        setattr(module, function.__name__, function)
 
 
 def _patch_train_cli(module):
@@ -209,7 +290,7 @@ def _patch_train_cli(module):
     metatrain continues a checkpoint with the checkpoint's own architecture, whatever
     the options file says. With a plugin architecture on either side, that silently
     trains something else than asked (e.g. a ``pet_nc`` checkpoint continued as
-    ``pet_nc`` by a ``pet_m`` options file): refuse with the way out instead.
+    ``pet_nc`` by a ``pet_m`` options file): refuse, naming the way out.
     """
     original = module.train_model
 
@@ -226,13 +307,16 @@ def _patch_train_cli(module):
 
 
 def _check_restart_architecture(options, restart_from):
-    import torch
+    try:
+        import torch
 
-    wanted = options["architecture"]["name"]
-    checkpoint = torch.load(restart_from, weights_only=False, map_location="cpu")
-    written_by = checkpoint.get("architecture_name")
-    plugin = registered_architectures()
-    if written_by == wanted or not ({wanted, written_by} & set(plugin)):
+        wanted = options["architecture"]["name"]
+        checkpoint = torch.load(restart_from, weights_only=False, map_location="cpu")
+        written_by = checkpoint.get("architecture_name")
+    except Exception:  # unreadable: metatrain's own error is the right one
+        return
+    plugin = set(registered_architectures()) - set(STATE["native"])
+    if written_by == wanted or not ({wanted, written_by} & plugin):
         return
     raise ValueError(
         f"the checkpoint '{restart_from}' was written by the '{written_by}' "
@@ -243,17 +327,21 @@ def _check_restart_architecture(options, restart_from):
     )
 
 
-#: modules patched right after metatrain executes them
+#: metatrain modules patched right after they execute
 _PATCHES = {
     "metatrain.utils.architectures": _patch_architectures,
     "metatrain.cli.train": _patch_train_cli,
 }
 
+#: the finder this hook puts first in ``sys.meta_path``
 FINDER = _Finder()
 
 
 def install():
-    """Put the finder first in ``sys.meta_path`` (idempotent)."""
+    """Put :data:`FINDER` first in ``sys.meta_path`` (idempotent)."""
+    if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
+        STATE["disabled"] = True
+        return
     if not any(isinstance(finder, _Finder) for finder in sys.meta_path):
         sys.meta_path.insert(0, FINDER)
     STATE["installed"] = True
@@ -262,4 +350,4 @@ def install():
 try:
     install()
 except Exception as _error:  # pragma: no cover - never break start-up
-    STATE["errors"].append(repr(_error))
+    STATE["errors"].append(f"installing the finder: {_error!r}")

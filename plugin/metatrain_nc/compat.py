@@ -1,25 +1,43 @@
-"""Which metatrain this metatrain-nc works with, and a clear error otherwise."""
+"""Which metatrain this metatrain-nc works with, and a clear error otherwise.
 
+The architectures call :func:`check_metatrain_version` before importing anything from
+metatrain's internals (which they subclass and the start-up hook patches), so an
+unsupported metatrain gives one sentence naming the supported versions and the pip
+command that fixes it, not a traceback from deep inside metatrain. Import-light: only
+``importlib.metadata``.
+"""
+
+import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import Optional, Tuple
 
 from . import SUPPORTED_METATRAIN
 
 
-def _parse(text: str) -> Tuple[int, ...]:
+class UnsupportedMetatrainError(ImportError):
+    """The installed metatrain is missing or outside :data:`SUPPORTED_METATRAIN`.
+
+    An ``ImportError``, raised while importing ``metatrain_nc.pet_nc`` /
+    ``metatrain_nc.pet_m``; the start-up hook shows it as is when metatrain's
+    ``import_architecture`` would wrap it in a generic message.
+    """
+
+
+def _release(text: str) -> Tuple[int, ...]:
+    """The leading release numbers of a version (``"2026.4.1rc1"`` -> (2026, 4, 1))."""
     numbers = []
-    for part in text.split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
-        if not digits:
+    for part in text.strip().split("."):
+        match = re.match(r"\d+", part)
+        if match is None:
             break
-        numbers.append(int(digits))
-        if digits != part:  # pre-release or local tag: stop here
+        numbers.append(int(match.group()))
+        if match.end() != len(part):  # pre-release, post-release or local tag
             break
     return tuple(numbers)
 
 
 def metatrain_version() -> Optional[str]:
-    """The installed metatrain version, or ``None`` if metatrain is missing."""
+    """The installed metatrain version, or ``None`` if metatrain is not installed."""
     try:
         return version("metatrain")
     except PackageNotFoundError:
@@ -27,11 +45,14 @@ def metatrain_version() -> Optional[str]:
 
 
 def is_supported(installed: Optional[str]) -> bool:
-    """Whether ``installed`` lies in the range of ``SUPPORTED_METATRAIN``."""
+    """Whether the version ``installed`` lies in the range :data:`SUPPORTED_METATRAIN`.
+
+    ``None`` (metatrain not installed) is not supported.
+    """
     if installed is None:
         return False
-    lowest, first_unsupported = (_parse(v) for v in SUPPORTED_METATRAIN)
-    return lowest <= _parse(installed) < first_unsupported
+    lowest, first_unsupported = (_release(v) for v in SUPPORTED_METATRAIN)
+    return lowest <= _release(installed) < first_unsupported
 
 
 def supported_range() -> str:
@@ -40,18 +61,23 @@ def supported_range() -> str:
     return f"metatrain>={lowest},<{first_unsupported}"
 
 
-def check_metatrain_version() -> None:
-    """Raise ``ImportError`` naming the supported versions if metatrain is not one.
+def unsupported_message(installed: Optional[str]) -> str:
+    """The sentence telling a user that ``installed`` is unsupported, and the fix."""
+    found = "is not installed" if installed is None else f"{installed} is installed"
+    return (
+        f"metatrain-nc needs {supported_range()}, but metatrain {found}. Fix it with "
+        f"`pip install '{supported_range()}'`, or install the metatrain-nc release "
+        "made for your metatrain."
+    )
 
-    Called when ``pet_nc`` / ``pet_m`` are imported, before anything from metatrain's
-    internals (which the architectures subclass and the start-up hook patches).
+
+def check_metatrain_version() -> None:
+    """Raise :class:`UnsupportedMetatrainError` unless the metatrain is supported.
+
+    :raises UnsupportedMetatrainError: metatrain is missing or its version is outside
+        :data:`metatrain_nc.SUPPORTED_METATRAIN`; the message names the supported
+        versions and the pip command that installs one.
     """
     installed = metatrain_version()
-    if is_supported(installed):
-        return
-    found = "is not installed" if installed is None else f"{installed} is installed"
-    raise ImportError(
-        f"metatrain-nc needs {supported_range()}, but metatrain {found}. Fix it with "
-        f"`pip install '{supported_range()}'`, or install a metatrain-nc release made "
-        "for your metatrain."
-    )
+    if not is_supported(installed):
+        raise UnsupportedMetatrainError(unsupported_message(installed))

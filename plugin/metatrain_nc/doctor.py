@@ -1,24 +1,31 @@
-"""``mtt-nc doctor``: is the registration of the plugin architectures active here?
+"""``mtt-nc doctor``: does the unmodified metatrain find the plugin architectures here?
 
-Reports whether the start-up hook is loaded in this interpreter, which architectures
-metatrain sees (its own and the plugins'), which evaluators are registered, the
-versions in use, and what to do when something is off. Exit code 0 when metatrain
-finds every registered plugin architecture, 1 otherwise.
+Reports, for the interpreter it runs in: whether the start-up hook is loaded and active,
+which architectures metatrain sees (its own and the registered ones, and any registered
+name the hook refused), which evaluators are registered, the versions in use, and for
+each problem what to do. Exit code 0 when every architecture that metatrain-nc declares
+is usable through ``mtt``, 1 otherwise.
 """
 
 import argparse
+import importlib
+import site
 import sys
-import sysconfig
-from importlib.metadata import PackageNotFoundError, entry_points, version
+from importlib.metadata import PackageNotFoundError, distribution, entry_points, version
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 DESCRIPTION = (
-    "check that metatrain finds the plugin architectures (start-up hook, versions, "
-    "registered architectures and evaluators)"
+    "check that metatrain finds the plugin architectures (start-up hook, registered "
+    "architectures and evaluators, versions)"
 )
 
+DISTRIBUTION = "metatrain-nc"
+HOOK_MODULE = "_metatrain_nc_hook"
 HOOK_PTH = "metatrain_nc_hook.pth"
+ARCHITECTURE_GROUP = "metatrain.architectures"
+
+#: distributions whose versions are reported, in this order
 PACKAGES = [
     "metatrain-nc",
     "metatrain",
@@ -30,8 +37,11 @@ PACKAGES = [
     "vesin",
 ]
 
+Problem = Tuple[str, str]  # (what is wrong, what to do)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: print problems only."""
     parser.add_argument(
         "--quiet", action="store_true", help="print problems only (exit code says it)"
     )
@@ -47,127 +57,249 @@ def _versions() -> Dict[str, str]:
     return found
 
 
-def _hook_pth_locations() -> List[Path]:
-    places = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    return [Path(p) / HOOK_PTH for p in places if (Path(p) / HOOK_PTH).exists()]
+def _site_directories() -> List[Path]:
+    """Directories whose ``.pth`` files Python reads at start-up."""
+    directories = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE is not False:
+        directories.append(site.getusersitepackages())
+    return [Path(d).resolve() for d in directories]
 
 
-def diagnose() -> dict:
-    """Everything ``mtt-nc doctor`` reports, as a dict (no printing).
+def _pth_status() -> Dict[str, Any]:
+    """Where the hook's ``.pth`` should be (next to metatrain-nc's metadata)."""
+    try:
+        dist = distribution(DISTRIBUTION)
+    except PackageNotFoundError:
+        return {"expected": None, "exists": False, "in_site_dir": False}
+    expected = Path(str(dist.locate_file(HOOK_PTH))).resolve()
+    return {
+        "expected": str(expected),
+        "exists": expected.is_file(),
+        "in_site_dir": expected.parent in _site_directories(),
+    }
 
-    :return: keys ``versions``, ``hook_loaded``, ``hook_state``, ``pth_files``,
-        ``site_disabled``, ``registered``, ``metatrain_architectures``,
-        ``missing``, ``evaluators``, ``supported``, ``problems`` (list of
-        ``(problem, what to do)``).
+
+def _own_architectures() -> Dict[str, str]:
+    """Architectures that metatrain-nc itself declares (name -> module)."""
+    try:
+        dist = distribution(DISTRIBUTION)
+    except PackageNotFoundError:
+        return {}
+    return {
+        ep.name: ep.value for ep in dist.entry_points if ep.group == ARCHITECTURE_GROUP
+    }
+
+
+def _probe_hook_import() -> Optional[str]:
+    """Why the hook module cannot be imported, or ``None`` if it can."""
+    try:
+        importlib.import_module(HOOK_MODULE)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def diagnose() -> Dict[str, Any]:
+    """Everything ``mtt-nc doctor`` reports, without printing.
+
+    :return: keys ``versions`` (name -> version), ``hook`` (``loaded``, ``active``,
+        ``file``, ``state``), ``pth`` (``expected``, ``exists``, ``in_site_dir``),
+        ``site_disabled``, ``registered`` and ``own`` (name -> module),
+        ``metatrain_own`` and ``seen`` (names), ``refused`` (name -> reason),
+        ``evaluators`` (name -> module), ``supported`` (bool), ``problems`` and
+        ``warnings`` (lists of ``(what is wrong, what to do)``).
     """
-    from . import SUPPORTED_METATRAIN
+    from .cli import evaluator_entry_points
     from .compat import is_supported, metatrain_version, supported_range
 
-    problems = []
-    report: dict = {"versions": _versions()}
-    hook = sys.modules.get("_metatrain_nc_hook")
-    report["hook_loaded"] = hook is not None and hook.STATE.get("installed", False)
-    report["hook_state"] = dict(hook.STATE) if hook is not None else {}
-    report["pth_files"] = [str(p) for p in _hook_pth_locations()]
+    problems: List[Problem] = []
+    warnings: List[Problem] = []
+    report: Dict[str, Any] = {"versions": _versions()}
+
+    hook = sys.modules.get(HOOK_MODULE)
+    state = dict(getattr(hook, "STATE", {})) if hook is not None else {}
+    finder = getattr(hook, "FINDER", None)
+    report["hook"] = {
+        "loaded": hook is not None,
+        "file": getattr(hook, "__file__", None),
+        "state": state,
+        "in_meta_path": finder is not None and finder in sys.meta_path,
+    }
+    report["pth"] = _pth_status()
     report["site_disabled"] = bool(sys.flags.no_site)
-    registered = {
-        ep.name: ep.value for ep in entry_points(group="metatrain.architectures")
+    report["registered"] = {
+        ep.name: ep.value for ep in entry_points(group=ARCHITECTURE_GROUP)
     }
-    report["registered"] = registered
-    report["evaluators"] = {
-        ep.name: ep.value for ep in entry_points(group="metatrain.evaluators")
-    }
+    report["own"] = _own_architectures()
+    report["evaluators"] = evaluator_entry_points()
+
     installed = metatrain_version()
     report["supported"] = is_supported(installed)
-    if installed is None:
+    fix_version = f"pip install '{supported_range()}'"
+    if not report["supported"]:
         problems.append(
-            ("metatrain is not installed", f"pip install '{supported_range()}'")
+            (f"unsupported metatrain: {_unsupported(installed)}", fix_version)
         )
-    elif not report["supported"]:
-        problems.append(
-            (
-                f"metatrain {installed} is outside the supported range "
-                f"{SUPPORTED_METATRAIN[0]} <= version < {SUPPORTED_METATRAIN[1]}",
-                f"pip install '{supported_range()}'",
-            )
-        )
-    if report["site_disabled"]:
-        problems.append(
-            (
-                "Python runs without site (-S): .pth files, and so the hook, are off",
-                "run without -S, or `import _metatrain_nc_hook` before metatrain",
-            )
-        )
-    elif not report["pth_files"]:
-        problems.append(
-            (
-                f"{HOOK_PTH} is missing from site-packages",
-                "reinstall: pip install --force-reinstall metatrain-nc (or -e .)",
-            )
-        )
-    elif not report["hook_loaded"]:
-        problems.append(
-            (
-                "the hook did not load at start-up",
-                "check that site-packages is writable and reinstall metatrain-nc",
-            )
-        )
-    for error in report["hook_state"].get("errors", []):
-        problems.append((f"hook error: {error}", "report it with `mtt-nc doctor`"))
 
-    report["metatrain_architectures"] = []
-    report["missing"] = []
+    # what metatrain sees, through its own (possibly patched) function
+    report["seen"] = []
     if installed is not None:
         try:
             from metatrain.utils.architectures import find_all_architectures
 
-            seen = find_all_architectures()
-            report["metatrain_architectures"] = seen
-            report["missing"] = [name for name in registered if name not in seen]
-        except Exception as error:  # an incompatible metatrain
-            problems.append((f"metatrain could not list architectures: {error}", ""))
-            report["missing"] = list(registered)
-    for name in report["missing"]:
-        problems.append(
-            (
-                f"metatrain does not see the registered architecture '{name}'",
-                "fix the problems above; `mtt train` will not find it",
+            report["seen"] = list(find_all_architectures())
+        except Exception as error:
+            problems.append(
+                (f"metatrain cannot list its architectures: {error!r}", fix_version)
             )
+    # what the hook did (refresh: listing the architectures may have run it)
+    state = dict(getattr(hook, "STATE", {})) if hook is not None else {}
+    report["hook"]["state"] = state
+    report["refused"] = dict(state.get("refused", {}))
+    report["hook"]["active"] = bool(
+        report["hook"]["in_meta_path"]
+        and "metatrain.utils.architectures" in state.get("patched", [])
+    )
+    served = set(report["registered"]) - set(report["refused"])
+    served -= set(state.get("native", []))
+    report["metatrain_own"] = [name for name in report["seen"] if name not in served]
+
+    _hook_problems(report, problems)
+    for error in state.get("errors", []):
+        problems.append(
+            (f"start-up hook error: {error}", "report it to metatrain-nc developers")
         )
+
+    own = report["own"]
+    for name in report["registered"]:
+        if name in report["seen"] or name in report["refused"]:
+            continue
+        if name in own:
+            problems.append(
+                (
+                    f"metatrain does not see the architecture '{name}': `mtt train`, "
+                    "`mtt export` and checkpoint loading will not find it",
+                    "fix the problems listed above",
+                )
+            )
+    for name, reason in report["refused"].items():
+        item = (f"registered architecture '{name}' refused: {reason}", "")
+        if name in own:
+            problems.append(item)
+        else:
+            warnings.append(
+                (item[0], "its package should pick a name metatrain does not use")
+            )
     report["problems"] = problems
+    report["warnings"] = warnings
     return report
 
 
+def _unsupported(installed: Optional[str]) -> str:
+    from .compat import unsupported_message
+
+    return unsupported_message(installed)
+
+
+def _hook_problems(report: Dict[str, Any], problems: List[Problem]) -> None:
+    hook, pth = report["hook"], report["pth"]
+    state = hook["state"]
+    reinstall = "reinstall: pip install --force-reinstall --no-deps metatrain-nc"
+    if hook["active"]:
+        return
+    if state.get("disabled"):
+        problems.append(
+            (
+                "the start-up hook is disabled by METATRAIN_NC_DISABLE_HOOK",
+                "unset METATRAIN_NC_DISABLE_HOOK",
+            )
+        )
+    elif report["site_disabled"]:
+        problems.append(
+            (
+                "Python runs without the site module (-S): .pth files, and so the "
+                "start-up hook, are not read",
+                "run without -S, or `import _metatrain_nc_hook` before metatrain",
+            )
+        )
+    elif pth["expected"] is None:
+        problems.append(
+            ("metatrain-nc is not installed (no metadata found)", "pip install -e .")
+        )
+    elif not pth["exists"]:
+        problems.append((f"{pth['expected']} is missing", reinstall))
+    elif not pth["in_site_dir"]:
+        problems.append(
+            (
+                f"{pth['expected']} is not in a site directory (pip --target or "
+                "PYTHONPATH?): Python reads .pth files only from site-packages",
+                "pip install metatrain-nc into the environment (no --target)",
+            )
+        )
+    elif not hook["loaded"]:
+        why = _probe_hook_import()
+        problems.append(
+            (
+                "the start-up hook did not load"
+                + (f" ({why})" if why else " (it imports now: was sys.path changed?)"),
+                reinstall,
+            )
+        )
+    elif not hook["in_meta_path"]:
+        problems.append(
+            ("the start-up hook's finder was removed from sys.meta_path", reinstall)
+        )
+
+
+def _print_report(report: Dict[str, Any]) -> None:
+    print("versions:")
+    for name, value in report["versions"].items():
+        print(f"  {name:<16} {value}")
+    hook = report["hook"]
+    loaded = "yes" if hook["loaded"] else "no"
+    active = "yes" if hook["active"] else "no"
+    print(f"start-up hook loaded: {loaded}, active: {active}")
+    if hook["file"]:
+        print(f"  module  {hook['file']}")
+    if report["pth"]["expected"]:
+        exists = "" if report["pth"]["exists"] else "  (MISSING)"
+        print(f"  .pth    {report['pth']['expected']}{exists}")
+    print("architectures registered (entry points, group metatrain.architectures):")
+    for name, module in report["registered"].items():
+        if name in report["refused"]:
+            status = f"REFUSED: {report['refused'][name]}"
+        elif name in report["seen"]:
+            status = "seen by metatrain"
+        else:
+            status = "NOT seen by metatrain"
+        print(f"  {name:<16} {module:<32} {status}")
+    for name, reason in report["refused"].items():
+        if name not in report["registered"]:
+            print(f"  {name:<16} {'':<32} REFUSED: {reason}")
+    own = ", ".join(report["metatrain_own"]) or "-"
+    print(f"metatrain's own architectures: {own}")
+    print("evaluators (entry points, group metatrain.evaluators):")
+    for name, module in report["evaluators"].items():
+        print(f"  {name:<16} {module}")
+    if not report["evaluators"]:
+        print("  -")
+
+
 def run(args: argparse.Namespace) -> int:
+    """Print the report; 0 when the registration is usable, 1 otherwise."""
     report = diagnose()
     if not args.quiet:
-        print("versions:")
-        for name, value in report["versions"].items():
-            print(f"  {name:<16} {value}")
-        print(f"start-up hook loaded: {'yes' if report['hook_loaded'] else 'no'}")
-        for path in report["pth_files"]:
-            print(f"  {path}")
-        refused = report["hook_state"].get("refused", {})
-        print("plugin architectures (entry points, group metatrain.architectures):")
-        for name, module in report["registered"].items():
-            status = "seen by metatrain" if name not in report["missing"] else "MISSING"
-            if name in refused:
-                status += f" ({refused[name]})"
-            print(f"  {name:<16} {module:<28} {status}")
-        native = [
-            n
-            for n in report["metatrain_architectures"]
-            if n not in report["registered"]
-        ]
-        print(f"metatrain's own architectures: {', '.join(native) or '-'}")
-        print("evaluators (group metatrain.evaluators):")
-        for name, module in report["evaluators"].items():
-            print(f"  {name:<16} {module}")
+        _print_report(report)
+    for title, items in (
+        ("warnings", report["warnings"]),
+        ("problems", report["problems"]),
+    ):
+        if items:
+            print(f"{title}:")
+        for what, fix in items:
+            print(f"  - {what}" + (f"\n    fix: {fix}" if fix else ""))
     if report["problems"]:
-        print("problems:")
-        for problem, fix in report["problems"]:
-            print(f"  - {problem}" + (f"\n    fix: {fix}" if fix else ""))
         return 1
     if not args.quiet:
-        print("ok: metatrain finds every registered architecture")
+        print("ok: metatrain finds every architecture metatrain-nc registers")
     return 0
