@@ -35,7 +35,7 @@ that differ from PET are documented below.
 
 from typing import Optional
 
-from ..direct.documentation import DirectModelHypers, DirectTrainerHypers
+from metatrain_nc.direct.documentation import DirectModelHypers, DirectTrainerHypers
 
 
 class ModelHypers(DirectModelHypers):

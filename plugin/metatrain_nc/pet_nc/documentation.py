@@ -31,7 +31,7 @@ All of PET's hyperparameters are accepted with the same names and defaults; the
 additions and the trainer defaults that differ from PET are documented below.
 """
 
-from ..direct.documentation import DirectModelHypers, DirectTrainerHypers
+from metatrain_nc.direct.documentation import DirectModelHypers, DirectTrainerHypers
 
 
 class ModelHypers(DirectModelHypers):
