@@ -1,0 +1,89 @@
+"""Dynamics with a tiny ``pet_m`` trained by ``mtt train``: CLI smoke test and the
+i-PI MTS recipe run as shipped by the real ``i-pi``."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+
+from metatrain_nc.cli import main
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "ipi"
+
+
+def test_md_cli_with_checkpoint_and_export(tiny_pet_m, tmp_path):
+    structure = tmp_path / "ethanol.xyz"
+    ase.io.write(structure, ase.io.read(tiny_pet_m.data, 0))
+    results = {}
+    for kind in ("checkpoint", "exported"):
+        out = tmp_path / kind
+        argv = ["md", str(getattr(tiny_pet_m, kind)), str(structure), "-o", str(out)]
+        argv += ["--steps", "3", "--stride", "4", "--timestep", "2"]
+        argv += ["--max-temperature", "0"]
+        assert main(argv) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["status"] == "completed"
+        assert summary["model_forward_passes"] == 1 + 3 * 4
+        results[kind] = np.loadtxt(out / "md_log.csv", delimiter=",", skiprows=1)
+    # the checkpoint is exported on load: same model, same trajectory
+    np.testing.assert_allclose(results["checkpoint"], results["exported"], rtol=1e-4)
+
+
+def _ipi_executable() -> str:
+    candidate = Path(sys.executable).parent / "i-pi"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("i-pi")
+    if found is None:
+        pytest.skip("i-pi is not installed")
+    return found
+
+
+@pytest.mark.parametrize("recipe", ["nve_mts.xml"])
+def test_ipi_mts_recipe_runs(tiny_pet_m, tmp_path, recipe):
+    """The shipped recipe, with only the number of steps shortened, runs with the
+    real i-PI on a tiny pet_m (ethanol in a 20 A box) and writes its outputs."""
+    workdir = tmp_path / "ipi"
+    workdir.mkdir()
+    text = (RECIPES / recipe).read_text()
+    assert "<nmts>[1,8]</nmts>" in text
+    assert "<mts_weights>[1,0]</mts_weights>" in text
+    assert "<mts_weights>[-1,1]</mts_weights>" in text
+    start = text.index("<total_steps>")
+    end = text.index("</total_steps>")
+    text = text[:start] + "<total_steps> 3 </total_steps>" + text[end + 14 :]
+    (workdir / recipe).write_text(text)
+    shutil.copy(tiny_pet_m.exported, workdir / "model.pt")
+    molecule = ase.io.read(tiny_pet_m.data, 0)
+    molecule.cell = [20.0, 20.0, 20.0]
+    molecule.pbc = True
+    molecule.center()
+    ase.io.write(workdir / "init.xyz", molecule, format="extxyz")
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    run = subprocess.run(
+        [_ipi_executable(), recipe],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    prefix = recipe[: -len(".xml")]
+    lines = [
+        line
+        for line in (workdir / f"{prefix}.out").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    data = np.array([[float(x) for x in line.split()] for line in lines])
+    assert data.shape[0] == 4  # steps 0..3
+    np.testing.assert_allclose(data[:, 0], [0, 1, 2, 3])
+    np.testing.assert_allclose(data[:, 1], [0, 0.004, 0.008, 0.012], atol=1e-9)
+    assert np.all(np.isfinite(data))
+    assert (workdir / f"{prefix}.pos_0.extxyz").exists()
