@@ -1,0 +1,132 @@
+"""MD speed: conservative, direct and multiple-time-step forces (ratios, one process).
+
+192-atom water box, default-size untrained ``pet_m`` (energy, non_conservative_force
+and non_conservative_stress outputs; the weights do not change the cost), float32,
+the integrator of ``metatrain_nc.dynamics``. Reports MD steps (of the inner time step)
+per second for ``conservative`` (velocity Verlet, energy + backward every step),
+``direct`` (forward only) and ``mts`` with stride 8, and the ratios to conservative
+(theory for MTS: F / (1 + (F - 1) / M) with F the direct speed-up).
+
+A second table compares one force evaluation through our provider against
+metatomic's ASE calculator (conservative + direct in one call; direct only).
+
+    python benchmarks/md_speed.py [--inner-steps 16] [--stride 8]
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ase import units
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import default_model, export, median_time, print_table, water_frames  # noqa: E402
+
+from metatrain_nc.dynamics.forces import ModelForces  # noqa: E402
+from metatrain_nc.dynamics.integrator import MultipleTimeStep  # noqa: E402
+from metatrain_nc.dynamics.structures import maxwell_boltzmann  # noqa: E402
+
+
+def steps_per_second(model, atoms, forces: str, stride: int, inner_steps: int):
+    """Inner MD steps per second after one warm-up outer step."""
+    atoms = atoms.copy()
+    maxwell_boltzmann(atoms, 300.0, seed=0)
+    dyn = MultipleTimeStep(
+        atoms, 0.5 * units.fs * stride, model, forces=forces, stride=stride
+    )
+    dyn.run(1)  # warm-up (neighbour lists, TorchScript profiling)
+    outer = max(inner_steps // stride, 1)
+    start = time.perf_counter()
+    dyn.run(outer)
+    return outer * stride / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inner-steps", type=int, default=16)
+    parser.add_argument("--stride", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    atoms = water_frames(1)[0]
+    atoms.calc = None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export(default_model("pet_m"), Path(tmp) / "pet_m.pt")
+        model = ModelForces(path)
+        n_params = sum(p.numel() for p in model.model.parameters())
+        print(
+            f"default-size pet_m, {n_params / 1e6:.2f}M parameters, {len(atoms)} atoms"
+        )
+
+        rates = {}
+        for mode, stride in [
+            ("conservative", 1),
+            ("direct", 1),
+            ("mts", args.stride),
+        ]:
+            inner = (
+                args.inner_steps if mode != "conservative" else args.inner_steps // 2
+            )
+            rates[mode] = steps_per_second(model, atoms, mode, stride, inner)
+        f = rates["direct"] / rates["conservative"]
+        theory = f / (1 + (f - 1) / args.stride)
+        rows = []
+        for mode, rate in rates.items():
+            label = f"mts (M={args.stride})" if mode == "mts" else mode
+            rows.append(
+                {
+                    "forces": label,
+                    "steps/s": f"{rate:.2f}",
+                    "ms/step": f"{1000 / rate:.0f}",
+                    "x conservative": f"{rate / rates['conservative']:.2f}",
+                }
+            )
+        print_table("MD steps (inner time step) per second", rows)
+        print(f"MTS theory from the direct speed-up: {theory:.2f}x")
+
+        from metatomic.torch import ModelOutput
+        from metatomic_ase import MetatomicCalculator
+
+        both_calc = MetatomicCalculator(
+            str(path),
+            additional_outputs={
+                "non_conservative_force": ModelOutput(sample_kind="atom")
+            },
+            do_gradients_with_energy=True,
+        )
+        direct_calc = MetatomicCalculator(str(path), non_conservative=True)
+
+        def with_calculator(calculator, outputs):
+            def run():
+                probe = atoms.copy()
+                probe.calc = calculator
+                probe.get_forces()
+
+            return run
+
+        timings = {
+            "provider: F_c + F_nc (one call)": median_time(
+                lambda: model.evaluate(atoms, conservative=True, direct=True), 3
+            ),
+            "metatomic-ase: F_c + F_nc (additional_outputs)": median_time(
+                with_calculator(both_calc, None), 3
+            ),
+            "provider: F_nc (forward only)": median_time(
+                lambda: model.evaluate(atoms, conservative=False, direct=True), 3
+            ),
+            "metatomic-ase: F_nc (non_conservative=True)": median_time(
+                with_calculator(direct_calc, None), 3
+            ),
+        }
+        print_table(
+            "one force evaluation",
+            [{"call": k, "ms": f"{1000 * v:.0f}"} for k, v in timings.items()],
+        )
+
+
+if __name__ == "__main__":
+    main()
