@@ -37,6 +37,7 @@ def simulated_errors(
     """Relative errors of the estimator with ``probes`` Rademacher probes on ``J``."""
     exact = lambda_from_jacobian(jacobian)
     n3 = jacobian.shape[0]
+    probes = max(probes, 2)
     errors = []
     for _ in range(repeats):
         v = rng.choice([-1.0, 1.0], size=(probes, n3))
@@ -49,11 +50,14 @@ def simulated_errors(
     return np.array(errors)
 
 
-def force_cost(force_model: ForceModel, positions) -> float:
-    force_model.forces_numpy([positions])  # warm-up (TorchScript profiling runs)
+def force_cost(force_model: ForceModel, positions, warmup: int = 4) -> float:
+    """Seconds per direct force evaluation, after TorchScript's profiling runs."""
+    for _ in range(warmup):
+        force_model.forces_numpy([positions])
     start = time.perf_counter()
-    force_model.forces_numpy([positions])
-    return time.perf_counter() - start
+    for _ in range(2):
+        force_model.forces_numpy([positions])
+    return (time.perf_counter() - start) / 2
 
 
 def main() -> None:
@@ -74,14 +78,33 @@ def main() -> None:
         exact = lambda_from_jacobian(jacobian)
         print(f"\n192-atom box, exact lambda = {exact:.5g}")
         rng = np.random.default_rng(0)
-        print(f"{'probes':>6} {'median rel err':>15} {'90% rel err':>12}")
+        # the untrained head is far from conservative (lambda ~ 0.7), which makes the
+        # estimator's job easy; a trained PET-NC has lambda ~ 0.004. Rescaling the
+        # antisymmetric part of the same J gives a matrix with the same structure
+        # and a realistic lambda.
+        sym = 0.5 * (jacobian + jacobian.T)
+        anti = 0.5 * (jacobian - jacobian.T)
         needed = None
-        for probes in (1, 2, 4, 8, 16, 32, 64):
-            errors = simulated_errors(jacobian, probes, 200, rng)
-            p90 = float(np.quantile(errors, 0.9))
-            print(f"{probes:6d} {np.median(errors):15.3f} {p90:12.3f}")
-            if needed is None and p90 <= 0.10:
-                needed = probes
+        for target in (None, 0.015, 0.004):
+            if target is None:
+                matrix, label = jacobian, f"as is, lambda {exact:.3g}"
+            else:
+                ratio = np.linalg.norm(sym) / np.linalg.norm(anti)
+                alpha = target / np.sqrt(1 - target**2) * ratio
+                matrix = sym + alpha * anti
+                label = f"antisymmetric part rescaled, lambda {target}"
+            print(f"J {label}")
+            print(f"{'probes':>6} {'median rel err':>15} {'90% rel err':>12}")
+            k_needed = None
+            for probes in (2, 4, 8, 16, 32, 64, 128):
+                errors = simulated_errors(matrix, probes, 100, rng)
+                p90 = float(np.quantile(errors, 0.9))
+                print(f"{probes:6d} {np.median(errors):15.3f} {p90:12.3f}")
+                if k_needed is None and p90 <= 0.10:
+                    k_needed = probes
+            print(f"probes for 10% (90th percentile): {k_needed}")
+            if target is None:
+                needed = k_needed
         atoms = water_box()
         force_model = ForceModel(loaded, atoms)
         t_force = force_cost(force_model, atoms.positions)
@@ -90,7 +113,7 @@ def main() -> None:
         estimate = stochastic_lambda(force_model, probes=k, chunk_size=args.chunk_size)
         elapsed = time.perf_counter() - start
         print(
-            f"probes for 10% (90th percentile): {needed}; on the model: "
+            f"model, {needed} probes: "
             f"lambda = {estimate.value:.5g} +- {estimate.error:.2g} "
             f"(exact {exact:.5g}, rel. diff {abs(estimate.value - exact) / exact:.3f})"
         )
