@@ -83,33 +83,46 @@ def main() -> None:
     print(f"one direct force evaluation: {t_force * 1e3:.0f} ms")
 
     results = {}
-    positions = force_model.positions.clone().requires_grad_(True)
-    start = time.perf_counter()
-    forces = force_model.forces(positions)
-    t_graph = time.perf_counter() - start
-    print(f"forward with graph: {t_graph * 1e3:.0f} ms (shared by the VJP methods)")
-    # warm-up of the backward paths (first calls are slower)
-    _vjp_rows(forces, positions, rows[:2], batched=False)
-    _vjp_rows(forces, positions, rows[:4], batched=True)
 
-    with PeakRSS() as memory:
-        start = time.perf_counter()
-        reference = _vjp_rows(forces, positions, rows, batched=False)
-        elapsed = time.perf_counter() - start
-    results["one backward per row"] = (elapsed / len(rows), memory.mb)
-
-    for chunk in [int(c) for c in args.chunk_sizes.split(",")]:
+    def timed_rows(label, force_model, strategy_rows):
+        positions = force_model.positions.clone().requires_grad_(True)
+        forces = force_model.forces(positions)
+        # warm-up of the backward paths (first calls are slower)
+        _vjp_rows(forces, positions, rows[:2], batched=False)
         with PeakRSS() as memory:
             start = time.perf_counter()
-            blocks = [
-                _vjp_rows(forces, positions, rows[i : i + chunk], batched=True)
-                for i in range(0, len(rows), chunk)
-            ]
+            block = strategy_rows(forces, positions)
             elapsed = time.perf_counter() - start
-        batched = torch.cat(blocks)
-        assert torch.allclose(batched, reference, atol=1e-5), "batched rows differ"
-        results[f"batched VJP, chunk {chunk}"] = (elapsed / len(rows), memory.mb)
-    del forces
+        results[label] = (elapsed / len(rows), memory.mb)
+        return block
+
+    def loop(forces, positions):
+        return _vjp_rows(forces, positions, rows, batched=False)
+
+    def batched(chunk):
+        def run(forces, positions):
+            return torch.cat(
+                [
+                    _vjp_rows(forces, positions, rows[i : i + chunk], batched=True)
+                    for i in range(0, len(rows), chunk)
+                ]
+            )
+
+        return run
+
+    naive = ForceModel(loaded, atoms)
+    naive.jit_optimized = True  # TorchScript's default executor
+    for _ in range(3):
+        naive.forces_numpy([atoms.positions])
+    reference = timed_rows("(a) one backward per row, default executor", naive, loop)
+    del naive
+    block = timed_rows("one backward per row, plain executor", force_model, loop)
+    assert torch.allclose(block, reference, atol=1e-4), "rows differ"
+    for chunk in [int(c) for c in args.chunk_sizes.split(",")]:
+        block = timed_rows(
+            f"batched VJP chunk {chunk}, plain executor", force_model, batched(chunk)
+        )
+        assert torch.allclose(block, reference, atol=1e-4), "batched rows differ"
 
     # central differences: 2 forward evaluations per column, batched 8 per call
     reference_positions = atoms.positions
@@ -123,9 +136,12 @@ def main() -> None:
         start = time.perf_counter()
         force_model.forces_numpy(displaced, batch_size=8)
         elapsed = time.perf_counter() - start
-    results["central differences (2 evals/column)"] = (elapsed / args.rows, memory.mb)
+    results["(b) central differences, 2 evals/column"] = (
+        elapsed / args.rows,
+        memory.mb,
+    )
 
-    best = min(v[0] for k, v in results.items() if k.startswith("batched"))
+    best = min(v[0] for k, v in results.items() if "plain" in k)
     print()
     print(
         f"{'method':<40} {'s/row':>8} {'full J (s)':>11} {'x cost':>7} {'peak MB':>8}"
@@ -135,11 +151,13 @@ def main() -> None:
             f"{name:<40} {per_row:8.3f} {per_row * n3:11.0f} "
             f"{per_row / best:7.2f} {mb:8.0f}"
         )
-    print("(x cost: relative to the fastest batched chunk; full J extrapolated)")
+    print(
+        "(x cost: relative to the fastest plain-executor VJP path; full J extrapolated)"
+    )
 
     if args.full:
         start = time.perf_counter()
-        jacobian = exact_jacobian(force_model, chunk_size=int(args.chunk_sizes[0]))
+        jacobian = exact_jacobian(force_model, strategy="loop")
         elapsed = time.perf_counter() - start
         lam = lambda_from_jacobian(jacobian)
         print(f"full exact Jacobian: {elapsed:.0f} s, lambda = {lam:.5g}")

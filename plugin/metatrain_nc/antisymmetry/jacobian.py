@@ -4,11 +4,14 @@ Conventions: ``J[(i, a), (j, b)] = d f_(i,a) / d r_(j,b)`` with rows and columns
 flattened atom-major (``3 i + a``), shape ``(3N, 3N)``, units eV/A^2.
 ``lambda = ||(J - J^T)/2||_F / ||J||_F``, dimensionless.
 
-Exact path: rows of J are vector-Jacobian products ``e_k^T J``; chunks of
-``chunk_size`` rows go through one batched backward pass
-(``torch.autograd.grad(..., is_grads_batched=True)``) over a single forward graph, so
-the peak extra memory is about ``chunk_size`` copies of the backward graph's
-activations.
+Exact path: rows of J are vector-Jacobian products ``e_k^T J`` over a single forward
+graph, computed in chunks of ``chunk_size`` rows, either as one batched backward pass
+per chunk (``torch.autograd.grad(..., is_grads_batched=True)``, peak extra memory about
+``chunk_size`` copies of the backward activations) or as a loop of single backward
+passes (minimal memory). Which one is faster depends on the model: with PET on CPU the
+loop wins once TorchScript's optimizing executor is off (vmap has no fast batching rule
+for several of its operations), with small models the batched pass wins. The default
+``strategy="auto"`` times the first chunk both ways and keeps the faster one.
 
 Stochastic path (Hutchinson): for Rademacher probes ``v`` (``E[v v^T] = I``),
 ``E ||J^T v||^2 = E ||J v||^2 = ||J||_F^2`` and
@@ -62,12 +65,28 @@ def _vjp_rows(
     return torch.stack(out)
 
 
+def _batched_is_faster(
+    forces: torch.Tensor, positions: torch.Tensor, rows: torch.Tensor
+) -> bool:
+    import time
+
+    start = time.perf_counter()
+    try:
+        _vjp_rows(forces, positions, rows, batched=True)
+    except RuntimeError:
+        return False
+    batched = time.perf_counter() - start
+    start = time.perf_counter()
+    _vjp_rows(forces, positions, rows, batched=False)
+    return batched < time.perf_counter() - start
+
+
 def exact_jacobian(
     force_model: ForceModel,
     chunk_size: int = 16,
     max_rows: int = MAX_EXACT_ROWS,
     progress: Optional[Callable[[int], None]] = None,
-    batched: bool = True,
+    strategy: str = "auto",
 ) -> np.ndarray:
     """The full force Jacobian (3N, 3N) in eV/A^2 by chunked batched VJPs.
 
@@ -75,9 +94,11 @@ def exact_jacobian(
     :param chunk_size: rows per batched backward pass (bounds memory).
     :param max_rows: refuse (``UserInputError``) when 3N is larger.
     :param progress: called with the number of rows done after each chunk.
-    :param batched: use ``is_grads_batched`` (``False``: one backward per row, the
-        reference path of the benchmark).
+    :param strategy: ``"batched"`` (``is_grads_batched``), ``"loop"`` (one backward
+        per row) or ``"auto"`` (time the first chunk both ways, keep the faster).
     """
+    if strategy not in ("auto", "batched", "loop"):
+        raise ValueError(f"unknown strategy '{strategy}'")
     n3 = 3 * force_model.n_atoms
     if n3 > max_rows:
         raise UserInputError(
@@ -89,9 +110,11 @@ def exact_jacobian(
     conservative = force_model.output == "conservative"
     forces = force_model.forces(positions, create_graph=conservative)
     jacobian = torch.empty(n3, n3, dtype=force_model.dtype)
-    use_batched = batched
+    use_batched = strategy != "loop"
     for start in range(0, n3, chunk_size):
         rows = torch.arange(start, min(start + chunk_size, n3))
+        if strategy == "auto" and start == 0 and n3 > chunk_size:
+            use_batched = _batched_is_faster(forces, positions, rows)
         if use_batched:
             try:
                 block = _vjp_rows(forces, positions, rows, batched=True)
@@ -178,12 +201,15 @@ def stochastic_lambda(
     chunk_size: int = 8,
     seed: int = 0,
     progress: Optional[Callable[[int], None]] = None,
+    batched: bool = False,
 ) -> StochasticLambda:
     """Random-probe estimate of lambda with a standard error (see module docstring).
 
     :param probes: number of Rademacher probes (the error falls like 1/sqrt(probes)).
     :param chunk_size: probes per batched backward pass.
     :param seed: seed of the probe generator.
+    :param batched: one batched backward pass per chunk of probes instead of a loop
+        (slower for PET on CPU, see the exact path).
     """
     generator = torch.Generator().manual_seed(seed)
     positions = force_model.positions.clone().requires_grad_(True)
@@ -199,7 +225,6 @@ def stochastic_lambda(
         (jt_u,) = torch.autograd.grad(flat, positions, u, create_graph=True)
         jt_u = jt_u.reshape(-1)
     done = 0
-    batched = True
     while done < probes:
         k = min(chunk_size, probes - done)
         signs = torch.randint(0, 2, (k, n3), generator=generator)

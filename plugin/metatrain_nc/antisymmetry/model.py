@@ -151,6 +151,9 @@ class ForceModel:
     :param output: ``"non_conservative_force"`` or ``"conservative"``.
     """
 
+    #: run TorchScript's optimizing executor (off: faster backward passes on CPU)
+    jit_optimized: bool = False
+
     def __init__(self, loaded: LoadedModel, atoms: ase.Atoms, output: str = DIRECT):
         from metatomic.torch import ModelEvaluationOptions, ModelOutput
         from vesin.metatomic import NeighborList
@@ -211,7 +214,11 @@ class ForceModel:
         ``create_graph`` the conservative forces are themselves differentiable.
         """
         systems = [self._system(p) for p in positions]
-        result = self.loaded.model(systems, self._options, check_consistency=False)
+        # TorchScript's optimizing executor records autodiff subgraphs whose backward
+        # is ~3x slower on CPU (measured on PET, benchmarks/antisymmetry_exact.py) and
+        # re-profiles for every new shape: the plain interpreter is faster here.
+        with torch.jit.optimized_execution(self.jit_optimized):
+            result = self.loaded.model(systems, self._options, check_consistency=False)
         values = result[self._key].block().values
         if self.output == CONSERVATIVE:
             grads = torch.autograd.grad(
