@@ -99,7 +99,19 @@ def test_stochastic_and_conservative_control(pair_nc, structures_file, tmp_path)
     assert not (out / "atoms.csv").exists()
 
     out = tmp_path / "control"
-    assert run_cli(pair_nc, structures_file, "-o", out, "--output", "conservative") == 0
+    code = run_cli(
+        pair_nc,
+        structures_file,
+        "-o",
+        out,
+        "--output",
+        "conservative",
+        "--vjp-strategy",
+        "batched",
+        "--chunk-size",
+        4,
+    )
+    assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["lambda_max"] < 1e-5
 

@@ -192,6 +192,7 @@ def evaluate(
     square_eps: float = 0.05,
     seed: int = 0,
     progress: bool = False,
+    strategy: str = "auto",
 ) -> AntisymmetryReport:
     """lambda (and optionally per atom, per pair, closed-loop work) for structures.
 
@@ -208,6 +209,8 @@ def evaluate(
         ``loop_atom`` (``loop_points`` points, deformation ``loop_deformation`` A).
     :param square_loops: number of random square loops of side ``square_eps`` (A).
     :param progress: show tqdm progress bars.
+    :param strategy: how rows of J are computed: ``"auto"``, ``"loop"`` or
+        ``"batched"`` (see :func:`~metatrain_nc.antisymmetry.jacobian.exact_jacobian`).
     """
     if isinstance(frames, ase.Atoms):
         frames = [frames]
@@ -270,6 +273,7 @@ def evaluate(
                 chunk_size=chunk_size,
                 max_rows=max_exact_rows,
                 progress=inner.update,
+                strategy=strategy,
             )
             inner.close()
             result = StructureResult(
@@ -320,6 +324,7 @@ def evaluate(
         "method": "stochastic" if stochastic else "exact",
         "probes": probes if stochastic else None,
         "chunk_size": chunk_size,
+        "vjp_strategy": strategy,
         "float64": float64,
         "bin_width_A": bin_width,
         "rotation_loop": rotation_loop,

@@ -44,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Jacobian rows (or probes) per batched backward pass; bounds memory",
     )
     parser.add_argument(
+        "--vjp-strategy",
+        default="auto",
+        choices=["auto", "loop", "batched"],
+        help="rows of J by a loop of backward passes, batched passes, or whichever "
+        "is faster on the first chunk (auto)",
+    )
+    parser.add_argument(
         "--max-exact-rows",
         type=int,
         default=3000,
@@ -138,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         square_eps=args.square_eps,
         seed=args.seed,
         progress=not args.no_progress,
+        strategy=args.vjp_strategy,
     )
     path = report.write(args.output_dir, force=args.force)
     summary = report.summary()
