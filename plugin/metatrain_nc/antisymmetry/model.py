@@ -124,6 +124,8 @@ def check_structure(atoms: ase.Atoms, loaded: LoadedModel, index: int = 0) -> No
         raise UserInputError(f"{where} has NaN or infinite positions")
     if not np.all(np.isfinite(np.asarray(atoms.cell))):
         raise UserInputError(f"{where} has a NaN or infinite cell")
+    if np.all(atoms.pbc) and abs(atoms.cell.volume) < 1e-6:
+        raise UserInputError(f"{where} is periodic but its cell has no volume")
     known = set(loaded.atomic_types)
     unknown = sorted(set(int(z) for z in atoms.numbers) - known)
     if unknown:
