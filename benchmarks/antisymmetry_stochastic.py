@@ -67,6 +67,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,8", help="boxes: 1, 8 and/or 48")
     parser.add_argument("--probes", type=int, default=8)
     parser.add_argument("--chunk-size", type=int, default=8)
+    parser.add_argument(
+        "--jvp", default="double-backward", help="or finite-difference (less memory)"
+    )
     args = parser.parse_args()
     setup_threads()
     model_path = args.model or untrained_pet("/tmp/antisymmetry_bench_pet.pt")
@@ -133,7 +136,7 @@ def main() -> None:
         t_force = force_cost(force_model, atoms.positions)
         start = time.perf_counter()
         estimate = stochastic_lambda(
-            force_model, probes=args.probes, chunk_size=args.chunk_size
+            force_model, probes=args.probes, chunk_size=args.chunk_size, jvp=args.jvp
         )
         elapsed = time.perf_counter() - start
         relative = estimate.error / estimate.value

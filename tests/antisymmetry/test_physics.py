@@ -149,3 +149,14 @@ def test_stochastic_error_over_seeds(pair_nc, ethanol):
     assert (
         abs(np.mean(values) - exact) < 3 * np.mean(errors) / np.sqrt(12) + 0.02 * exact
     )
+
+
+def test_stochastic_finite_difference_jvp(pair_nc, ethanol):
+    """The graph-free JVP gives the same estimate as the double-backward one."""
+    force_model = ForceModel(load_model(pair_nc), ethanol)
+    exact = stochastic_lambda(force_model, probes=16, seed=4)
+    cheap = stochastic_lambda(
+        force_model, probes=16, seed=4, jvp="finite-difference", fd_step=1e-4
+    )
+    assert cheap.value == pytest.approx(exact.value, rel=1e-5)
+    assert cheap.error == pytest.approx(exact.error, rel=1e-3)

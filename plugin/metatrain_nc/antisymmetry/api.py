@@ -193,6 +193,7 @@ def evaluate(
     seed: int = 0,
     progress: bool = False,
     strategy: str = "auto",
+    jvp: str = "double-backward",
 ) -> AntisymmetryReport:
     """lambda (and optionally per atom, per pair, closed-loop work) for structures.
 
@@ -211,6 +212,8 @@ def evaluate(
     :param progress: show tqdm progress bars.
     :param strategy: how rows of J are computed: ``"auto"``, ``"loop"`` or
         ``"batched"`` (see :func:`~metatrain_nc.antisymmetry.jacobian.exact_jacobian`).
+    :param jvp: ``J v`` of the stochastic path: ``"double-backward"`` or
+        ``"finite-difference"`` (no second-order graph: less memory for large systems).
     """
     if isinstance(frames, ase.Atoms):
         frames = [frames]
@@ -256,6 +259,7 @@ def evaluate(
                 chunk_size=chunk_size,
                 seed=seed + index,
                 progress=inner.update,
+                jvp=jvp,
             )
             inner.close()
             result = StructureResult(
@@ -325,6 +329,7 @@ def evaluate(
         "probes": probes if stochastic else None,
         "chunk_size": chunk_size,
         "vjp_strategy": strategy,
+        "jvp": jvp if stochastic else None,
         "float64": float64,
         "bin_width_A": bin_width,
         "rotation_loop": rotation_loop,

@@ -51,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "is faster on the first chunk (auto)",
     )
     parser.add_argument(
+        "--jvp",
+        default="double-backward",
+        choices=["double-backward", "finite-difference"],
+        help="J v of the stochastic estimator: exact double backward, or central "
+        "differences without a second-order graph (less memory for large systems)",
+    )
+    parser.add_argument(
         "--max-exact-rows",
         type=int,
         default=3000,
@@ -146,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         strategy=args.vjp_strategy,
+        jvp=args.jvp,
     )
     path = report.write(args.output_dir, force=args.force)
     summary = report.summary()

@@ -202,6 +202,8 @@ def stochastic_lambda(
     seed: int = 0,
     progress: Optional[Callable[[int], None]] = None,
     batched: bool = False,
+    jvp: str = "double-backward",
+    fd_step: Optional[float] = None,
 ) -> StochasticLambda:
     """Random-probe estimate of lambda with a standard error (see module docstring).
 
@@ -210,10 +212,24 @@ def stochastic_lambda(
     :param seed: seed of the probe generator.
     :param batched: one batched backward pass per chunk of probes instead of a loop
         (slower for PET on CPU, see the exact path).
+    :param jvp: how ``J v`` is computed: ``"double-backward"`` (exact; keeps a
+        second-order graph, the memory hog for large systems) or
+        ``"finite-difference"`` (``(f(r + h v) - f(r - h v)) / 2h``: two force
+        evaluations per probe without graph, error O(h^2), for very large systems).
+    :param fd_step: ``h`` in A for the finite-difference JVP (default 1e-3 in float64,
+        1e-2 in float32).
     """
+    if jvp not in ("double-backward", "finite-difference"):
+        raise ValueError(f"unknown jvp method '{jvp}'")
+    finite_difference = jvp == "finite-difference"
+    if fd_step is None:
+        fd_step = 1e-3 if force_model.dtype == torch.float64 else 1e-2
     generator = torch.Generator().manual_seed(seed)
     positions = force_model.positions.clone().requires_grad_(True)
-    forces = force_model.forces(positions, create_graph=True)
+    forces = force_model.forces(
+        positions,
+        create_graph=not finite_difference or force_model.output == "conservative",
+    )
     flat = forces.reshape(-1)
     n3 = flat.numel()
     anti_sq: List[float] = []
@@ -221,7 +237,7 @@ def stochastic_lambda(
     # u is a dummy cotangent: g(u) = J^T u is linear in u, d(g . v)/du = J v
     u = torch.zeros(n3, dtype=force_model.dtype, requires_grad=True)
     jt_u = u
-    if force_model.output != "conservative":
+    if force_model.output != "conservative" and not finite_difference:
         (jt_u,) = torch.autograd.grad(flat, positions, u, create_graph=True)
         jt_u = jt_u.reshape(-1)
     done = 0
@@ -236,8 +252,8 @@ def stochastic_lambda(
                 (jtv,) = torch.autograd.grad(
                     flat, positions, v, retain_graph=True, is_grads_batched=True
                 )
-                if symmetric:
-                    jv = jtv
+                if symmetric or finite_difference:
+                    jv = jtv  # replaced below for finite differences
                 else:
                     (jv,) = torch.autograd.grad(
                         jt_u, u, v, retain_graph=True, is_grads_batched=True
@@ -248,14 +264,27 @@ def stochastic_lambda(
             jtv_list, jv_list = [], []
             for row in v:
                 (a,) = torch.autograd.grad(flat, positions, row, retain_graph=True)
-                if symmetric:
-                    b = a
+                if symmetric or finite_difference:
+                    b = a  # replaced below for finite differences
                 else:
                     (b,) = torch.autograd.grad(jt_u, u, row, retain_graph=True)
                 jtv_list.append(a)
                 jv_list.append(b)
             jtv = torch.stack(jtv_list)
             jv = torch.stack(jv_list)
+        if finite_difference and not symmetric:
+            reference = force_model.positions.detach().numpy()
+            displaced = []
+            for row in v.numpy():
+                step = fd_step * row.reshape(-1, 3)
+                displaced += [reference + step, reference - step]
+            f = force_model.forces_numpy(displaced, batch_size=2)
+            jv = torch.stack(
+                [
+                    torch.from_numpy((f[2 * i] - f[2 * i + 1]).reshape(-1))
+                    for i in range(k)
+                ]
+            ) / (2.0 * fd_step)
         jtv = jtv.reshape(k, n3).detach().double()
         jv = jv.reshape(k, n3).detach().double()
         anti_sq.extend((0.25 * ((jv - jtv) ** 2).sum(dim=1)).tolist())
