@@ -90,11 +90,23 @@ def test_refuses_to_overwrite(pair_nc, structures_file, tmp_path, capsys):
 def test_stochastic_and_conservative_control(pair_nc, structures_file, tmp_path):
     out = tmp_path / "stochastic"
     assert (
-        run_cli(pair_nc, structures_file, "-o", out, "--stochastic", "--probes", 8) == 0
+        run_cli(
+            pair_nc,
+            structures_file,
+            "-o",
+            out,
+            "--stochastic",
+            "--probes",
+            8,
+            "--jvp",
+            "finite-difference",
+        )
+        == 0
     )
     summary = json.loads((out / "summary.json").read_text())
     entry = summary["structures"][0]
     assert entry["method"] == "stochastic" and entry["probes"] == 8
+    assert summary["settings"]["jvp"] == "finite-difference"
     assert entry["lambda_error"] > 0
     assert not (out / "atoms.csv").exists()
 
