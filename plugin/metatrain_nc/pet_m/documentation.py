@@ -27,6 +27,13 @@ A ``pet_nc`` checkpoint can be continued as ``pet_m`` with metatrain's fine-tuni
 (``training.finetune.read_from``) or ``--restart``: pre-train direct, fine-tune
 conservative (the paper's Appendix H).
 
+Zero net force: with the default ``edge`` head the direct forces are pair forces
+(Newton's third law), so they sum to zero over every system the model evaluates; the
+``atom`` head removes the mean force of each system before ``selected_atoms`` are
+sliced out. When an engine hands the model a domain with ghost atoms (LAMMPS with
+domain decomposition), "the system" is that domain: the sum is zero over local and
+ghost atoms together, and the engine's own reduction decides the rest.
+
 The exported model has the outputs ``energy``, ``non_conservative_force`` and, for
 periodic training data, ``non_conservative_stress``. All of PET's hyperparameters are
 accepted with the same names and defaults; the additions and the trainer defaults

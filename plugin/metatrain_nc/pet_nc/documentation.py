@@ -27,6 +27,13 @@ periodic training data, ``non_conservative_stress``: use it with metatomic's ASE
 calculator (``non_conservative=True``, or ``"forces"`` without stress), i-PI or
 LAMMPS. The direct forces sum to zero per structure inside the model.
 
+Zero net force: with the default ``edge`` head the direct forces are pair forces
+(Newton's third law), so they sum to zero over every system the model evaluates; the
+``atom`` head removes the mean force of each system before ``selected_atoms`` are
+sliced out. When an engine hands the model a domain with ghost atoms (LAMMPS with
+domain decomposition), "the system" is that domain: the sum is zero over local and
+ghost atoms together, and the engine's own reduction decides the rest.
+
 All of PET's hyperparameters are accepted with the same names and defaults; the
 additions and the trainer defaults that differ from PET are documented below.
 """
