@@ -45,16 +45,20 @@ def _ipi_executable() -> str:
     return found
 
 
-@pytest.mark.parametrize("recipe", ["nve_mts.xml"])
-def test_ipi_mts_recipe_runs(tiny_pet_m, tmp_path, recipe):
+@pytest.mark.parametrize(
+    "recipe, timestep_ps",
+    [("nve_mts.xml", 0.004), ("nvt_svr_mts.xml", 0.004), ("nve_direct.xml", 0.0005)],
+)
+def test_ipi_mts_recipe_runs(tiny_pet_m, tmp_path, recipe, timestep_ps):
     """The shipped recipe, with only the number of steps shortened, runs with the
     real i-PI on a tiny pet_m (ethanol in a 20 A box) and writes its outputs."""
     workdir = tmp_path / "ipi"
     workdir.mkdir()
     text = (RECIPES / recipe).read_text()
-    assert "<nmts>[1,8]</nmts>" in text
-    assert "<mts_weights>[1,0]</mts_weights>" in text
-    assert "<mts_weights>[-1,1]</mts_weights>" in text
+    if "mts" in recipe:
+        assert "<nmts>[1,8]</nmts>" in text
+        assert "<mts_weights>[1,0]</mts_weights>" in text
+        assert "<mts_weights>[-1,1]</mts_weights>" in text
     start = text.index("<total_steps>")
     end = text.index("</total_steps>")
     text = text[:start] + "<total_steps> 3 </total_steps>" + text[end + 14 :]
@@ -84,6 +88,6 @@ def test_ipi_mts_recipe_runs(tiny_pet_m, tmp_path, recipe):
     data = np.array([[float(x) for x in line.split()] for line in lines])
     assert data.shape[0] == 4  # steps 0..3
     np.testing.assert_allclose(data[:, 0], [0, 1, 2, 3])
-    np.testing.assert_allclose(data[:, 1], [0, 0.004, 0.008, 0.012], atol=1e-9)
+    np.testing.assert_allclose(data[:, 1], timestep_ps * np.arange(4), atol=1e-9)
     assert np.all(np.isfinite(data))
     assert (workdir / f"{prefix}.pos_0.extxyz").exists()
