@@ -129,8 +129,8 @@ def _read_structures(path: str, index: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..output_folders import check_outdir
     from .api import evaluate
-    from .outputs import check_outdir
 
     check_outdir(args.output_dir, args.force)
     frames = _read_structures(args.structures, args.index)

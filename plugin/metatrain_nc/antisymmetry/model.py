@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
+from ..model_loading import load_exported_model
 
 DIRECT = "non_conservative_force"
 CONSERVATIVE = "conservative"
@@ -61,7 +62,6 @@ def load_model(
     ``UserInputError`` says so).
     :return: the loaded model.
     """
-    from metatomic.torch import is_atomistic_model, load_atomistic_model
 
     if isinstance(model, LoadedModel):
         if float64 and model.dtype != torch.float64:
@@ -70,37 +70,7 @@ def load_model(
                 "load it again with float64=True"
             )
         return model
-    source = "<in-memory model>"
-    if isinstance(model, (str, os.PathLike)):
-        source = str(model)
-        if not os.path.exists(source):
-            raise UserInputError(f"model file '{source}' does not exist")
-        if source.endswith(".ckpt"):
-            try:
-                from metatrain.utils.io import load_model as mtt_load_model
-
-                model = mtt_load_model(source)
-            except Exception as error:
-                raise UserInputError(
-                    f"cannot load checkpoint '{source}': {error}"
-                ) from error
-        else:
-            try:
-                model = load_atomistic_model(source)
-            except Exception as error:
-                raise UserInputError(
-                    f"cannot load exported model '{source}' (expected a metatomic "
-                    f"model.pt or a metatrain .ckpt): {error}"
-                ) from error
-    if not is_atomistic_model(model):
-        if not hasattr(model, "export"):
-            raise UserInputError(
-                f"{type(model).__name__} is neither a metatomic AtomisticModel nor a "
-                "metatrain model with export()"
-            )
-        if float64:
-            model = model.to(torch.float64)
-        model = model.export()
+    model, source = load_exported_model(model, float64=float64)
     dtype = getattr(torch, model.capabilities().dtype)
     if float64 and dtype != torch.float64:
         raise UserInputError(

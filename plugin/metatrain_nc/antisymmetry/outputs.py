@@ -7,7 +7,6 @@ unless ``force`` was given and the new results are complete).
 
 import csv
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -16,7 +15,8 @@ from typing import Any, Dict, List, Union
 
 import numpy as np
 
-from ..errors import UserInputError
+from ..output_folders import check_outdir
+from ..output_folders import clean_json as _clean
 
 FILES = {
     "summary": "summary.json",
@@ -27,35 +27,6 @@ FILES = {
     "structure_figure": "lambda_structures.png",
     "chemiscope": "chemiscope.json.gz",
 }
-
-
-def check_outdir(outdir: Union[str, os.PathLike], force: bool) -> Path:
-    """Refuse an existing ``outdir`` unless ``force``; return it as a ``Path``."""
-    path = Path(outdir)
-    if path.exists() and not force:
-        raise UserInputError(
-            f"output folder '{path}' already exists; choose another one or pass "
-            "--force (force=True) to replace it"
-        )
-    if path.exists() and not path.is_dir():
-        raise UserInputError(f"'{path}' exists and is not a folder")
-    return path
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: numpy to python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _write_csv(path: Path, header: List[str], rows: List[List[Any]]) -> None:

@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from ..output_folders import check_outdir
     from .forces import ModelForces
     from .md import MDSettings, run_md
-    from .outputs import check_outdir
     from .structures import read_structure
 
     settings = MDSettings(

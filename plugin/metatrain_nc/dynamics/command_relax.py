@@ -48,8 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..output_folders import StagedFolder, check_outdir
     from .forces import ModelForces
-    from .outputs import FILES, StagedFolder, check_outdir, write_csv, write_json
+    from .outputs import FILES, write_csv, write_json
     from .relax import relaxation_check
     from .structures import read_structures
 

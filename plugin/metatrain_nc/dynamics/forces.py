@@ -29,6 +29,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from ..errors import UserInputError
+from ..model_loading import load_exported_model
 
 DIRECT_FORCE = "non_conservative_force"
 DIRECT_STRESS = "non_conservative_stress"
@@ -55,38 +56,7 @@ class ForceResult:
 
 
 def _load_atomistic_model(model: Union[str, os.PathLike, torch.nn.Module]):
-    from metatomic.torch import is_atomistic_model, load_atomistic_model
-
-    source = "<in-memory model>"
-    if isinstance(model, (str, os.PathLike)):
-        source = str(model)
-        if not os.path.isfile(source):
-            raise UserInputError(f"model file '{source}' does not exist")
-        if source.endswith(".ckpt"):
-            try:
-                from metatrain.utils.io import load_model as mtt_load_model
-
-                model = mtt_load_model(source)
-            except Exception as error:
-                raise UserInputError(
-                    f"cannot load metatrain checkpoint '{source}': {error}"
-                ) from error
-        else:
-            try:
-                model = load_atomistic_model(source)
-            except Exception as error:
-                raise UserInputError(
-                    f"cannot load '{source}' as an exported metatomic model (.pt) or "
-                    f"a metatrain checkpoint (.ckpt): {error}"
-                ) from error
-    if not is_atomistic_model(model):
-        if not hasattr(model, "export"):
-            raise UserInputError(
-                f"{type(model).__name__} is neither a metatomic AtomisticModel nor a "
-                "metatrain model with export()"
-            )
-        model = model.export()
-    return model.eval(), source
+    return load_exported_model(model)
 
 
 class ModelForces:

@@ -17,11 +17,11 @@ import ase
 from ase import units
 
 from ..errors import UserInputError
+from ..output_folders import StagedFolder
 from .integrator import ENSEMBLES, MultipleTimeStep
 from .monitor import Monitor, RunawayError, summarise
 from .outputs import (
     FILES,
-    StagedFolder,
     TrajectoryWriter,
     plot_md,
     write_chemiscope,

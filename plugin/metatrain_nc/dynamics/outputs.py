@@ -8,18 +8,14 @@ lost to a failed run and a crash leaves no half-written results.
 
 import csv
 import json
-import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Sequence
 
 import ase
 import ase.io
 import numpy as np
 
-from ..errors import UserInputError
+from ..output_folders import clean_json
 
 FILES = {
     "trajectory": "trajectory.extxyz",
@@ -30,57 +26,6 @@ FILES = {
     "chemiscope": "trajectory.chemiscope.json.gz",
     "relax_table": "relax_results.csv",
 }
-
-
-def check_outdir(outdir: Union[str, os.PathLike], force: bool) -> Path:
-    """Refuse an existing ``outdir`` unless ``force``."""
-    path = Path(outdir)
-    if path.exists() and not force:
-        raise UserInputError(
-            f"output folder '{path}' already exists; choose another one or pass "
-            "--force to replace it"
-        )
-    if path.exists() and not path.is_dir():
-        raise UserInputError(f"'{path}' exists and is not a folder")
-    return path
-
-
-class StagedFolder:
-    """A temporary folder next to ``target`` that becomes ``target`` on
-    :meth:`commit` and disappears on :meth:`discard`."""
-
-    def __init__(self, target: Union[str, os.PathLike], force: bool):
-        self.target = check_outdir(target, force)
-        parent = self.target.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(
-            tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=parent)
-        )
-
-    def commit(self) -> Path:
-        if self.target.exists():
-            shutil.rmtree(self.target)
-        os.replace(self.path, self.target)
-        return self.target
-
-    def discard(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-def clean_json(value: Any) -> Any:
-    """JSON-safe copy: numpy to python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean_json(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def write_json(path: Path, data: Dict[str, Any]) -> None:
