@@ -121,3 +121,35 @@ targets:
     assert "non_conservative_force RMSE" in result.stdout + result.stderr
     frames = ase.io.read(tmp_path / "out.xyz", ":")
     assert len(frames) == 20
+
+
+def test_explicit_non_conservative_force_target(tmp_path, ethanol_frames):
+    """The stock-pet hybrid recipe (energy without forces plus an explicit
+    non_conservative_force target) trains pet_nc unchanged: nothing is routed."""
+    write_options(
+        tmp_path / "options.yaml",
+        "pet_nc",
+        str(ethanol_frames),
+        epochs=1,
+        energy={"forces": False},
+    )
+    import yaml
+
+    options = yaml.safe_load((tmp_path / "options.yaml").read_text())
+    options["training_set"]["targets"]["non_conservative_force"] = {
+        "key": "forces",
+        "quantity": "force",
+        "unit": "eV/A",
+        "sample_kind": "atom",
+        "type": {"cartesian": {"rank": 1}},
+    }
+    (tmp_path / "options.yaml").write_text(yaml.safe_dump(options))
+    result = run_mtt(["train", "options.yaml"], cwd=tmp_path)
+    assert "validation non_conservative_force RMSE" in result.stdout + result.stderr
+    checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=False)
+    target = checkpoint["model_data"]["dataset_info"].targets["non_conservative_force"]
+    assert target.description == ""  # the user's target, not a routed one
+    frames = ase.io.read(ethanol_frames, ":2")
+    values = evaluate(tmp_path / "model.pt", frames, ["non_conservative_force"])
+    net = values["non_conservative_force"].reshape(2, -1, 3).sum(dim=1)
+    assert torch.all(net.abs() < 1e-4)
