@@ -15,7 +15,6 @@ format they were written with, so PET's upgrade chain
 (``metatrain/pet/checkpoints.py``) keeps applying to the PET part of the state.
 """
 
-import logging
 from typing import Any, Dict, List, Optional
 
 from metatensor.torch import Labels
@@ -28,15 +27,18 @@ from metatrain.utils.data import DatasetInfo
 from metatrain.utils.hypers import raise_if_hypers_mismatch
 
 from .backend import DirectForceBackend
+from .checkpoints import (
+    PET_MODEL_VERSION_KEY,
+    PET_TRAINER_VERSION_KEY,
+    this_module,
+    upgrade,
+)
 from .routing import (
     FORCE_OUTPUT,
     Routes,
     route_dataset_info,
     with_conservative_energy,
 )
-
-PET_MODEL_VERSION_KEY = "pet_model_ckpt_version"
-PET_TRAINER_VERSION_KEY = "pet_trainer_ckpt_version"
 
 
 class DirectPET(PET):
@@ -146,30 +148,21 @@ class DirectPET(PET):
 
     @classmethod
     def upgrade_checkpoint(cls, checkpoint: Dict) -> Dict:
-        # 1. our own format (none yet: version 1 is the first)
-        for version in range(1, cls.__checkpoint_version__):
-            if checkpoint["model_ckpt_version"] == version:
-                update = globals()[f"model_update_v{version}_v{version + 1}"]
-                update(checkpoint)
-                checkpoint["model_ckpt_version"] = version + 1
-        if checkpoint["model_ckpt_version"] != cls.__checkpoint_version__:
-            raise RuntimeError(
-                "Unable to upgrade the checkpoint: the checkpoint is using model "
-                f"version {checkpoint['model_ckpt_version']}, while the current model "
-                f"version is {cls.__checkpoint_version__}."
-            )
-        # 2. the PET part of the state, with PET's own upgrade functions
-        pet_version = checkpoint.get(PET_MODEL_VERSION_KEY, PET.__checkpoint_version__)
-        if pet_version > PET.__checkpoint_version__:
-            raise RuntimeError(
-                f"This {cls.architecture_name} checkpoint was written with a newer "
-                f"metatrain (PET checkpoint version {pet_version} > "
-                f"{PET.__checkpoint_version__}): upgrade metatrain and metatrain-nc."
-            )
-        for version in range(pet_version, PET.__checkpoint_version__):
-            logging.info(f"Upgrading the PET part of the checkpoint v{version}")
-            getattr(pet_checkpoints, f"model_update_v{version}_v{version + 1}")(
-                checkpoint
-            )
-        checkpoint[PET_MODEL_VERSION_KEY] = PET.__checkpoint_version__
+        # the plugin's own format, then the PET part with PET's update functions
+        upgrade(
+            checkpoint,
+            "model_ckpt_version",
+            cls.__checkpoint_version__,
+            this_module(),
+            "model",
+            default=1,
+        )
+        upgrade(
+            checkpoint,
+            PET_MODEL_VERSION_KEY,
+            PET.__checkpoint_version__,
+            pet_checkpoints,
+            "model",
+            default=PET.__checkpoint_version__,
+        )
         return checkpoint

@@ -25,7 +25,8 @@ from metatrain.pet import checkpoints as pet_checkpoints
 from metatrain.pet import trainer as pet_trainer_module
 from metatrain.utils.data import Dataset
 
-from .model import PET_TRAINER_VERSION_KEY, DirectPET
+from .checkpoints import PET_TRAINER_VERSION_KEY, this_module, upgrade
+from .model import DirectPET
 from .routing import ENERGY, FORCE_OUTPUT, STRESS_OUTPUT, RoutedDataset
 
 
@@ -257,23 +258,20 @@ class DirectTrainer(PETTrainer):
 
     @classmethod
     def upgrade_checkpoint(cls, checkpoint: Dict) -> Dict:
-        for version in range(1, cls.__checkpoint_version__):
-            if checkpoint["trainer_ckpt_version"] == version:
-                update = globals()[f"trainer_update_v{version}_v{version + 1}"]
-                update(checkpoint)
-                checkpoint["trainer_ckpt_version"] = version + 1
-        if checkpoint["trainer_ckpt_version"] != cls.__checkpoint_version__:
-            raise RuntimeError(
-                "Unable to upgrade the checkpoint: the checkpoint is using trainer "
-                f"version {checkpoint['trainer_ckpt_version']}, while the current "
-                f"trainer version is {cls.__checkpoint_version__}."
-            )
-        pet_version = checkpoint.get(
-            PET_TRAINER_VERSION_KEY, PETTrainer.__checkpoint_version__
+        upgrade(
+            checkpoint,
+            "trainer_ckpt_version",
+            cls.__checkpoint_version__,
+            this_module(),
+            "trainer",
+            default=1,
         )
-        for version in range(pet_version, PETTrainer.__checkpoint_version__):
-            getattr(pet_checkpoints, f"trainer_update_v{version}_v{version + 1}")(
-                checkpoint
-            )
-        checkpoint[PET_TRAINER_VERSION_KEY] = PETTrainer.__checkpoint_version__
+        upgrade(
+            checkpoint,
+            PET_TRAINER_VERSION_KEY,
+            PETTrainer.__checkpoint_version__,
+            pet_checkpoints,
+            "trainer",
+            default=PETTrainer.__checkpoint_version__,
+        )
         return checkpoint
