@@ -5,14 +5,13 @@ A tool writes its results into a hidden temporary sibling of the requested folde
 partial folder and an existing folder is only replaced with ``--force``.
 """
 
+import argparse
 import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Union
-
-import numpy as np
 
 from .errors import UserInputError
 
@@ -54,6 +53,8 @@ class StagedFolder:
 
 def clean_json(value: Any) -> Any:
     """JSON-safe copy: numpy to python, NaN/inf to None."""
+    import numpy as np  # here: command modules import this file for --help
+
     if isinstance(value, dict):
         return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -66,3 +67,14 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def add_output_dir_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``-o/--output-dir`` and ``--force`` options every tool shares; read them
+    with :func:`check_outdir` / :class:`StagedFolder`."""
+    parser.add_argument(
+        "-o", "--output-dir", required=True, help="folder for the results (new)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace OUTPUT_DIR if it exists"
+    )

@@ -5,6 +5,8 @@ Import-light on purpose (torch is imported inside :func:`run`).
 
 import argparse
 
+from ..output_folders import add_output_dir_arguments
+
 DESCRIPTION = (
     "how non-conservative are a model's forces: Jacobian antisymmetry ratio lambda "
     "(exact or stochastic, per structure, atom and pair) and closed-loop work"
@@ -14,12 +16,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="exported model (model.pt) or checkpoint (.ckpt)")
     parser.add_argument("structures", help="structures, any file ASE reads (A)")
-    parser.add_argument(
-        "-o", "--output-dir", required=True, help="folder for the results (new)"
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="replace OUTPUT_DIR if it exists"
-    )
+    add_output_dir_arguments(parser)
     parser.add_argument(
         "--output",
         default="non_conservative_force",

@@ -2,6 +2,8 @@
 
 import argparse
 
+from ..output_folders import add_output_dir_arguments
+
 DESCRIPTION = (
     "geometry-optimisation check: fraction converged within N steps with "
     "conservative and direct forces, L-BFGS and FIRE"
@@ -11,12 +13,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="exported model (.pt) or metatrain checkpoint")
     parser.add_argument("structures", help="structures file (any format ASE reads)")
-    parser.add_argument(
-        "-o", "--output-dir", required=True, help="folder for the results (new)"
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="replace OUTPUT_DIR if it exists"
-    )
+    add_output_dir_arguments(parser)
     parser.add_argument(
         "--forces",
         default="auto",
