@@ -67,9 +67,12 @@ def _phi_and_derivative(
 class PairModel(torch.nn.Module):
     """Morse-like pair energy with analytic conservative and direct forces."""
 
-    def __init__(self, cutoff: float, strength: float, stress: bool):
+    def __init__(
+        self, cutoff: float, strength: float, stress: bool, scale: float = 1.0
+    ):
         super().__init__()
         self.cutoff = cutoff
+        self.scale = scale  # energy unit per eV (1 for eV, 23.06 for kcal/mol)
         self.depth = MORSE_D
         self.a = MORSE_A
         self.r0 = MORSE_R0
@@ -102,6 +105,8 @@ class PairModel(torch.nn.Module):
             d = neighbors.values.reshape(-1, 3)
             r = torch.linalg.vector_norm(d, dim=1)
             phi, dphi = _phi_and_derivative(r, self.cutoff, self.depth, self.a, self.r0)
+            phi = phi * self.scale
+            dphi = dphi * self.scale
             per_atom = torch.zeros(
                 n_atoms, dtype=system.positions.dtype, device=system.positions.device
             )
@@ -118,7 +123,7 @@ class PairModel(torch.nn.Module):
             rotation = torch.stack(
                 [-centred[:, 1], centred[:, 0], torch.zeros_like(centred[:, 2])], dim=1
             )
-            forces.append(f + self.strength * rotation)
+            forces.append(f + self.scale * self.strength * rotation)
             if self.stress:
                 volume = torch.abs(torch.linalg.det(system.cell))
                 virial = (d * (dphi / r).unsqueeze(1)).T @ d
@@ -181,6 +186,7 @@ def export_pair_model(
     dtype: str = "float64",
     atomic_types: Sequence[int] = (1, 6, 8),
     direct_forces: bool = True,
+    energy_unit: str = "eV",
 ) -> str:
     """Save the analytic pair model as a metatomic ``AtomisticModel`` at ``path``.
 
@@ -193,17 +199,22 @@ def export_pair_model(
     :param atomic_types: atomic numbers the model accepts.
     :param direct_forces: expose ``non_conservative_force`` (``False``: an energy-only
         model, to test errors about missing outputs).
+    :param energy_unit: ``"eV"`` or ``"kcal/mol"``: the unit the model declares and
+        computes in (the same physics either way).
     :return: ``path`` as a string.
     """
+    scale = {"eV": 1.0, "kcal/mol": 23.060547830619026}[energy_unit]
     outputs = {
-        "energy": ModelOutput(unit="eV", sample_kind="system"),
-        "non_conservative_force": ModelOutput(unit="eV/Angstrom", sample_kind="atom"),
+        "energy": ModelOutput(unit=energy_unit, sample_kind="system"),
+        "non_conservative_force": ModelOutput(
+            unit=f"{energy_unit}/Angstrom", sample_kind="atom"
+        ),
     }
     if not direct_forces:
         del outputs["non_conservative_force"]
     if stress:
         outputs["non_conservative_stress"] = ModelOutput(
-            unit="eV/Angstrom^3", sample_kind="system"
+            unit=f"{energy_unit}/Angstrom^3", sample_kind="system"
         )
     capabilities = ModelCapabilities(
         outputs=outputs,
@@ -213,7 +224,9 @@ def export_pair_model(
         supported_devices=["cpu"],
         dtype=dtype,
     )
-    module = PairModel(CUTOFF, float(nonconservative_strength), bool(stress)).eval()
+    module = PairModel(
+        CUTOFF, float(nonconservative_strength), bool(stress), scale
+    ).eval()
     model = AtomisticModel(
         module, ModelMetadata(name="analytic pair model"), capabilities
     )

@@ -142,14 +142,14 @@ class ForceModel:
                     "conservative forces need an 'energy' output; the model has "
                     f"{available}"
                 )
-            request = {"energy": ModelOutput(sample_kind="system")}
+            request = {"energy": ModelOutput(unit="eV", sample_kind="system")}
         else:
             self._key = output
             if output not in available:
                 raise UserInputError(
                     f"the model has no '{output}' output; it has {available}"
                 )
-            request = {output: ModelOutput(sample_kind="atom")}
+            request = {output: ModelOutput(unit="eV/A", sample_kind="atom")}
         extra_inputs = model.requested_inputs(use_new_names=True)
         if extra_inputs:
             raise UserInputError(

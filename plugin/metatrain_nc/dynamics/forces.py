@@ -98,9 +98,10 @@ class ModelForces:
             for options in self.model.requested_neighbor_lists()
         ]
         self._request = {
-            "energy": ModelOutput(sample_kind="system"),
-            DIRECT_FORCE: ModelOutput(sample_kind="atom"),
-            DIRECT_STRESS: ModelOutput(sample_kind="system"),
+            # explicit units: metatomic converts from the model's own (kcal/mol...)
+            "energy": ModelOutput(unit="eV", sample_kind="system"),
+            DIRECT_FORCE: ModelOutput(unit="eV/A", sample_kind="atom"),
+            DIRECT_STRESS: ModelOutput(unit="eV/A^3", sample_kind="system"),
         }
         self._options_cls = ModelEvaluationOptions
         #: number of model evaluations (forward passes) and backward passes so far
