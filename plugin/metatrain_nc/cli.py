@@ -27,6 +27,7 @@ from .errors import UserInputError
 #: sub-command name -> module implementing the contract above
 BUILTIN_COMMANDS: Dict[str, str] = {
     "accuracy": "metatrain_nc.evaluation.command",
+    "compare": "metatrain_nc.compare.command",
     "doctor": "metatrain_nc.doctor",
     "md": "metatrain_nc.dynamics.command_md",
     "relax": "metatrain_nc.dynamics.command_relax",

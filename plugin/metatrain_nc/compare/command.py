@@ -1,0 +1,119 @@
+"""``mtt-nc compare``: one report comparing conservative, direct and hybrid models."""
+
+import argparse
+
+from ..output_folders import add_output_dir_arguments
+
+DESCRIPTION = (
+    "compare models (conservative, pet_nc, pet_m, ...): accuracy, cost, lambda, "
+    "NVE/NVT dynamics and relaxations in one report"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "models", nargs="+", help="exported models (.pt) or metatrain checkpoints"
+    )
+    parser.add_argument(
+        "--structures",
+        required=True,
+        help="test structures, any file ASE reads (labels: energy in eV, forces "
+        "in eV/A; without labels the accuracy section is skipped)",
+    )
+    add_output_dir_arguments(parser)
+    parser.add_argument("--names", help="comma-separated labels of the models")
+    parser.add_argument(
+        "--md-structure", help="start of the MD runs (default: --structures)"
+    )
+    parser.add_argument(
+        "--md-index", type=int, default=0, help="frame of the MD structure (0)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs: a first look in minutes"
+    )
+    parser.add_argument(
+        "--stages",
+        help="comma-separated subset of accuracy,cost,antisymmetry,nve,nvt,relax",
+    )
+    parser.add_argument("--timestep", type=float, help="inner MD step in fs (0.5)")
+    parser.add_argument("--stride", type=int, help="MTS stride M (4)")
+    parser.add_argument("--nve-time", type=float, help="NVE length in fs (1000)")
+    parser.add_argument("--nvt-time", type=float, help="NVT length in fs (500)")
+    parser.add_argument("--temperature", type=float, help="temperature in K (300)")
+    parser.add_argument("--tau", type=float, help="SVR time constant in fs (50)")
+    parser.add_argument(
+        "--lambda-structures", type=int, help="structures analysed for lambda (2)"
+    )
+    parser.add_argument(
+        "--relax-structures", type=int, help="structures relaxed per head (2)"
+    )
+    parser.add_argument("--relax-steps", type=int, help="optimiser steps (300)")
+    parser.add_argument("--fmax", type=float, help="relaxation fmax in eV/A (0.05)")
+    parser.add_argument("--seed", type=int, help="seed of velocities and noise (0)")
+    parser.add_argument("--energy-key", default="energy", help="energy label name")
+    parser.add_argument("--forces-key", default="forces", help="forces label name")
+
+
+#: command-line option -> CompareSettings field
+OVERRIDES = {
+    "timestep": "timestep_fs",
+    "stride": "stride",
+    "nve_time": "nve_time_fs",
+    "nvt_time": "nvt_time_fs",
+    "temperature": "temperature_K",
+    "tau": "tau_fs",
+    "lambda_structures": "lambda_structures",
+    "relax_structures": "relax_structures",
+    "relax_steps": "relax_steps",
+    "fmax": "relax_fmax",
+    "seed": "seed",
+}
+
+
+def settings_from_args(args: argparse.Namespace):
+    from .settings import CompareSettings
+
+    overrides = {
+        field: getattr(args, option)
+        for option, field in OVERRIDES.items()
+        if getattr(args, option) is not None
+    }
+    if args.stages:
+        overrides["stages"] = tuple(s.strip() for s in args.stages.split(",") if s)
+    if args.quick:
+        return CompareSettings.quick(**overrides)
+    return CompareSettings(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from .run import compare
+
+    settings = settings_from_args(args)
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    result = compare(
+        args.models,
+        args.structures,
+        args.output_dir,
+        settings,
+        names=names,
+        md_structure=args.md_structure,
+        md_index=args.md_index,
+        energy_key=args.energy_key,
+        forces_key=args.forces_key,
+        force=args.force,
+        quick=args.quick,
+    )
+    out = result["output_dir"]
+    print(f"report: {out}/report.md (also report.html, report.json)")
+    if result["failures"]:
+        print(
+            f"mtt-nc compare: {len(result['failures'])} section(s) failed (the others "
+            f"are in the report):",
+            file=sys.stderr,
+        )
+        for failure in result["failures"]:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
+    return 0

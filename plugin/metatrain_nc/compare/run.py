@@ -1,0 +1,256 @@
+"""``compare()``: every stage for every model, one report (the engine of
+``mtt-nc compare``).
+
+Everything the user gave is checked before any work (model files, structures, output
+folder); then each (stage, model) runs on its own: a failure there is recorded in the
+report (``{"error": ...}``) and the other sections go on. The report is written into a
+hidden staging folder renamed at the end, so an interrupted run leaves nothing behind
+and an existing folder is only replaced with ``force``.
+"""
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+from ..errors import UserInputError
+from ..output_folders import StagedFolder, check_outdir, clean_json
+from .models import ModelEntry, compatibility_notes, describe_model, unique_names
+from .settings import CompareSettings
+
+
+def _versions() -> Dict[str, str]:
+    from importlib.metadata import version
+
+    out = {"python": platform.python_version()}
+    for package in ("metatrain-nc", "metatrain", "torch", "metatomic-torch", "ase"):
+        try:
+            out[package] = version(package)
+        except Exception:
+            out[package] = "unknown"
+    return out
+
+
+def _export_checkpoints(entries: Sequence[ModelEntry], folder: Path) -> None:
+    """Export ``.ckpt`` models once into ``folder/models/`` (stages load ``.pt``)."""
+    from ..model_loading import load_exported_model
+
+    for entry in entries:
+        if entry.path.endswith(".ckpt"):
+            (folder / "models").mkdir(exist_ok=True)
+            model, _ = load_exported_model(entry.path)
+            target = folder / "models" / f"{entry.name}.pt"
+            model.save(str(target))
+            entry.path = str(target)
+
+
+def _missing_species(entry: ModelEntry, species: Sequence[int]) -> Optional[str]:
+    import ase.data
+
+    missing = sorted(set(int(z) for z in species) - set(entry.atomic_types))
+    if not missing:
+        return None
+    symbols = [ase.data.chemical_symbols[z] for z in missing]
+    known = [ase.data.chemical_symbols[z] for z in entry.atomic_types]
+    return (
+        f"model '{entry.name}' does not know species {symbols} of the structures "
+        f"(it knows {known}); compare models trained on these species"
+    )
+
+
+def compare(
+    models: Sequence[Union[str, os.PathLike]],
+    structures: Union[str, os.PathLike],
+    outdir: Union[str, os.PathLike],
+    settings: Optional[CompareSettings] = None,
+    *,
+    names: Optional[Sequence[str]] = None,
+    md_structure: Optional[Union[str, os.PathLike]] = None,
+    md_index: int = 0,
+    energy_key: str = "energy",
+    forces_key: str = "forces",
+    force: bool = False,
+    quick: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Dict[str, Any]:
+    """Compare force models on test structures; write the report into ``outdir``.
+
+    :param models: exported models (``.pt``) or metatrain checkpoints (``.ckpt``).
+    :param structures: labelled test structures (any file ASE reads; energies in eV,
+        forces in eV/A); the first ones are used for lambda and relaxations.
+    :param outdir: new output folder (replaced only with ``force``).
+    :param settings: what to run (default :class:`CompareSettings`, or its quick form
+        with ``quick``).
+    :param names: labels of the models (default: file names).
+    :param md_structure: start of the MD runs (default: ``structures``), frame
+        ``md_index``; its momenta are used when present.
+    :return: the content of ``report.json`` plus ``output_dir`` and ``failures``.
+    """
+    from ..dynamics.structures import read_structure, read_structures
+
+    if settings is None:
+        settings = CompareSettings.quick() if quick else CompareSettings()
+    settings.check()
+    if not models:
+        raise UserInputError("no models to compare")
+    labels = unique_names([os.fspath(m) for m in models], names)
+    frames = read_structures(os.fspath(structures))
+    md_atoms = read_structure(os.fspath(md_structure or structures), md_index)
+    check_outdir(outdir, force)
+    entries = [
+        describe_model(os.fspath(m), n) for m, n in zip(models, labels, strict=True)
+    ]
+    species = sorted(
+        {int(z) for a in frames for z in a.numbers} | set(md_atoms.numbers)
+    )
+
+    try:
+        folder = StagedFolder(outdir, force)
+    except OSError as error:
+        raise UserInputError(
+            f"cannot create the output folder '{outdir}': {error.strerror or error}; "
+            "choose a folder you can write to (-o)"
+        ) from error
+    start = time.perf_counter()
+    try:
+        return _run(
+            entries,
+            frames,
+            md_atoms,
+            settings,
+            folder,
+            species=species,
+            structures=os.fspath(structures),
+            md_source=os.fspath(md_structure or structures),
+            md_index=md_index,
+            energy_key=energy_key,
+            forces_key=forces_key,
+            quick=quick,
+            progress=progress,
+            log=log,
+            start=start,
+        )
+    except BaseException:
+        folder.discard()
+        raise
+
+
+def _run(
+    entries: List[ModelEntry],
+    frames,
+    md_atoms,
+    settings: CompareSettings,
+    folder: StagedFolder,
+    *,
+    species,
+    structures: str,
+    md_source: str,
+    md_index: int,
+    energy_key: str,
+    forces_key: str,
+    quick: bool,
+    progress: bool,
+    log: Callable[[str], None],
+    start: float,
+) -> Dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from .report import write_report
+    from .stages import (
+        accuracy_stage,
+        add_cost_ratios,
+        antisymmetry_stage,
+        cost_stage,
+        has_labels,
+        md_stage,
+        relax_stage,
+    )
+
+    path = folder.path
+    _export_checkpoints(entries, path)
+    data: Dict[str, Any] = {
+        "versions": _versions(),
+        "quick": quick,
+        "settings": settings.as_dict(),
+        "structures": {"path": structures, "count": len(frames)},
+        "md_structure": {
+            "path": md_source,
+            "index": md_index,
+            "n_atoms": len(md_atoms),
+            "formula": md_atoms.get_chemical_formula(),
+            "periodic": bool(md_atoms.pbc.all()),
+        },
+        "notes": compatibility_notes(entries, species),
+        "models": {e.name: {"info": e.as_dict()} for e in entries},
+    }
+    labelled = has_labels(frames, energy_key, forces_key)
+    if not labelled:
+        data["accuracy_note"] = (
+            f"The test structures have no '{energy_key}'/'{forces_key}' labels: the "
+            "accuracy section is skipped; every other section ran."
+        )
+
+    def run_accuracy(entry):
+        if not labelled:
+            return {"skipped": data["accuracy_note"]}
+        return accuracy_stage(entry, frames, settings, energy_key, forces_key)
+
+    stage_functions = {
+        "accuracy": run_accuracy,
+        "cost": lambda e: cost_stage(e, md_atoms, settings),
+        "antisymmetry": lambda e: antisymmetry_stage(
+            e, frames, settings, path / "antisymmetry"
+        ),
+        "nve": lambda e: md_stage(e, md_atoms, settings, path / "md", "nve"),
+        "nvt": lambda e: md_stage(e, md_atoms, settings, path / "md", "svr"),
+        "relax": lambda e: relax_stage(e, frames, settings),
+    }
+    failures: List[str] = []
+    missing = {e.name: _missing_species(e, species) for e in entries}
+    bar = tqdm(
+        total=len(settings.stages) * len(entries),
+        desc="compare",
+        unit="section",
+        disable=not progress,
+    )
+    for stage in settings.stages:
+        for entry in entries:
+            bar.set_postfix_str(f"{stage}: {entry.name}")
+            section = data["models"][entry.name]
+            try:
+                if missing[entry.name]:
+                    raise UserInputError(missing[entry.name])
+                section[stage] = stage_functions[stage](entry)
+            except Exception as error:  # one section must not lose the others
+                message = str(error) or type(error).__name__
+                if not isinstance(error, UserInputError):
+                    message = f"{type(error).__name__}: {message}"
+                section[stage] = {"error": message}
+                failures.append(f"{entry.name} / {stage}: {message}")
+                if not missing[entry.name] or stage == settings.stages[0]:
+                    log(f"[compare] {entry.name} / {stage} failed: {message}")
+            bar.update()
+    bar.close()
+    costs = {
+        e.name: data["models"][e.name]["cost"]
+        for e in entries
+        if "cost" in data["models"][e.name]
+    }
+    data["cost_reference"] = add_cost_ratios(costs, entries)
+    data["elapsed_s"] = time.perf_counter() - start
+    data["failures"] = failures
+    data = clean_json(data)
+    figures = write_report(data, path)
+    data["figures"] = {k: v for k, v in figures.items() if v}
+    data["files"] = {
+        "report_markdown": "report.md",
+        "report_html": "report.html",
+        "chemiscope": sorted(str(p.relative_to(path)) for p in path.rglob("*.json.gz")),
+    }
+    import json
+
+    (path / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    data["output_dir"] = str(folder.commit())
+    return data

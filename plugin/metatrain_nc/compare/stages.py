@@ -1,0 +1,299 @@
+"""The stages of a comparison, one function per stage and model.
+
+Each function returns a JSON-ready dictionary for ``report.json`` and writes its own
+files (antisymmetry and MD folders) below ``folder``. They reuse the package's tools:
+:func:`~metatrain_nc.evaluation.accuracy.model_accuracy`,
+:func:`~metatrain_nc.antisymmetry.evaluate`, :func:`~metatrain_nc.dynamics.md.run_md`,
+:func:`~metatrain_nc.dynamics.relax.relaxation_check` and
+:class:`~metatrain_nc.dynamics.forces.ModelForces`.
+
+Units: energies in meV/atom, forces in meV/A, times in fs/ps, costs in ms.
+"""
+
+import csv
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import ase
+import numpy as np
+
+from .models import ModelEntry
+from .settings import CompareSettings
+
+#: force head -> output name used by the antisymmetry evaluator
+HEAD_OUTPUTS = {"conservative": "conservative", "direct": "non_conservative_force"}
+
+
+def has_labels(frames: Sequence[ase.Atoms], energy_key: str, forces_key: str) -> bool:
+    """Whether every structure has an energy or force label."""
+    from ..evaluation.accuracy import _labels
+
+    for atoms in frames:
+        energy, forces = _labels(atoms, energy_key, forces_key)
+        if energy is None and forces is None:
+            return False
+    return True
+
+
+def accuracy_stage(
+    entry: ModelEntry,
+    frames: Sequence[ase.Atoms],
+    settings: CompareSettings,
+    energy_key: str = "energy",
+    forces_key: str = "forces",
+) -> Dict[str, Any]:
+    """Energy and force MAE/RMSE per head (the paper's Table 1)."""
+    from ..evaluation.accuracy import model_accuracy
+
+    if settings.accuracy_structures:
+        frames = frames[: settings.accuracy_structures]
+    result = model_accuracy(
+        entry.path,
+        frames,
+        energy_key=energy_key,
+        forces_key=forces_key,
+        conservative="conservative" in entry.heads,
+    )
+    data = result.as_dict()
+    data["n_structures"] = len(frames)
+    return data
+
+
+def _median_ms(call, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):  # TorchScript's profiling runs, neighbour-list setup
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def cost_stage(
+    entry: ModelEntry, atoms: ase.Atoms, settings: CompareSettings
+) -> Dict[str, Any]:
+    """Wall time of one force evaluation per head on the MD structure (ms, ms/atom).
+
+    ``conservative``: energy and ``-dE/dr`` (forward + backward); ``direct``: the
+    forward pass only; ``mts_per_inner_step``: the average cost of an inner step of
+    MTS, ``(both + (stride - 1) * direct) / stride``.
+    """
+    from ..dynamics.forces import ModelForces
+
+    provider = ModelForces(entry.path)
+    provider.check_atoms(atoms, "the MD structure")
+    calls = {}
+    if "conservative" in entry.heads:
+        calls["conservative"] = lambda: provider.evaluate(
+            atoms, conservative=True, direct=False
+        )
+    if "direct" in entry.heads:
+        calls["direct"] = lambda: provider.evaluate(
+            atoms, conservative=False, direct=True
+        )
+    if len(entry.heads) == 2:
+        calls["both"] = lambda: provider.evaluate(atoms, conservative=True, direct=True)
+    times = {
+        name: _median_ms(call, settings.cost_repeats) for name, call in calls.items()
+    }
+    if "both" in times:
+        times["mts_per_inner_step"] = (
+            times["both"] + (settings.stride - 1) * times["direct"]
+        ) / settings.stride
+    return {
+        "n_atoms": len(atoms),
+        "repeats": settings.cost_repeats,
+        "ms": times,
+        "ms_per_atom": {k: v / len(atoms) for k, v in times.items()},
+    }
+
+
+def add_cost_ratios(costs: Dict[str, Dict[str, Any]], entries: Sequence[ModelEntry]):
+    """Speed-ups against the reference conservative cost, in place.
+
+    The reference is the first conservative-only model (PET-C), else the first model
+    with a conservative head; ``speedup[k] = reference ms / ms of k``.
+    """
+    reference: Optional[str] = None
+    for kind in ("conservative", "hybrid"):
+        for entry in entries:
+            cost = costs.get(entry.name)
+            if entry.kind == kind and cost and "conservative" in cost.get("ms", {}):
+                reference = entry.name
+                break
+        if reference:
+            break
+    if reference is None:
+        return None
+    ref_ms = costs[reference]["ms"]["conservative"]
+    for cost in costs.values():
+        if "ms" in cost:
+            cost["reference"] = reference
+            cost["speedup"] = {k: ref_ms / v for k, v in cost["ms"].items() if v > 0}
+    return reference
+
+
+def antisymmetry_stage(
+    entry: ModelEntry,
+    frames: Sequence[ase.Atoms],
+    settings: CompareSettings,
+    folder: Path,
+) -> Dict[str, Any]:
+    """lambda (mean, max), pair bins and square-loop work for each head.
+
+    Writes one ``mtt-nc antisymmetry`` folder per head (tables, figures, chemiscope).
+    """
+    from ..antisymmetry import evaluate
+
+    frames = list(frames[: settings.lambda_structures])
+    stochastic = any(3 * len(a) > settings.max_exact_rows for a in frames)
+    results: Dict[str, Any] = {}
+    for head in entry.heads:
+        report = evaluate(
+            frames,
+            entry.path,
+            output=HEAD_OUTPUTS[head],
+            stochastic=stochastic,
+            probes=settings.stochastic_probes,
+            max_exact_rows=settings.max_exact_rows,
+            square_loops=settings.square_loops,
+            square_eps=settings.square_eps_A,
+            seed=settings.seed,
+        )
+        outdir = folder / f"{entry.name}-{head}"
+        report.write(outdir, force=False)
+        summary = report.summary()
+        works = [
+            s.square_loops for s in report.structures if s.square_loops is not None
+        ]
+        data: Dict[str, Any] = {
+            "method": summary["settings"]["method"],
+            "n_structures": summary["n_structures"],
+            "lambda_mean": summary["lambda_mean"],
+            "lambda_max": summary["lambda_max"],
+            "folder": str(outdir.relative_to(folder.parent)),
+        }
+        if works:
+            data["square_loop_eps_A"] = settings.square_eps_A
+            data["loop_work_mean_abs_eV"] = float(
+                np.mean([w["mean_abs_work_eV"] for w in works])
+            )
+            data["loop_force_floor_max_eV_per_A"] = float(
+                np.max([w["max_force_floor_eV_per_A"] for w in works])
+            )
+        bins = report.pair_bins()
+        if bins:
+            data["pair_bins"] = {k: np.asarray(v).tolist() for k, v in bins.items()}
+        results[head] = data
+    return results
+
+
+def read_log(path: Path) -> List[Dict[str, float]]:
+    """Rows of an MD ``log.csv`` as floats."""
+    with open(path, newline="") as handle:
+        return [
+            {k: float(v) if v not in ("", None) else float("nan") for k, v in r.items()}
+            for r in csv.DictReader(handle)
+        ]
+
+
+#: numbers kept from each MD summary
+MD_KEYS = (
+    "status",
+    "message",
+    "outer_steps_done",
+    "simulated_time_ps",
+    "wall_time_s",
+    "model_forward_passes",
+    "model_backward_passes",
+    "heating_rate_K_per_ps",
+    "heating_rate_error_K_per_ps",
+    "drift_meV_per_atom_per_ps",
+    "drift_error_meV_per_atom_per_ps",
+    "conserved_fluctuation_meV_per_atom",
+    "mean_temperature_K",
+)
+
+
+def md_stage(
+    entry: ModelEntry,
+    atoms: ase.Atoms,
+    settings: CompareSettings,
+    folder: Path,
+    ensemble: str,
+    progress=None,
+) -> Dict[str, Any]:
+    """One MD run per force mode (NVE, or NVT with the SVR thermostat).
+
+    :param ensemble: ``"nve"`` or ``"svr"``.
+    :return: per mode, the run's summary numbers, steps per second and the path of its
+        folder (trajectory, log, figures, chemiscope).
+    """
+    from ..dynamics.md import MDSettings, run_md
+
+    total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
+    results: Dict[str, Any] = {}
+    for mode in entry.modes:
+        md = MDSettings(
+            forces=mode,
+            timestep_fs=settings.mts_outer_fs,
+            stride=settings.stride,
+            steps=settings.outer_steps(total),
+            ensemble=ensemble,
+            temperature_K=settings.temperature_K,
+            tau_fs=settings.tau_fs,
+            seed=settings.seed,
+            max_temperature_K=settings.max_temperature_K,
+        )
+        outdir = folder / f"{entry.name}-{ensemble}-{mode}"
+        summary = run_md(entry.path, atoms, outdir, md)
+        data = {key: summary.get(key) for key in MD_KEYS}
+        for key, value in summary.items():
+            if key.startswith("mean_temperature_") or key.startswith("deviation_"):
+                data[key] = value
+        inner = summary["outer_steps_done"] * settings.stride
+        data["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
+        data["folder"] = str(outdir.relative_to(folder.parent))
+        results[mode] = data
+        if progress is not None:
+            progress()
+    return results
+
+
+def relax_stage(
+    entry: ModelEntry, frames: Sequence[ase.Atoms], settings: CompareSettings
+) -> Dict[str, Any]:
+    """Fraction of displaced structures converged per head and optimiser (Table 7)."""
+    from ..dynamics.relax import relaxation_check
+
+    frames = list(frames[: settings.relax_structures])
+    result = relaxation_check(
+        entry.path,
+        frames,
+        force_modes=entry.heads,
+        optimizers=settings.relax_optimizers,
+        fmax=settings.relax_fmax,
+        steps=settings.relax_steps,
+        sigma=settings.relax_sigma_A,
+        seed=settings.seed,
+    )
+    mean_steps: Dict[str, Dict[str, float]] = {}
+    for record in result["records"]:
+        mean_steps.setdefault(record["forces"], {}).setdefault(
+            record["optimizer"], []
+        ).append(record["steps"])
+    return {
+        "n_structures": len(frames),
+        "fmax_eV_per_A": settings.relax_fmax,
+        "max_steps": settings.relax_steps,
+        "sigma_A": settings.relax_sigma_A,
+        "fractions": result["fractions"],
+        "mean_steps": {
+            mode: {opt: float(np.mean(v)) for opt, v in per.items()}
+            for mode, per in mean_steps.items()
+        },
+        "records": result["records"],
+    }

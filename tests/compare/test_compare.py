@@ -1,0 +1,262 @@
+"""``mtt-nc compare`` end to end: tiny real models, analytic models, bad input."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+import pytest
+
+from metatrain_nc.compare import CompareSettings, compare
+from metatrain_nc.errors import UserInputError
+
+from ..analytic_models import analytic_lambda, export_pair_model
+
+#: seconds, not minutes: a few MD steps, one structure for lambda and relaxations
+FAST = dict(
+    nve_time_fs=20.0,
+    nvt_time_fs=10.0,
+    lambda_structures=1,
+    relax_structures=1,
+    relax_steps=10,
+    cost_repeats=1,
+    square_loops=1,
+)
+
+
+def _finite_numbers(value, path=""):
+    """Every number in a JSON document, with its path."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _finite_numbers(v, f"{path}/{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _finite_numbers(v, f"{path}/{i}")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield path, value
+
+
+def test_compare_tiny_models(
+    tiny_pet, tiny_pet_nc, tiny_pet_m, ethanol_frames, tmp_path
+):
+    out = tmp_path / "report"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "metatrain_nc.cli",
+            "compare",
+            str(tiny_pet.exported),
+            str(tiny_pet_nc.exported),
+            str(tiny_pet_m.checkpoint),  # checkpoints are exported on the fly
+            "--names",
+            "pet_c,pet_nc,pet_m",
+            "--structures",
+            str(ethanol_frames),
+            "-o",
+            str(out),
+            "--quick",
+            "--nve-time",
+            "20",
+            "--nvt-time",
+            "10",
+            "--relax-steps",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{out}/report.md" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["failures"] == []
+    models = report["models"]
+    assert list(models) == ["pet_c", "pet_nc", "pet_m"]
+    assert models["pet_c"]["info"]["heads"] == ["conservative"]
+    assert models["pet_nc"]["info"]["heads"] == ["direct"]
+    assert models["pet_m"]["info"]["md_modes"] == ["conservative", "direct", "mts"]
+
+    for name, model in models.items():
+        heads = model["info"]["heads"]
+        # every section, every head / mode, with finite numbers
+        assert set(model["accuracy"]["forces"]) == set(heads)
+        assert model["accuracy"]["energy"]["rmse"] > 0
+        assert set(model["antisymmetry"]) == set(heads)
+        assert set(model["nve"]) == set(model["info"]["md_modes"])
+        assert set(model["nvt"]) == set(model["info"]["md_modes"])
+        assert set(model["relax"]["fractions"]) == set(heads)
+        assert "conservative" in model["cost"]["ms"] or "direct" in model["cost"]["ms"]
+        for where, number in _finite_numbers(model):
+            assert math.isfinite(number), f"{name}{where} = {number}"
+        for section, steps in (("nve", 10), ("nvt", 5)):
+            for mode, run in model[section].items():
+                assert (out / run["folder"] / "md_log.csv").is_file()
+                if mode == "direct" and run["status"] == "runaway":
+                    # a 2-epoch direct head heats thousands of K in femtoseconds:
+                    # the run stops at the bound and says so, the report goes on
+                    assert "runaway" in run["message"]
+                    continue
+                assert run["status"] == "completed", (name, mode, run["message"])
+                # 20 fs (NVE) and 10 fs (NVT) in outer steps of 0.5 fs x stride 4
+                assert run["outer_steps_done"] == steps
+        for head in model["antisymmetry"].values():
+            assert (out / head["folder"] / "summary.json").is_file()
+
+    # physics: conservative forces have a symmetric Jacobian, direct ones do not
+    lam = {
+        (name, head): r["lambda_mean"]
+        for name, m in models.items()
+        for head, r in m["antisymmetry"].items()
+    }
+    assert lam[("pet_c", "conservative")] < 1e-4
+    assert lam[("pet_m", "conservative")] < 1e-4
+    assert lam[("pet_nc", "direct")] > 1e-3
+    assert lam[("pet_m", "direct")] > 1e-3
+    # MTS evaluates the conservative forces once per outer step only
+    mts = models["pet_m"]["nve"]["mts"]
+    assert mts["model_backward_passes"] == mts["outer_steps_done"] + 1
+    assert mts["model_forward_passes"] == 4 * mts["outer_steps_done"] + 1
+    # cost ratios against the conservative-only model, measured in this run
+    assert report["cost_reference"] == "pet_c"
+    assert models["pet_c"]["cost"]["speedup"]["conservative"] == pytest.approx(1.0)
+    assert models["pet_nc"]["cost"]["speedup"]["direct"] > 0
+
+    # the report files: tables for every section and embedded figures
+    markdown = (out / "report.md").read_text()
+    for title in ("Accuracy", "Cost", "antisymmetry", "NVE", "NVT", "Geometry"):
+        assert title in markdown
+    for figure in ("nve_temperature.png", "nvt_temperature.png", "lambda_pairs.png"):
+        assert (out / figure).stat().st_size > 1000
+        assert figure in markdown
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert len(report["files"]["chemiscope"]) >= 5
+    for name in report["files"]["chemiscope"]:
+        assert (out / name).stat().st_size > 100
+
+
+@pytest.fixture(scope="module")
+def analytic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("analytic")
+    return {
+        "c": export_pair_model(str(folder / "c.pt"), direct_forces=False),
+        "nc": export_pair_model(str(folder / "nc.pt"), nonconservative_strength=0.01),
+        "nc_kcal": export_pair_model(
+            str(folder / "nc_kcal.pt"),
+            nonconservative_strength=0.01,
+            energy_unit="kcal/mol",
+        ),
+        "no_carbon": export_pair_model(
+            str(folder / "hw.pt"), atomic_types=(1, 8), direct_forces=False
+        ),
+    }
+
+
+def _settings(**overrides):
+    return CompareSettings.quick(**dict(FAST, **overrides))
+
+
+def test_units_species_and_missing_labels(analytic, ethanol_frames, tmp_path):
+    """Different units are converted; a model that cannot run loses only its own
+    sections; structures without labels skip the accuracy table only."""
+    frames = [
+        ase.Atoms(a.numbers, a.positions) for a in ase.io.read(ethanol_frames, ":3")
+    ]
+    unlabelled = tmp_path / "unlabelled.xyz"
+    ase.io.write(unlabelled, frames)
+    result = compare(
+        [analytic["nc"], analytic["nc_kcal"], analytic["no_carbon"]],
+        ethanol_frames,
+        tmp_path / "out",
+        _settings(stages=("accuracy", "cost", "antisymmetry", "nve")),
+        names=["ev", "kcal", "no_carbon"],
+        progress=False,
+        log=lambda message: None,
+    )
+    models = result["models"]
+    assert any("different energy units" in note for note in result["notes"])
+    assert models["ev"]["accuracy"]["forces"]["direct"]["rmse"] == pytest.approx(
+        models["kcal"]["accuracy"]["forces"]["direct"]["rmse"], rel=1e-9
+    )
+    assert models["ev"]["nve"]["mts"]["drift_meV_per_atom_per_ps"] == pytest.approx(
+        models["kcal"]["nve"]["mts"]["drift_meV_per_atom_per_ps"], rel=1e-6, abs=1e-9
+    )
+    for stage in ("accuracy", "cost", "antisymmetry", "nve"):
+        assert "species ['C']" in models["no_carbon"][stage]["error"]
+    assert len(result["failures"]) == 4
+    assert "failed" in (Path(result["output_dir"]) / "report.md").read_text()
+
+    partial = compare(
+        [analytic["c"], analytic["nc"]],
+        unlabelled,
+        tmp_path / "unlabelled_out",
+        _settings(stages=("accuracy", "antisymmetry")),
+        progress=False,
+    )
+    assert "no 'energy'/'forces' labels" in partial["accuracy_note"]
+    assert all("skipped" in m["accuracy"] for m in partial["models"].values())
+    assert partial["models"]["c"]["antisymmetry"]["conservative"]["lambda_mean"] < 1e-10
+    assert partial["models"]["nc"]["antisymmetry"]["direct"][
+        "lambda_mean"
+    ] == pytest.approx(analytic_lambda(frames[0], 0.01), rel=1e-6)
+    assert partial["failures"] == []
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "metatrain_nc.cli", "compare", *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_bad_input(analytic, ethanol_frames, tmp_path):
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("user data")
+    common = ["--structures", ethanol_frames, "--quick", "--stages", "cost"]
+
+    result = _cli(analytic["c"], *common, "-o", existing)
+    assert result.returncode != 0
+    assert "already exists" in result.stderr and "--force" in result.stderr
+    assert (existing / "keep.txt").read_text() == "user data"
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    result = _cli(analytic["c"], *common, "-o", a_file / "report")
+    assert result.returncode != 0
+    assert "cannot create the output folder" in result.stderr
+
+    for args, message in [
+        ([tmp_path / "missing.pt", *common], "does not exist"),
+        ([analytic["c"], "--structures", tmp_path / "none.xyz"], "does not exist"),
+        ([analytic["c"], *common, "--stride", "0"], "--stride must be >= 1"),
+        ([analytic["c"], *common, "--names", "a,b"], "--names has 2 entries"),
+        ([analytic["c"], "--structures", ethanol_frames, "--stages", "md"], "stage"),
+    ]:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        result = _cli(*args, "-o", out)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (message, result.stderr)
+        assert not out.exists()
+        leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+        assert not leftovers
+
+    # a failing section gives a non-zero exit but keeps the report of the others
+    result = _cli(analytic["c"], analytic["no_carbon"], *common, "-o", tmp_path / "r")
+    assert result.returncode == 1
+    assert "1 section(s) failed" in result.stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert "ms" in report["models"]["c"]["cost"]
+
+
+def test_settings_checks():
+    with pytest.raises(UserInputError, match="unknown stage"):
+        CompareSettings(stages=("accuracy", "bogus")).check()
+    with pytest.raises(UserInputError, match="timestep"):
+        CompareSettings(timestep_fs=0).check()
+    quick = CompareSettings.quick(stride=8)
+    assert quick.stride == 8 and quick.mts_outer_fs == 4.0
+    assert quick.outer_steps(100.0) == 25
