@@ -60,6 +60,8 @@ def test_compare_tiny_models(
             "--quick",
             "--nve-time",
             "20",
+            "--equilibration",  # SVR with each model's own forces before NVE
+            "10",
             "--nvt-time",
             "10",
             "--relax-steps",
@@ -119,6 +121,7 @@ def test_compare_tiny_models(
     assert mts["model_backward_passes"] == mts["outer_steps_done"] + 1
     assert mts["model_forward_passes"] == 4 * mts["outer_steps_done"] + 1
     # cost ratios against the conservative-only model, measured in this run
+    assert report["settings"]["equilibration_fs"] == 10
     assert report["cost_reference"] == "pet_c"
     assert models["pet_c"]["cost"]["speedup"]["conservative"] == pytest.approx(1.0)
     assert models["pet_nc"]["cost"]["speedup"]["direct"] > 0

@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=int, help="MTS stride M (4)")
     parser.add_argument("--nve-time", type=float, help="NVE length in fs (1000)")
     parser.add_argument("--nvt-time", type=float, help="NVT length in fs (500)")
+    parser.add_argument(
+        "--equilibration",
+        type=float,
+        help="SVR equilibration before NVE in fs (100; 0 with --quick)",
+    )
     parser.add_argument("--temperature", type=float, help="temperature in K (300)")
     parser.add_argument("--tau", type=float, help="SVR time constant in fs (50)")
     parser.add_argument(
@@ -60,6 +65,7 @@ OVERRIDES = {
     "stride": "stride",
     "nve_time": "nve_time_fs",
     "nvt_time": "nvt_time_fs",
+    "equilibration": "equilibration_fs",
     "temperature": "temperature_K",
     "tau": "tau_fs",
     "lambda_structures": "lambda_structures",

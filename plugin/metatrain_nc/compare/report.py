@@ -384,7 +384,14 @@ def build_blocks(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> Lis
             (
                 "p",
                 f"Microcanonical runs of {s['nve_time_fs'] / 1000:g} ps from the same "
-                f"start, inner step {s['timestep_fs']:g} fs; MTS applies the "
+                "start for all force modes of a model"
+                + (
+                    f" (the MD structure after {s['equilibration_fs']:g} fs of SVR "
+                    "dynamics with the model's own forces)"
+                    if s.get("equilibration_fs")
+                    else ""
+                )
+                + f", inner step {s['timestep_fs']:g} fs; MTS applies the "
                 f"conservative correction every {s['stride']} steps "
                 f"({s['mts_outer_timestep_fs']:g} fs). Conservative forces keep the "
                 "total energy constant; direct forces do work around closed paths, "

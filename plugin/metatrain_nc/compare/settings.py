@@ -34,6 +34,10 @@ class CompareSettings:
     timestep_fs: float = 0.5
     stride: int = 4
     nve_time_fs: float = 1000.0
+    #: SVR equilibration of the MD start before the NVE runs (each model with its own
+    #: forces: conservative when it has them), so that NVE heating is not the release
+    #: of the start's potential energy on the model's surface (0: none)
+    equilibration_fs: float = 100.0
     nvt_time_fs: float = 500.0
     temperature_K: float = 300.0
     tau_fs: float = 50.0
@@ -57,6 +61,7 @@ class CompareSettings:
             stochastic_probes=4,
             square_loops=2,
             nve_time_fs=100.0,
+            equilibration_fs=0.0,
             nvt_time_fs=50.0,
             relax_structures=1,
             relax_steps=30,
@@ -86,6 +91,8 @@ class CompareSettings:
         for name in ("nve_time_fs", "nvt_time_fs", "temperature_K", "tau_fs"):
             if not getattr(self, name) > 0:
                 raise UserInputError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.equilibration_fs < 0:
+            raise UserInputError("the equilibration time must be >= 0 fs")
         for name in ("lambda_structures", "relax_structures", "cost_repeats"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"{name} must be >= 1, got {getattr(self, name)}")

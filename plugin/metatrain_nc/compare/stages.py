@@ -218,6 +218,38 @@ MD_KEYS = (
 )
 
 
+def equilibrate(
+    entry: ModelEntry, atoms: ase.Atoms, settings: CompareSettings
+) -> ase.Atoms:
+    """``settings.equilibration_fs`` of SVR dynamics at the target temperature with
+    the model's own forces (conservative when it has them); returns the end state
+    with its momenta."""
+    from ase import units
+
+    from ..dynamics.integrator import MultipleTimeStep
+    from ..dynamics.structures import has_velocities, maxwell_boltzmann
+
+    start = atoms.copy()
+    if not has_velocities(start):
+        maxwell_boltzmann(start, settings.temperature_K, settings.seed)
+    mode = "conservative" if "conservative" in entry.heads else "direct"
+    dyn = MultipleTimeStep(
+        start,
+        settings.mts_outer_fs * units.fs,
+        entry.path,
+        forces=mode,
+        stride=settings.stride,
+        ensemble="svr",
+        temperature_K=settings.temperature_K,
+        tau=min(settings.tau_fs, settings.equilibration_fs / 4) * units.fs,
+        rng=settings.seed + 7,
+    )
+    dyn.run(settings.outer_steps(settings.equilibration_fs))
+    end = ase.Atoms(start.numbers, start.positions, cell=start.cell, pbc=start.pbc)
+    end.set_momenta(start.get_momenta())
+    return end
+
+
 def md_stage(
     entry: ModelEntry,
     atoms: ase.Atoms,
@@ -235,6 +267,8 @@ def md_stage(
     from ..dynamics.md import MDSettings, run_md
 
     total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
+    if ensemble == "nve" and settings.equilibration_fs > 0:
+        atoms = equilibrate(entry, atoms, settings)
     results: Dict[str, Any] = {}
     for mode in entry.modes:
         md = MDSettings(
