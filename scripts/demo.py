@@ -1,95 +1,194 @@
-"""The README's main job: train pet_nc and pet_m on bundled data and report them.
+"""The README's main job: PET-C, PET-NC and PET-M on bundled water, compared.
 
-Trains small ``pet_nc`` and ``pet_m`` models on the bundled ethanol set with the
-unmodified ``mtt train`` (recipes in ``recipes/small/``), exports them, and prints
-the energy and force errors of each force head on the test split chosen by
-metatrain. Run through ``scripts/demo.sh`` (which installs first) or directly:
+1. models: the small pre-trained checkpoints of ``recipes/demo/pretrained/`` (made
+   from the bundled water subset by ``scripts/make_demo_models.py``, about an hour of
+   CPU training each), exported with the unmodified ``mtt export``; or, with
+   ``--train``, trained here with ``mtt train`` and the same recipes (slow); with
+   ``--quick``, trained here for a few epochs (CI: the pipeline cannot rot);
+2. ``mtt-nc compare`` on the test split of the water subset: accuracy, cost, lambda,
+   NVE with conservative, direct and multiple-time-step forces, NVT, relaxations;
+3. prints the main numbers and where the report is.
 
-    python scripts/demo.py [--quick] [--out demo]
+Run through ``scripts/demo.sh`` (which installs first) or directly:
 
-``--quick`` trains for a few epochs only (used by CI so that this script cannot rot).
+    python scripts/demo.py [--quick | --train] [--out demo]
 """
 
 import argparse
+import json
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import ase.io
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes" / "small"
-MODELS = {"pet_nc": "ethanol_pet_nc.yaml", "pet_m": "ethanol_pet_m.yaml"}
+DEMO = ROOT / "recipes" / "demo"
+PRETRAINED = DEMO / "pretrained"
+DATA = ROOT / "recipes" / "data" / "water_64h2o_40frames.xyz"
+MODELS = ("pet_c", "pet_nc", "pet_m")
+
+#: ``mtt-nc compare`` options of the demo (full and --quick)
+COMPARE_OPTIONS = [
+    "--timestep", "0.25",
+    "--stride", "4",
+    "--nve-time", "250",
+    "--nvt-time", "100",
+    "--tau", "20",
+    "--lambda-structures", "1",
+    "--relax-structures", "1",
+    "--relax-steps", "100",
+]  # fmt: skip
+QUICK_OPTIONS = [
+    "--quick",
+    "--timestep", "0.25",
+    "--nve-time", "10",
+    "--nvt-time", "5",
+    "--relax-steps", "5",
+    "--stages", "accuracy,cost,nve,nvt,relax",
+]  # fmt: skip
 
 
-def train(name: str, recipe: Path, workdir: Path, quick: bool) -> Path:
-    """Run ``mtt train`` on a copy of ``recipe`` in ``workdir / name``."""
-    rundir = workdir / name
-    rundir.mkdir(parents=True)
-    options = yaml.safe_load(recipe.read_text())
-    data = (recipe.parent / options["training_set"]["systems"]["read_from"]).resolve()
-    options["training_set"]["systems"]["read_from"] = str(data)
-    if quick:
-        options["architecture"]["training"]["num_epochs"] = 3
-    (rundir / "options.yaml").write_text(yaml.safe_dump(options, sort_keys=False))
-    mtt = Path(sys.executable).parent / "mtt"
-    print(f"[demo] training {name} ({recipe.name}) in {rundir} ...", flush=True)
-    with open(rundir / "mtt.log", "w") as log:
+def run(command, cwd: Path, log: Path) -> None:
+    """Run ``command``; stop the demo with the log's path if it fails."""
+    with open(log, "w") as handle:
         status = subprocess.run(
-            [str(mtt), "train", "options.yaml", "-o", f"{name}.pt"],
-            cwd=rundir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT
         )
     if status.returncode != 0:
-        sys.exit(f"[demo] `mtt train` failed for {name}: see {rundir / 'mtt.log'}")
-    return rundir
+        sys.exit(f"[demo] `{' '.join(map(str, command[:3]))}` failed: see {log}")
 
 
-def test_frames(rundir: Path, data: Path) -> list:
-    """The structures of metatrain's test split for the run in ``rundir``."""
-    indices_file = next(rundir.glob("outputs/*/*/indices/test.txt"))
-    indices = [int(line) for line in indices_file.read_text().split()]
-    frames = ase.io.read(data, ":")
-    return [frames[i] for i in indices]
+def mtt(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def train(name: str, workdir: Path, epochs: int = 0) -> Path:
+    """``mtt train`` of ``recipes/demo/water_<name>.yaml``; returns the checkpoint."""
+    options = yaml.safe_load((DEMO / f"water_{name}.yaml").read_text())
+    options["training_set"]["systems"]["read_from"] = str(DATA)
+    if epochs:
+        options["architecture"]["training"]["num_epochs"] = epochs
+    rundir = workdir / name
+    rundir.mkdir(parents=True)
+    (rundir / "options.yaml").write_text(yaml.safe_dump(options, sort_keys=False))
+    print(f"[demo] training {name} in {rundir} ...", flush=True)
+    run(
+        [mtt("mtt"), "train", "options.yaml", "-o", f"{name}.pt"],
+        rundir,
+        rundir / "mtt.log",
+    )
+    return rundir / f"{name}.ckpt"
+
+
+def test_indices(run_dir: Path) -> list:
+    """metatrain's test split of a training run (or of the pre-trained models)."""
+    if run_dir == PRETRAINED:
+        return [int(i) for i in (PRETRAINED / "test_indices.txt").read_text().split()]
+    found = next(run_dir.glob("outputs/*/*/indices/test.txt"))
+    return [int(i) for i in found.read_text().split()]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few epochs only")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--quick", action="store_true", help="3-epoch models, short runs"
+    )
+    group.add_argument("--train", action="store_true", help="train the models here")
     parser.add_argument("--out", default="demo", help="output folder (new)")
     args = parser.parse_args()
 
-    from metatrain_nc.evaluation.accuracy import model_accuracy
-    from metatrain_nc.evaluation.command import format_table
+    out = Path(args.out).resolve()
+    if out.exists():
+        sys.exit(f"[demo] '{out}' exists: remove it or pass --out NEW_FOLDER")
+    out.mkdir(parents=True)
+    start = time.perf_counter()
+    models_dir = out / "models"
+    models_dir.mkdir()
+    if args.quick or args.train:
+        checkpoints = {
+            name: train(name, out / "training", epochs=3 if args.quick else 0)
+            for name in MODELS
+        }
+        split_from = out / "training" / "pet_m"
+    else:
+        missing = [n for n in MODELS if not (PRETRAINED / f"{n}.ckpt").is_file()]
+        if missing:
+            sys.exit(
+                f"[demo] pre-trained checkpoints {missing} are missing from "
+                f"{PRETRAINED}: run `python scripts/make_demo_models.py` or "
+                "`python scripts/demo.py --train`"
+            )
+        checkpoints = {name: PRETRAINED / f"{name}.ckpt" for name in MODELS}
+        split_from = PRETRAINED
+    for name, checkpoint in checkpoints.items():
+        print(f"[demo] mtt export {checkpoint.name} -> models/{name}.pt", flush=True)
+        local = models_dir / f"{name}.ckpt"
+        shutil.copyfile(checkpoint, local)
+        run([mtt("mtt"), "export", local.name, "-o", f"{name}.pt"], models_dir,
+            models_dir / f"export_{name}.log")  # fmt: skip
 
-    workdir = Path(args.out).resolve()
-    if workdir.exists():
-        sys.exit(f"[demo] '{workdir}' exists: remove it or pass --out NEW_FOLDER")
-    workdir.mkdir(parents=True)
-    data = (ROOT / "recipes" / "data" / "ethanol_100_eV.xyz").resolve()
-    results = []
-    try:
-        for name, recipe in MODELS.items():
-            rundir = train(name, RECIPES / recipe, workdir, args.quick)
-            frames = test_frames(rundir, data)
-            results.append(model_accuracy(str(rundir / f"{name}.pt"), frames))
-    except BaseException:
-        print(f"[demo] stopped; partial results kept in {workdir}", file=sys.stderr)
-        raise
-    table = format_table(results)
-    (workdir / "accuracy.txt").write_text(table + "\n")
+    frames = ase.io.read(DATA, ":")
+    test = [frames[i] for i in test_indices(split_from)]
+    ase.io.write(out / "test.xyz", test)
+    print(f"[demo] mtt-nc compare on {len(test)} test structures ...", flush=True)
+    command = [
+        mtt("mtt-nc"),
+        "compare",
+        *[str(models_dir / f"{name}.pt") for name in MODELS],
+        "--names", "PET-C,PET-NC,PET-M",
+        "--structures", str(out / "test.xyz"),
+        "-o", str(out / "report"),
+        *(QUICK_OPTIONS if args.quick else COMPARE_OPTIONS),
+    ]  # fmt: skip
+    status = subprocess.run(command)
+    report_file = out / "report" / "report.json"
+    if not report_file.is_file():
+        sys.exit(f"[demo] mtt-nc compare failed (exit {status.returncode})")
+    report = json.loads(report_file.read_text())
     print()
-    print(
-        f"Test-set errors ({len(frames)} ethanol structures, metatrain's test split):"
-    )
-    print(table)
+    print(summary_table(report))
     print()
-    print(f"[demo] models, logs and this table are in {workdir}")
-    for name in MODELS:
-        print(f"  {name}: {workdir / name / (name + '.pt')}")
-    return 0
+    minutes = (time.perf_counter() - start) / 60
+    print(f"[demo] done in {minutes:.1f} min; report: {out / 'report' / 'report.md'}")
+    print(f"[demo]   also {out / 'report' / 'report.html'} (figures embedded)")
+    return 0 if status.returncode == 0 else status.returncode
+
+
+def summary_table(report: dict) -> str:
+    """Force errors, NVE heating/drift and cost per model and force mode."""
+    lines = [
+        f"{'model':<7} {'forces':<13} {'F RMSE':>8} {'NVE drift':>14} "
+        f"{'heating':>9} {'cost':>8}",
+        f"{'':<7} {'':<13} {'meV/A':>8} {'meV/atom/ps':>14} {'K/ps':>9} "
+        f"{'speed-up':>8}",
+    ]
+    for name, model in report["models"].items():
+        accuracy = model.get("accuracy") or {}
+        nve = model.get("nve") or {}
+        cost = model.get("cost") or {}
+        for mode in model["info"]["md_modes"]:
+            forces = (accuracy.get("forces") or {}).get(mode) or {}
+            run_ = nve.get(mode) or {}
+            key = "mts_per_inner_step" if mode == "mts" else mode
+            speedup = (cost.get("speedup") or {}).get(key)
+            lines.append(
+                f"{name:<7} {mode:<13} {_num(forces.get('rmse'), 8, 0)} "
+                f"{_num(run_.get('drift_meV_per_atom_per_ps'), 14, 2)} "
+                f"{_num(run_.get('heating_rate_K_per_ps'), 9, 0)} "
+                f"{_num(speedup, 7, 2)}x"
+            )
+    return "\n".join(lines)
+
+
+def _num(value, width: int, digits: int) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    return f"{value:{width}.{digits}f}"
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The README's first command, in its quick form, so that the README cannot rot."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,40 +9,50 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_quick(tmp_path):
+    """Trains PET-C, PET-NC and PET-M for 3 epochs with ``mtt train`` and the demo
+    recipes, exports them with ``mtt export`` and runs ``mtt-nc compare``."""
     out = tmp_path / "demo"
     result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "demo.py"),
-            "--quick",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--quick", "--out", out],
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    table = (out / "accuracy.txt").read_text()
-    lines = [line.split() for line in table.splitlines()[2:]]
-    heads = {(row[0], row[1]) for row in lines}
-    # both force heads of pet_m, and the direct head of pet_nc (its energy gradient
-    # is not reported as forces)
-    assert heads == {
-        ("pet_nc.pt", "direct"),
-        ("pet_m.pt", "conservative"),
-        ("pet_m.pt", "direct"),
+    for name in ("pet_c", "pet_nc", "pet_m"):
+        assert (out / "training" / name / f"{name}.ckpt").is_file()
+        assert (out / "models" / f"{name}.pt").is_file()  # from `mtt export`
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert list(report["models"]) == ["PET-C", "PET-NC", "PET-M"]
+    assert report["models"]["PET-M"]["info"]["md_modes"] == [
+        "conservative",
+        "direct",
+        "mts",
+    ]
+    # the printed table has one row per model and force mode, with numbers
+    rows = [line.split() for line in result.stdout.splitlines()]
+    modes = {(r[0], r[1]) for r in rows if r and r[0].startswith("PET-")}
+    assert modes == {
+        ("PET-C", "conservative"),
+        ("PET-NC", "direct"),
+        ("PET-M", "conservative"),
+        ("PET-M", "direct"),
+        ("PET-M", "mts"),
     }
-    for row in lines:
-        energy, force_mae, force_rmse = (float(x) for x in row[2:5])
-        assert 0 < force_mae <= force_rmse
-        assert energy > 0
-    assert "Test-set errors" in result.stdout
-    for name in ("pet_nc", "pet_m"):
-        assert (out / name / f"{name}.pt").is_file()
+    assert f"report: {out / 'report' / 'report.md'}" in result.stdout
+
+
+def test_demo_pretrained_models_are_shipped():
+    """The default demo starts from the committed checkpoints and their test split."""
+    pretrained = ROOT / "recipes" / "demo" / "pretrained"
+    for name in ("pet_c", "pet_nc", "pet_m"):
+        assert (pretrained / f"{name}.ckpt").stat().st_size > 100_000
+    indices = (pretrained / "test_indices.txt").read_text().split()
+    assert len(indices) == 4 and all(0 <= int(i) < 40 for i in indices)
 
 
 def test_demo_refuses_existing_folder(tmp_path):
+    (tmp_path / "keep.txt").write_text("user data")
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py"), "--out", str(tmp_path)],
         capture_output=True,
@@ -49,3 +60,4 @@ def test_demo_refuses_existing_folder(tmp_path):
     )
     assert result.returncode != 0
     assert "exists" in result.stderr
+    assert (tmp_path / "keep.txt").read_text() == "user data"
