@@ -36,11 +36,11 @@ COMPARE_OPTIONS = [
     "--timestep", "0.25",
     "--stride", "4",
     "--nve-time", "250",
-    "--nvt-time", "100",
+    "--nvt-time", "200",
     "--tau", "20",
     "--lambda-structures", "1",
     "--relax-structures", "1",
-    "--relax-steps", "100",
+    "--relax-steps", "300",
 ]  # fmt: skip
 QUICK_OPTIONS = [
     "--quick",
