@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import ase.io
-import yaml
+from make_demo_models import train  # scripts/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "recipes" / "demo"
@@ -64,24 +64,6 @@ def run(command, cwd: Path, log: Path) -> None:
 
 def mtt(name: str) -> str:
     return str(Path(sys.executable).parent / name)
-
-
-def train(name: str, workdir: Path, epochs: int = 0) -> Path:
-    """``mtt train`` of ``recipes/demo/water_<name>.yaml``; returns the checkpoint."""
-    options = yaml.safe_load((DEMO / f"water_{name}.yaml").read_text())
-    options["training_set"]["systems"]["read_from"] = str(DATA)
-    if epochs:
-        options["architecture"]["training"]["num_epochs"] = epochs
-    rundir = workdir / name
-    rundir.mkdir(parents=True)
-    (rundir / "options.yaml").write_text(yaml.safe_dump(options, sort_keys=False))
-    print(f"[demo] training {name} in {rundir} ...", flush=True)
-    run(
-        [mtt("mtt"), "train", "options.yaml", "-o", f"{name}.pt"],
-        rundir,
-        rundir / "mtt.log",
-    )
-    return rundir / f"{name}.ckpt"
 
 
 def test_indices(run_dir: Path) -> list:

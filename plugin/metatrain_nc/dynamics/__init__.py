@@ -12,8 +12,7 @@
 Names are imported lazily, so that ``mtt-nc --help`` does not import torch.
 """
 
-import importlib
-from typing import Any
+from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
     "MultipleTimeStep": "integrator",
@@ -31,11 +30,4 @@ _EXPORTS = {
     "relaxation_check": "relax",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
