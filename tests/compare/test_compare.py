@@ -263,3 +263,39 @@ def test_settings_checks():
     quick = CompareSettings.quick(stride=8)
     assert quick.stride == 8 and quick.mts_outer_fs == 4.0
     assert quick.outer_steps(100.0) == 25
+
+
+def test_stock_pet_with_a_direct_target_is_a_hybrid(ethanol_frames, tmp_path):
+    """Stock ``pet`` trained on energy, forces and an explicit
+    ``non_conservative_force`` target has both heads: compared like ``pet_m``."""
+    import yaml
+
+    from ..conftest import run_mtt, write_options
+
+    write_options(tmp_path / "options.yaml", "pet", str(ethanol_frames), epochs=1)
+    options = yaml.safe_load((tmp_path / "options.yaml").read_text())
+    options["training_set"]["targets"]["non_conservative_force"] = {
+        "key": "forces",
+        "quantity": "force",
+        "unit": "eV/A",
+        "sample_kind": "atom",
+        "type": {"cartesian": {"rank": 1}},
+    }
+    (tmp_path / "options.yaml").write_text(yaml.safe_dump(options))
+    run_mtt(["train", "options.yaml"], cwd=tmp_path)
+
+    result = compare(
+        [tmp_path / "model.pt"],
+        ethanol_frames,
+        tmp_path / "report",
+        _settings(stages=("accuracy", "nve")),
+        names=["pet_hybrid"],
+        progress=False,
+        log=lambda message: None,
+    )
+    model = result["models"]["pet_hybrid"]
+    assert model["info"]["md_modes"] == ["conservative", "direct", "mts"]
+    forces = model["accuracy"]["forces"]
+    assert forces["conservative"]["rmse"] != forces["direct"]["rmse"]
+    assert set(model["nve"]) >= {"conservative", "direct", "mts"}
+    assert result["failures"] == []
