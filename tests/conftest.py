@@ -111,6 +111,20 @@ def write_options(
     return path
 
 
+def add_direct_force_target(options_file: Path) -> None:
+    """Add an explicit ``non_conservative_force`` target (the ``forces`` labels) to
+    ``options_file``, as a user of stock ``pet`` would for a hand-made hybrid."""
+    options = yaml.safe_load(options_file.read_text())
+    options["training_set"]["targets"]["non_conservative_force"] = {
+        "key": "forces",
+        "quantity": "force",
+        "unit": "eV/A",
+        "sample_kind": "atom",
+        "type": {"cartesian": {"rank": 1}},
+    }
+    options_file.write_text(yaml.safe_dump(options))
+
+
 def train_tiny(
     workdir: Path, architecture: str, data: Path, **kwargs: Any
 ) -> SimpleNamespace:

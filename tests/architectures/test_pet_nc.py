@@ -7,7 +7,7 @@ import torch
 from metatomic.torch import load_atomistic_model
 from metatomic_ase import MetatomicCalculator
 
-from ..conftest import run_mtt, write_options
+from ..conftest import add_direct_force_target, run_mtt, write_options
 from .helpers import evaluate
 
 
@@ -133,17 +133,7 @@ def test_explicit_non_conservative_force_target(tmp_path, ethanol_frames):
         epochs=1,
         energy={"forces": False},
     )
-    import yaml
-
-    options = yaml.safe_load((tmp_path / "options.yaml").read_text())
-    options["training_set"]["targets"]["non_conservative_force"] = {
-        "key": "forces",
-        "quantity": "force",
-        "unit": "eV/A",
-        "sample_kind": "atom",
-        "type": {"cartesian": {"rank": 1}},
-    }
-    (tmp_path / "options.yaml").write_text(yaml.safe_dump(options))
+    add_direct_force_target(tmp_path / "options.yaml")
     result = run_mtt(["train", "options.yaml"], cwd=tmp_path)
     assert "validation non_conservative_force RMSE" in result.stdout + result.stderr
     checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=False)

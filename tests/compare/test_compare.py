@@ -268,20 +268,10 @@ def test_settings_checks():
 def test_stock_pet_with_a_direct_target_is_a_hybrid(ethanol_frames, tmp_path):
     """Stock ``pet`` trained on energy, forces and an explicit
     ``non_conservative_force`` target has both heads: compared like ``pet_m``."""
-    import yaml
-
-    from ..conftest import run_mtt, write_options
+    from ..conftest import add_direct_force_target, run_mtt, write_options
 
     write_options(tmp_path / "options.yaml", "pet", str(ethanol_frames), epochs=1)
-    options = yaml.safe_load((tmp_path / "options.yaml").read_text())
-    options["training_set"]["targets"]["non_conservative_force"] = {
-        "key": "forces",
-        "quantity": "force",
-        "unit": "eV/A",
-        "sample_kind": "atom",
-        "type": {"cartesian": {"rank": 1}},
-    }
-    (tmp_path / "options.yaml").write_text(yaml.safe_dump(options))
+    add_direct_force_target(tmp_path / "options.yaml")
     run_mtt(["train", "options.yaml"], cwd=tmp_path)
 
     result = compare(
