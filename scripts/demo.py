@@ -1,7 +1,7 @@
 """The README's main job: PET-C, PET-NC and PET-M on bundled water, compared.
 
 1. models: the small pre-trained checkpoints of ``recipes/demo/pretrained/`` (made
-   from the bundled water subset by ``scripts/make_demo_models.py``, about an hour of
+   from the bundled water subset by ``scripts/make_demo_models.py``, 20 to 45 min of
    CPU training each), exported with the unmodified ``mtt export``; or, with
    ``--train``, trained here with ``mtt train`` and the same recipes (slow); with
    ``--quick``, trained here for a few epochs (CI: the pipeline cannot rot);
@@ -66,12 +66,10 @@ def mtt(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def test_indices(run_dir: Path) -> list:
-    """metatrain's test split of a training run (or of the pre-trained models)."""
-    if run_dir == PRETRAINED:
-        return [int(i) for i in (PRETRAINED / "test_indices.txt").read_text().split()]
-    found = next(run_dir.glob("outputs/*/*/indices/test.txt"))
-    return [int(i) for i in found.read_text().split()]
+def read_test_split(indices_file: Path) -> list:
+    """The structures of metatrain's test split (a ``test.txt`` of indices)."""
+    frames = ase.io.read(DATA, ":")
+    return [frames[int(i)] for i in indices_file.read_text().split()]
 
 
 def main() -> int:
@@ -96,7 +94,7 @@ def main() -> int:
             name: train(name, out / "training", epochs=3 if args.quick else 0)
             for name in MODELS
         }
-        split_from = out / "training" / "pet_m"
+        split = next((out / "training").glob("pet_m/outputs/*/*/indices/test.txt"))
     else:
         missing = [n for n in MODELS if not (PRETRAINED / f"{n}.ckpt").is_file()]
         if missing:
@@ -106,7 +104,7 @@ def main() -> int:
                 "`python scripts/demo.py --train`"
             )
         checkpoints = {name: PRETRAINED / f"{name}.ckpt" for name in MODELS}
-        split_from = PRETRAINED
+        split = PRETRAINED / "test_indices.txt"
     for name, checkpoint in checkpoints.items():
         print(f"[demo] mtt export {checkpoint.name} -> models/{name}.pt", flush=True)
         local = models_dir / f"{name}.ckpt"
@@ -114,8 +112,7 @@ def main() -> int:
         run([mtt("mtt"), "export", local.name, "-o", f"{name}.pt"], models_dir,
             models_dir / f"export_{name}.log")  # fmt: skip
 
-    frames = ase.io.read(DATA, ":")
-    test = [frames[i] for i in test_indices(split_from)]
+    test = read_test_split(split)
     ase.io.write(out / "test.xyz", test)
     print(f"[demo] mtt-nc compare on {len(test)} test structures ...", flush=True)
     command = [

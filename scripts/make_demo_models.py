@@ -1,6 +1,6 @@
 """Train the demo's pre-trained models (recipes/demo/pretrained/) from bundled data.
 
-The README demo starts from small models trained for 30 to 75 minutes each on one CPU
+The README demo starts from small models trained for 20 to 45 minutes each on one CPU
 core rather than for the few minutes a demo can afford. This script is how they were
 made (``--force`` to remake them): it runs
 the unmodified ``mtt train`` on each recipe of ``recipes/demo/`` (bundled water
