@@ -10,6 +10,7 @@ import ase.io
 import pytest
 
 from metatrain_nc.compare import CompareSettings, compare
+from metatrain_nc.compare.models import describe_model
 from metatrain_nc.errors import UserInputError
 
 from ..analytic_models import analytic_lambda, export_pair_model
@@ -289,3 +290,5 @@ def test_stock_pet_with_a_direct_target_is_a_hybrid(ethanol_frames, tmp_path):
     assert forces["conservative"]["rmse"] != forces["direct"]["rmse"]
     assert set(model["nve"]) >= {"conservative", "direct", "mts"}
     assert result["failures"] == []
+    # the exported model does not record its architecture, the checkpoint does
+    assert describe_model(str(tmp_path / "model.ckpt")).architecture == "pet"

@@ -80,6 +80,8 @@ def describe_model(path: str, name: Optional[str] = None) -> ModelEntry:
     capabilities = model.capabilities()
     outputs = dict(capabilities.outputs)
     architecture = str(model.metadata().extra.get("architecture", ""))
+    if not architecture and str(path).endswith(".ckpt"):
+        architecture = checkpoint_architecture(str(path))
     heads = []
     if "energy" in outputs and architecture != "pet_nc":
         heads.append("conservative")
@@ -104,6 +106,20 @@ def describe_model(path: str, name: Optional[str] = None) -> ModelEntry:
         units=units,
         outputs=sorted(outputs),
     )
+
+
+def checkpoint_architecture(path: str) -> str:
+    """The ``architecture_name`` a metatrain checkpoint records (``""`` if none)."""
+    import metatomic.torch  # noqa: F401  (classes stored in the checkpoint)
+    import torch
+
+    try:
+        checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception:
+        return ""
+    if not isinstance(checkpoint, dict):
+        return ""
+    return str(checkpoint.get("architecture_name", ""))
 
 
 def unique_names(paths: Sequence[str], names: Optional[Sequence[str]]) -> List[str]:
