@@ -108,7 +108,24 @@ def test_stochastic_and_conservative_control(pair_nc, structures_file, tmp_path)
     assert entry["method"] == "stochastic" and entry["probes"] == 8
     assert summary["settings"]["jvp"] == "finite-difference"
     assert entry["lambda_error"] > 0
+    assert "target_error" not in entry
     assert not (out / "atoms.csv").exists()
+
+    out = tmp_path / "target"
+    args = ["-o", out, "--stochastic", "--probes", 4, "--chunk-size", 4]
+    assert run_cli(pair_nc, structures_file, *args, "--target-error", 0.05) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for entry in summary["structures"]:
+        assert entry["target_reached"] is True and entry["target_error"] == 0.05
+        assert entry["lambda_error"] / entry["lambda"] <= 0.05
+        assert entry["probes"] > 4
+    assert summary["settings"]["target_error"] == 0.05
+    out = tmp_path / "budget"
+    args += ["--target-error", 1e-4, "--max-probes", 8]
+    args[1] = out
+    assert run_cli(pair_nc, structures_file, *args) == 0
+    entry = json.loads((out / "summary.json").read_text())["structures"][0]
+    assert entry["target_reached"] is False and entry["probes"] == 8
 
     out = tmp_path / "control"
     code = run_cli(
@@ -150,7 +167,18 @@ def _bad(tmp_path, frames=None, text=None) -> Path:
 
 @pytest.mark.parametrize(
     "case",
-    ["missing_output", "species", "empty", "unreadable", "nan", "overlap", "too_big"],
+    [
+        "missing_output",
+        "species",
+        "empty",
+        "unreadable",
+        "nan",
+        "overlap",
+        "too_big",
+        "target_without_stochastic",
+        "negative_target",
+        "budget_below_minimum",
+    ],
 )
 def test_bad_input(case, pair_nc, pair_energy_only, tmp_path, capsys):
     model = pair_nc
@@ -177,10 +205,22 @@ def test_bad_input(case, pair_nc, pair_energy_only, tmp_path, capsys):
         molecule.positions[1] = molecule.positions[0] + 0.01
         structures = _bad(tmp_path, [molecule])
         expected = "overlap"
-    else:
+    elif case == "too_big":
         structures = _bad(tmp_path, [molecule])
         extra = ["--max-exact-rows", "20"]
         expected = "--stochastic"
+    elif case == "target_without_stochastic":
+        structures = _bad(tmp_path, [molecule])
+        extra = ["--target-error", "0.1"]
+        expected = "add --stochastic"
+    elif case == "negative_target":
+        structures = _bad(tmp_path, [molecule])
+        extra = ["--stochastic", "--target-error", "-0.1"]
+        expected = "positive fraction"
+    else:
+        structures = _bad(tmp_path, [molecule])
+        extra = ["--stochastic", "--target-error", "0.1", "--max-probes", "8"]
+        expected = "raise --max-probes"
     out = tmp_path / "out"
     assert run_cli(model, structures, "-o", out, *extra) == 2
     error = capsys.readouterr().err

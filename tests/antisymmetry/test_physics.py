@@ -160,3 +160,30 @@ def test_stochastic_finite_difference_jvp(pair_nc, ethanol):
     )
     assert cheap.value == pytest.approx(exact.value, rel=1e-5)
     assert cheap.error == pytest.approx(exact.error, rel=1e-3)
+
+
+def test_stochastic_target_error(pair_nc, ethanol):
+    """With a target, probes are added until error / lambda reaches it; a tighter
+    target costs more probes; the budget is honoured and reported."""
+    force_model = ForceModel(load_model(pair_nc), ethanol)
+    exact = lambda_from_jacobian(exact_jacobian(force_model))
+    loose = stochastic_lambda(
+        force_model, probes=4, chunk_size=4, seed=3, target_error=0.1
+    )
+    tight = stochastic_lambda(
+        force_model, probes=4, chunk_size=4, seed=3, target_error=0.03
+    )
+    for estimate, target in ((loose, 0.1), (tight, 0.03)):
+        assert estimate.converged is True
+        assert estimate.error / estimate.value <= target
+        assert len(estimate.anti_sq) == estimate.probes
+        assert abs(estimate.value - exact) < 3.5 * estimate.error
+    assert tight.probes > loose.probes >= 4
+    # the first probes of both runs are the same (same seed): only more were added
+    assert tight.anti_sq[: loose.probes] == loose.anti_sq
+    budget = stochastic_lambda(
+        force_model, probes=4, chunk_size=4, seed=3, target_error=1e-4, max_probes=12
+    )
+    assert budget.probes == 12 and budget.converged is False
+    plain = stochastic_lambda(force_model, probes=6, chunk_size=4, seed=3)
+    assert plain.probes == 6 and plain.converged is None

@@ -96,6 +96,8 @@ class StructureResult:
     lambda_: float
     error: Optional[float] = None  # standard error (stochastic only)
     probes: Optional[int] = None
+    target_error: Optional[float] = None  # stochastic with a target only
+    converged: Optional[bool] = None
     per_atom: Optional[np.ndarray] = None  # (N,) lambda_i, exact only
     pairs: Optional[PairTable] = None
     rotation_loop: Optional[Dict[str, Any]] = None
@@ -112,6 +114,9 @@ class StructureResult:
         if self.method == "stochastic":
             data["lambda_error"] = self.error
             data["probes"] = self.probes
+            if self.target_error is not None:
+                data["target_error"] = self.target_error
+                data["target_reached"] = self.converged
         if self.per_atom is not None:
             data["lambda_atom_max"] = float(np.max(self.per_atom))
         if self.rotation_loop is not None:
@@ -194,6 +199,8 @@ def evaluate(
     progress: bool = False,
     strategy: str = "auto",
     jvp: str = "double-backward",
+    target_error: Optional[float] = None,
+    max_probes: int = 1024,
 ) -> AntisymmetryReport:
     """lambda (and optionally per atom, per pair, closed-loop work) for structures.
 
@@ -214,6 +221,10 @@ def evaluate(
         ``"batched"`` (see :func:`~metatrain_nc.antisymmetry.jacobian.exact_jacobian`).
     :param jvp: ``J v`` of the stochastic path: ``"double-backward"`` or
         ``"finite-difference"`` (no second-order graph: less memory for large systems).
+    :param target_error: stochastic path: add probes (``probes`` at least) until the
+        relative standard error of lambda is at most this, or ``max_probes``; a
+        structure that stops at ``max_probes`` is flagged in the summary.
+    :param max_probes: probe budget per structure for ``target_error``.
     """
     if isinstance(frames, ase.Atoms):
         frames = [frames]
@@ -226,6 +237,22 @@ def evaluate(
         )
     if probes < 2 and stochastic:
         raise UserInputError("the stochastic estimator needs at least 2 probes")
+    if target_error is not None:
+        if not stochastic:
+            raise UserInputError(
+                "a target error applies to the stochastic estimator: add --stochastic "
+                "(stochastic=True) or drop --target-error"
+            )
+        if not target_error > 0:
+            raise UserInputError(
+                f"target error must be a positive fraction (e.g. 0.1), got "
+                f"{target_error}"
+            )
+        if max_probes < probes:
+            raise UserInputError(
+                f"--max-probes ({max_probes}) is smaller than --probes ({probes}), the "
+                "minimum: raise --max-probes"
+            )
     loaded = load_model(model, float64=float64)
     # validate everything before any expensive work
     for index, atoms in enumerate(frames):
@@ -252,7 +279,12 @@ def evaluate(
         force_model = ForceModel(loaded, atoms, output)
         n3 = 3 * len(atoms)
         if stochastic:
-            inner = tqdm(total=probes, desc="probes", leave=False, disable=not progress)
+            inner = tqdm(
+                total=probes if target_error is None else None,
+                desc="probes",
+                leave=False,
+                disable=not progress,
+            )
             estimate = stochastic_lambda(
                 force_model,
                 probes=probes,
@@ -260,6 +292,8 @@ def evaluate(
                 seed=seed + index,
                 progress=inner.update,
                 jvp=jvp,
+                target_error=target_error,
+                max_probes=max_probes,
             )
             inner.close()
             result = StructureResult(
@@ -268,7 +302,9 @@ def evaluate(
                 method="stochastic",
                 lambda_=estimate.value,
                 error=estimate.error,
-                probes=probes,
+                probes=estimate.probes,
+                target_error=target_error,
+                converged=estimate.converged,
             )
         else:
             inner = tqdm(total=n3, desc="rows", leave=False, disable=not progress)
@@ -327,6 +363,8 @@ def evaluate(
     settings = {
         "method": "stochastic" if stochastic else "exact",
         "probes": probes if stochastic else None,
+        "target_error": target_error,
+        "max_probes": max_probes if target_error is not None else None,
         "chunk_size": chunk_size,
         "vjp_strategy": strategy,
         "jvp": jvp if stochastic else None,

@@ -32,7 +32,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="random-probe estimate with an error bar instead of the exact Jacobian",
     )
     parser.add_argument(
-        "--probes", type=int, default=64, help="probes of the stochastic estimator"
+        "--probes",
+        type=int,
+        default=64,
+        help="probes of the stochastic estimator (the minimum with --target-error)",
+    )
+    parser.add_argument(
+        "--target-error",
+        type=float,
+        help="stochastic: add probes until the relative standard error of lambda is "
+        "at most this fraction (e.g. 0.1)",
+    )
+    parser.add_argument(
+        "--max-probes",
+        type=int,
+        default=1024,
+        help="probe budget per structure with --target-error",
     )
     parser.add_argument(
         "--chunk-size",
@@ -151,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         strategy=args.vjp_strategy,
         jvp=args.jvp,
+        target_error=args.target_error,
+        max_probes=args.max_probes,
     )
     path = report.write(args.output_dir, force=args.force)
     summary = report.summary()
@@ -162,7 +179,12 @@ def run(args: argparse.Namespace) -> int:
     for structure in report.structures:
         line = f"  structure {structure.index}: lambda = {structure.lambda_:.4g}"
         if structure.error is not None:
-            line += f" +- {structure.error:.2g}"
+            line += f" +- {structure.error:.2g} ({structure.probes} probes)"
+        if structure.converged is False:
+            line += (
+                f", target error {structure.target_error:g} NOT reached within "
+                "--max-probes"
+            )
         if structure.rotation_loop is not None:
             line += f", rotation-loop W = {structure.rotation_loop['work_eV']:.4g} eV"
         if structure.square_loops is not None:

@@ -169,6 +169,15 @@ class StochasticLambda:
     full_sq: List[float] = field(default_factory=list)
     anti_norm_sq: float = 0.0
     jacobian_norm_sq: float = 0.0
+    target_error: Optional[float] = None
+    converged: Optional[bool] = None  # target reached (None without a target)
+
+    @property
+    def relative_error(self) -> float:
+        """``error / value`` (0 for an exact zero, ``inf`` for a noisy zero)."""
+        if self.value > 0:
+            return self.error / self.value
+        return 0.0 if self.error == 0 else math.inf
 
 
 def ratio_estimate(anti_sq: np.ndarray, full_sq: np.ndarray):
@@ -204,10 +213,16 @@ def stochastic_lambda(
     batched: bool = False,
     jvp: str = "double-backward",
     fd_step: Optional[float] = None,
+    target_error: Optional[float] = None,
+    max_probes: int = 1024,
 ) -> StochasticLambda:
     """Random-probe estimate of lambda with a standard error (see module docstring).
 
-    :param probes: number of Rademacher probes (the error falls like 1/sqrt(probes)).
+    :param probes: number of Rademacher probes (the error falls like 1/sqrt(probes));
+        the minimum when ``target_error`` is given.
+    :param target_error: keep adding chunks of probes until the relative standard
+        error ``error / lambda`` is at most this (e.g. ``0.1``), or ``max_probes``.
+    :param max_probes: upper bound on the probes spent for ``target_error``.
     :param chunk_size: probes per batched backward pass.
     :param seed: seed of the probe generator.
     :param batched: one batched backward pass per chunk of probes instead of a loop
@@ -221,6 +236,12 @@ def stochastic_lambda(
     """
     if jvp not in ("double-backward", "finite-difference"):
         raise ValueError(f"unknown jvp method '{jvp}'")
+    if target_error is not None and not target_error > 0:
+        raise UserInputError(f"target error must be positive, got {target_error}")
+    if target_error is not None and max_probes < probes:
+        raise UserInputError(
+            f"max probes ({max_probes}) is smaller than the minimum probes ({probes})"
+        )
     finite_difference = jvp == "finite-difference"
     if fd_step is None:
         fd_step = 1e-3 if force_model.dtype == torch.float64 else 1e-2
@@ -240,9 +261,21 @@ def stochastic_lambda(
     if force_model.output != "conservative" and not finite_difference:
         (jt_u,) = torch.autograd.grad(flat, positions, u, create_graph=True)
         jt_u = jt_u.reshape(-1)
+
+    def enough(done: int) -> bool:
+        if done < probes:
+            return False
+        if target_error is None or done >= max_probes:
+            return True
+        value, error = ratio_estimate(np.array(anti_sq), np.array(full_sq))
+        if value > 0:
+            return error / value <= target_error
+        return error == 0
+
     done = 0
-    while done < probes:
-        k = min(chunk_size, probes - done)
+    while not enough(done):
+        # up to the minimum, then a chunk at a time until the target error
+        k = min(chunk_size, probes - done if done < probes else max_probes - done)
         signs = torch.randint(0, 2, (k, n3), generator=generator)
         v = (2.0 * signs - 1.0).to(force_model.dtype)
         jtv = jv = None
@@ -293,12 +326,16 @@ def stochastic_lambda(
         if progress is not None:
             progress(k)
     value, error = ratio_estimate(np.array(anti_sq), np.array(full_sq))
-    return StochasticLambda(
+    result = StochasticLambda(
         value=value,
         error=error,
-        probes=probes,
+        probes=done,
         anti_sq=anti_sq,
         full_sq=full_sq,
         anti_norm_sq=float(np.mean(anti_sq)),
         jacobian_norm_sq=float(np.mean(full_sq)),
+        target_error=target_error,
     )
+    if target_error is not None:
+        result.converged = result.relative_error <= target_error
+    return result
