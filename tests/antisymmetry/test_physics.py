@@ -187,3 +187,12 @@ def test_stochastic_target_error(pair_nc, ethanol):
     assert budget.probes == 12 and budget.converged is False
     plain = stochastic_lambda(force_model, probes=6, chunk_size=4, seed=3)
     assert plain.probes == 6 and plain.converged is None
+
+
+def test_target_error_needs_four_probes(pair_nc, ethanol):
+    """Two probes that happen to agree do not stop a run with a target."""
+    force_model = ForceModel(load_model(pair_nc), ethanol)
+    estimate = stochastic_lambda(
+        force_model, probes=2, chunk_size=1, seed=0, target_error=10.0
+    )
+    assert estimate.probes == 4 and estimate.converged is True

@@ -33,6 +33,9 @@ from .model import ForceModel
 #: default largest 3N for the exact path (J itself is (3N)^2 floats)
 MAX_EXACT_ROWS = 3000
 
+#: fewest probes whose error bar is trusted to stop at a target error
+MIN_PROBES_FOR_TARGET = 4
+
 
 def lambda_from_jacobian(jacobian: np.ndarray) -> float:
     """lambda = ||(J - J^T)/2||_F / ||J||_F for a square matrix ``jacobian``."""
@@ -221,7 +224,8 @@ def stochastic_lambda(
     :param probes: number of Rademacher probes (the error falls like 1/sqrt(probes));
         the minimum when ``target_error`` is given.
     :param target_error: keep adding chunks of probes until the relative standard
-        error ``error / lambda`` is at most this (e.g. ``0.1``), or ``max_probes``.
+        error ``error / lambda`` is at most this (e.g. ``0.1``), or ``max_probes``;
+        checked from :data:`MIN_PROBES_FOR_TARGET` probes on.
     :param max_probes: upper bound on the probes spent for ``target_error``.
     :param chunk_size: probes per batched backward pass.
     :param seed: seed of the probe generator.
@@ -267,6 +271,8 @@ def stochastic_lambda(
             return False
         if target_error is None or done >= max_probes:
             return True
+        if done < MIN_PROBES_FOR_TARGET:
+            return False  # an error bar from 2-3 probes is itself too noisy
         value, error = ratio_estimate(np.array(anti_sq), np.array(full_sq))
         if value > 0:
             return error / value <= target_error
