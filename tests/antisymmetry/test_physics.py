@@ -196,3 +196,8 @@ def test_target_error_needs_four_probes(pair_nc, ethanol):
         force_model, probes=2, chunk_size=1, seed=0, target_error=10.0
     )
     assert estimate.probes == 4 and estimate.converged is True
+    # a budget below 4 probes stops there, and does not claim the target
+    capped = stochastic_lambda(
+        force_model, probes=2, seed=0, target_error=10.0, max_probes=2
+    )
+    assert capped.probes == 2 and capped.converged is False

@@ -177,10 +177,15 @@ class StochasticLambda:
 
     @property
     def relative_error(self) -> float:
-        """``error / value`` (0 for an exact zero, ``inf`` for a noisy zero)."""
-        if self.value > 0:
-            return self.error / self.value
-        return 0.0 if self.error == 0 else math.inf
+        """``error / value`` (see :func:`relative_error`)."""
+        return relative_error(self.value, self.error)
+
+
+def relative_error(value: float, error: float) -> float:
+    """``error / value``: 0 for an exact zero, ``inf`` for a noisy zero."""
+    if value > 0:
+        return error / value
+    return 0.0 if error == 0 else math.inf
 
 
 def ratio_estimate(anti_sq: np.ndarray, full_sq: np.ndarray):
@@ -274,9 +279,7 @@ def stochastic_lambda(
         if done < MIN_PROBES_FOR_TARGET:
             return False  # an error bar from 2-3 probes is itself too noisy
         value, error = ratio_estimate(np.array(anti_sq), np.array(full_sq))
-        if value > 0:
-            return error / value <= target_error
-        return error == 0
+        return relative_error(value, error) <= target_error
 
     done = 0
     while not enough(done):
@@ -343,5 +346,7 @@ def stochastic_lambda(
         target_error=target_error,
     )
     if target_error is not None:
-        result.converged = result.relative_error <= target_error
+        result.converged = (
+            done >= MIN_PROBES_FOR_TARGET and result.relative_error <= target_error
+        )
     return result
