@@ -32,6 +32,7 @@ from typing import List
 
 import torch
 from ase import units
+from ase.neighborlist import neighbor_list
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -63,6 +64,11 @@ def steps_per_second(dyn: MultipleTimeStep, inner_steps: int) -> List[float]:
         dyn.run(1)
         rates.append(dyn.stride / (time.perf_counter() - start))
     return rates
+
+
+def neighbour_pairs(atoms, cutoff: float) -> int:
+    """Ordered pairs of atoms closer than ``cutoff`` (A)."""
+    return len(neighbor_list("i", atoms, cutoff))
 
 
 def main() -> None:
@@ -97,6 +103,9 @@ def main() -> None:
         # interleaved repeats: a slow spell of the machine hits every mode alike.
         # Every repeat starts again from the same structure and velocities.
         samples = {mode: [] for mode in modes}
+        # what an evaluation costs follows the number of pairs: report it at the end
+        cutoff = max(o.cutoff for o in model.model.requested_neighbor_lists())
+        pairs = {}
         for _ in range(args.repeats):
             for mode in modes:
                 stride = args.stride if mode == "mts" else 1
@@ -107,6 +116,7 @@ def main() -> None:
                     else max(args.inner_steps // 2, 1)
                 )
                 samples[mode].append(steps_per_second(dynamics, inner))
+                pairs[mode] = neighbour_pairs(dynamics.atoms, cutoff)
         # median over every outer step of every repeat: robust to short slow spells
         rates = {
             mode: statistics.median(sum(runs, [])) for mode, runs in samples.items()
@@ -132,6 +142,7 @@ def main() -> None:
                     "steps/s": f"{rate:.2f}",
                     "ms/step": f"{1000 / rate:.0f}",
                     "x conservative": f"{rate / rates['conservative']:.2f}",
+                    "pairs at the end": str(pairs[mode]),
                 }
             )
         if rates:
@@ -139,6 +150,8 @@ def main() -> None:
             theory = f / (1 + (f - 1) / args.stride)
             print_table("MD steps (inner time step) per second", rows)
             print(f"MTS theory from the direct speed-up: {theory:.2f}x")
+            start = neighbour_pairs(atoms, cutoff)
+            print(f"pairs within {cutoff} A at the start: {start}")
 
         from metatomic.torch import ModelOutput
         from metatomic_ase import MetatomicCalculator
