@@ -24,6 +24,7 @@ from ..errors import UserInputError
 from .decompose import PairTable, bin_pairs, pair_table, per_atom_lambda
 from .jacobian import (
     MAX_EXACT_ROWS,
+    check_target,
     exact_jacobian,
     lambda_from_jacobian,
     stochastic_lambda,
@@ -237,22 +238,12 @@ def evaluate(
         )
     if probes < 2 and stochastic:
         raise UserInputError("the stochastic estimator needs at least 2 probes")
-    if target_error is not None:
-        if not stochastic:
-            raise UserInputError(
-                "a target error applies to the stochastic estimator: add --stochastic "
-                "(stochastic=True) or drop --target-error"
-            )
-        if not target_error > 0:
-            raise UserInputError(
-                f"target error must be a positive fraction (e.g. 0.1), got "
-                f"{target_error}"
-            )
-        if max_probes < probes:
-            raise UserInputError(
-                f"--max-probes ({max_probes}) is smaller than --probes ({probes}), the "
-                "minimum: raise --max-probes"
-            )
+    if target_error is not None and not stochastic:
+        raise UserInputError(
+            "a target error applies to the stochastic estimator: add --stochastic "
+            "(stochastic=True) or drop --target-error"
+        )
+    check_target(target_error, probes, max_probes)
     loaded = load_model(model, float64=float64)
     # validate everything before any expensive work
     for index, atoms in enumerate(frames):

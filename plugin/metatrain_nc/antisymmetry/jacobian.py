@@ -212,6 +212,21 @@ def ratio_estimate(anti_sq: np.ndarray, full_sq: np.ndarray):
     return lam, float(error)
 
 
+def check_target(target_error: Optional[float], probes: int, max_probes: int) -> None:
+    """Raise :class:`UserInputError` for an unusable target error or probe budget."""
+    if target_error is None:
+        return
+    if not target_error > 0:
+        raise UserInputError(
+            f"target error must be a positive fraction (e.g. 0.1), got {target_error}"
+        )
+    if max_probes < probes:
+        raise UserInputError(
+            f"the probe budget (--max-probes, {max_probes}) is smaller than the "
+            f"minimum (--probes, {probes}): raise --max-probes"
+        )
+
+
 def stochastic_lambda(
     force_model: ForceModel,
     probes: int = 32,
@@ -245,12 +260,7 @@ def stochastic_lambda(
     """
     if jvp not in ("double-backward", "finite-difference"):
         raise ValueError(f"unknown jvp method '{jvp}'")
-    if target_error is not None and not target_error > 0:
-        raise UserInputError(f"target error must be positive, got {target_error}")
-    if target_error is not None and max_probes < probes:
-        raise UserInputError(
-            f"max probes ({max_probes}) is smaller than the minimum probes ({probes})"
-        )
+    check_target(target_error, probes, max_probes)
     finite_difference = jvp == "finite-difference"
     if fd_step is None:
         fd_step = 1e-3 if force_model.dtype == torch.float64 else 1e-2
