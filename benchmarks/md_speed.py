@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import default_model, export, median_time, print_table, water_frames  # noqa: E402
 
-from metatrain_nc.dynamics.forces import ModelForces  # noqa: E402
+from metatrain_nc.force_models import MetatomicModel  # noqa: E402
 from metatrain_nc.dynamics.integrator import MultipleTimeStep  # noqa: E402
 from metatrain_nc.dynamics.structures import maxwell_boltzmann  # noqa: E402
 
@@ -93,7 +93,7 @@ def main() -> None:
     atoms.calc = None
     with tempfile.TemporaryDirectory() as tmp:
         path = export(default_model("pet_m"), Path(tmp) / "pet_m.pt")
-        model = ModelForces(path)
+        model = MetatomicModel(path)
         n_params = sum(p.numel() for p in model.model.parameters())
         print(
             f"default-size pet_m, {n_params / 1e6:.2f}M parameters, {len(atoms)} atoms"

@@ -4,7 +4,7 @@ import ase.build
 import numpy as np
 
 from metatrain_nc.antisymmetry import CONSERVATIVE, DIRECT, ForceModel, load_model
-from metatrain_nc.dynamics.forces import ModelForces
+from metatrain_nc.force_models import MetatomicModel as ModelForces
 
 from .analytic_models import export_pair_model
 

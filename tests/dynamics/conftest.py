@@ -33,7 +33,7 @@ def relaxed_ethanol(models) -> ase.Atoms:
     """One ethanol molecule relaxed with the analytic pair energy."""
     from ase.optimize import LBFGS
 
-    from metatrain_nc.dynamics.forces import ModelCalculator
+    from metatrain_nc.force_models import ModelCalculator
 
     atoms = ase.build.molecule("CH3CH2OH")
     atoms.calc = ModelCalculator(models["c"], forces="conservative")

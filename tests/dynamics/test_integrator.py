@@ -6,7 +6,8 @@ import pytest
 from ase import units
 from ase.md.verlet import VelocityVerlet
 
-from metatrain_nc.dynamics.forces import ModelCalculator, ModelForces
+from metatrain_nc.force_models import MetatomicModel as ModelForces
+from metatrain_nc.force_models import ModelCalculator
 from metatrain_nc.dynamics.integrator import MultipleTimeStep
 from metatrain_nc.dynamics.monitor import Monitor
 from metatrain_nc.dynamics.structures import maxwell_boltzmann

@@ -5,7 +5,7 @@ files (antisymmetry and MD folders) below ``folder``. They reuse the package's t
 :func:`~metatrain_nc.evaluation.accuracy.model_accuracy`,
 :func:`~metatrain_nc.antisymmetry.evaluate`, :func:`~metatrain_nc.dynamics.md.run_md`,
 :func:`~metatrain_nc.dynamics.relax.relaxation_check` and
-:class:`~metatrain_nc.dynamics.forces.ModelForces`.
+:class:`~metatrain_nc.force_models.ForceModel`.
 
 Units: energies in meV/atom, forces in meV/A, times in fs/ps, costs in ms.
 """
@@ -81,10 +81,10 @@ def cost_stage(
     forward pass only; ``mts_per_inner_step``: the average cost of an inner step of
     MTS, ``(both + (stride - 1) * direct) / stride``.
     """
-    from ..dynamics.forces import ModelForces
+    from ..force_models.loading import load_force_model
 
-    provider = ModelForces(entry.path)
-    provider.check_atoms(atoms, "the MD structure")
+    provider = load_force_model(entry.path)
+    provider.check(atoms, "the MD structure")
     calls = {}
     if "conservative" in entry.heads:
         calls["conservative"] = lambda: provider.evaluate(

@@ -2,8 +2,8 @@
 
 - :class:`MultipleTimeStep`: RESPA integrator for ASE (conservative / direct / mts
   forces, NVE / SVR / Langevin);
-- :class:`ModelForces`, :class:`ModelCalculator`: conservative and direct forces from
-  one model evaluation, and an ASE calculator for one force mode;
+- :class:`ModelCalculator`, :func:`load_force_model`: re-exported from
+  :mod:`metatrain_nc.force_models`, the one force-model layer;
 - :class:`Monitor`, :func:`summarise`, :class:`RunawayError`: energy and temperature
   monitors, heating rate and drift;
 - :func:`run_md`, :func:`relaxation_check`: the engines of ``mtt-nc md`` and
@@ -16,10 +16,9 @@ from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
     "MultipleTimeStep": "integrator",
-    "ModelForces": "forces",
-    "ModelCalculator": "forces",
-    "ForceResult": "forces",
-    "load_force_model": "forces",
+    "ModelCalculator": "..force_models.calculator",
+    "ForceResult": "..force_models.base",
+    "load_force_model": "..force_models.loading",
     "Monitor": "monitor",
     "RunawayError": "monitor",
     "summarise": "monitor",

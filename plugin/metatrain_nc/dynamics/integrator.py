@@ -2,40 +2,71 @@
 
 :class:`MultipleTimeStep` is an :class:`ase.md.md.MolecularDynamics`: ``run(steps)``,
 ``attach(observer, interval)``, ``trajectory=``, ``logfile=`` work as for
-:class:`ase.md.VelocityVerlet`. One ``step()`` advances the outer time step ``timestep``
-and is made of ``stride`` (M) inner velocity-Verlet steps of ``timestep / M``:
+:class:`ase.md.VelocityVerlet`, and ``step()`` returns the forces at the new
+positions. One ``step()`` advances the outer time step ``timestep`` and is made of
+``stride`` (M) inner velocity-Verlet steps of ``timestep / M``:
 
 - ``forces="mts"`` (r-RESPA, Tuckerman, Berne, Martyna 1992): the inner steps use the
-  direct forces ``F_nc`` (forward pass only); the outer level kicks the velocities with
-  the correction ``F_c - F_nc`` for ``timestep / 2`` at both ends of the outer step.
-  The last inner evaluation of each outer step returns ``F_c`` and ``F_nc`` from one
-  model call, so an outer step costs ``M`` forward passes and one backward pass.
+  fast forces ``F_fast`` (the direct head of the model, or of a separate ``fast``
+  model, or that model's forces if it has no direct head); the outer level kicks the
+  velocities with the correction ``F_slow - F_fast`` (``F_slow``: the model's
+  conservative forces) for ``timestep / 2`` at both ends of the outer step. With one
+  hybrid model the last inner evaluation of each outer step returns both forces from
+  one call: an outer step costs ``M`` forward passes and one backward pass.
 - ``forces="conservative"`` / ``"direct"``: all M inner steps use ``F_c`` / ``F_nc``
   (plain velocity Verlet at ``timestep / M``): the three modes run the same number of
   steps over the same time, so they compare like for like.
 
-With ``stride=1`` and ``forces="mts"`` the update is velocity Verlet with conservative
-forces (to round-off). Thermostats act for ``timestep / 2`` before and after the
-outer step (symmetric splitting); their energy exchange enters :meth:`conserved_energy`.
+With ``stride=1`` and ``forces="mts"`` the update is velocity Verlet with the slow
+model's conservative forces (to round-off). Thermostats act for ``timestep / 2``
+before and after the outer step (symmetric splitting); their energy exchange enters
+:meth:`conserved_energy`. ASE constraints ``FixAtoms`` and ``FixCom`` are honoured
+(forces, momenta and positions adjusted as ASE's own integrators do); others are
+refused. If the positions change between ``run()`` calls, the forces are recomputed.
 """
 
-from typing import IO, Optional, Union
+from typing import IO, Any, Optional, Union
 
 import ase
 import numpy as np
 from ase import units
+from ase.constraints import FixAtoms, FixCom
 from ase.md.md import MolecularDynamics
 
 from ..errors import UserInputError
-from .forces import FORCE_MODES, ForceResult, ModelCalculator, load_force_model
+from ..force_models.base import ForceResult
+from ..force_models.calculator import ModelCalculator
+from ..force_models.loading import load_force_model
+from ..force_models.names import CONSERVATIVE, DIRECT, FORCE_MODES
+from ..force_models.pair import ForcePair
 from .thermostats import LangevinThermostat, SVRThermostat, Thermostat
 
 ENSEMBLES = ("nve", "svr", "langevin")
 
+#: the ASE constraints the integrator honours
+SUPPORTED_CONSTRAINTS = (FixAtoms, FixCom)
 
-def degrees_of_freedom(atoms: ase.Atoms) -> int:
-    """``3N - 3`` (total momentum conserved; at least 1)."""
-    return max(3 * len(atoms) - 3, 1)
+
+def degrees_of_freedom(atoms: ase.Atoms, momentum_conserved: bool = True) -> int:
+    """Kinetic degrees of freedom (at least 1): ``3N``, less what the constraints
+    remove, less 3 more when the total momentum is conserved (NVE, SVR without
+    ``FixAtoms``; not Langevin, whose friction and noise act on every atom)."""
+    removed = sum(int(c.get_removed_dof(atoms)) for c in atoms.constraints)
+    pinned = any(isinstance(c, (FixAtoms, FixCom)) for c in atoms.constraints)
+    if momentum_conserved and not pinned:
+        removed += 3
+    return max(3 * len(atoms) - removed, 1)
+
+
+def check_constraints(atoms: ase.Atoms) -> None:
+    """Raise :class:`UserInputError` for constraints the integrator cannot honour."""
+    for constraint in atoms.constraints:
+        if not isinstance(constraint, SUPPORTED_CONSTRAINTS):
+            raise UserInputError(
+                f"constraint {type(constraint).__name__} is not supported by the "
+                "multiple-time-step integrator (it honours FixAtoms and FixCom); "
+                "remove it (atoms.set_constraint()) or use ASE's own integrators"
+            )
 
 
 class MultipleTimeStep(MolecularDynamics):
@@ -43,10 +74,13 @@ class MultipleTimeStep(MolecularDynamics):
 
     :param atoms: the structure; its momenta are the initial velocities.
     :param timestep: outer time step (ASE time units, e.g. ``4 * ase.units.fs``).
-    :param model: a :class:`~metatrain_nc.dynamics.forces.ModelForces`, an exported
-        model path (``.pt``), a metatrain checkpoint (``.ckpt``) or a model object.
+    :param model: the (slow) model: anything
+        :func:`~metatrain_nc.force_models.load_force_model` takes (exported ``.pt``,
+        ``.ckpt``, ``module:callable``, an ASE calculator, a force model).
     :param forces: ``"mts"``, ``"conservative"`` or ``"direct"``.
     :param stride: M, inner steps per outer step (>= 1).
+    :param fast: ``forces="mts"`` only: a separate model for the inner steps (its
+        direct head if it has one, else its forces); default: ``model``'s direct head.
     :param ensemble: ``"nve"``, ``"svr"`` (Bussi) or ``"langevin"``.
     :param temperature_K: thermostat target (K); required for ``svr``/``langevin``.
     :param tau: thermostat relaxation time (ASE time units); required for
@@ -59,7 +93,7 @@ class MultipleTimeStep(MolecularDynamics):
         self,
         atoms: ase.Atoms,
         timestep: float,
-        model,
+        model: Any,
         forces: str = "mts",
         stride: int = 8,
         ensemble: str = "nve",
@@ -69,51 +103,39 @@ class MultipleTimeStep(MolecularDynamics):
         trajectory: Optional[str] = None,
         logfile: Union[IO, str, None] = None,
         loginterval: int = 1,
+        fast: Any = None,
         **kwargs,
     ):
-        if forces not in FORCE_MODES:
-            raise UserInputError(
-                f"unknown force mode '{forces}'; choose one of {list(FORCE_MODES)}"
-            )
-        if not (np.isfinite(timestep) and timestep > 0):
-            raise UserInputError(f"the time step must be positive, got {timestep}")
-        if int(stride) != stride or stride < 1:
-            raise UserInputError(f"the stride M must be an integer >= 1, got {stride}")
-        if ensemble not in ENSEMBLES:
-            raise UserInputError(
-                f"unknown ensemble '{ensemble}'; choose one of {list(ENSEMBLES)}"
-            )
+        self._check_arguments(forces, timestep, stride, ensemble, fast)
+        check_constraints(atoms)
         self.provider = load_force_model(model)
         self.force_mode = forces
         self.stride = int(stride)
-        if forces != "conservative":
-            self.provider.require_direct()
-        self.provider.check_atoms(atoms)
+        self.pair: Optional[ForcePair] = None
+        if forces == "mts":
+            fast_model = None if fast is None else load_force_model(fast)
+            self.pair = ForcePair(self.provider, fast_model)
+            if fast_model is not None:
+                fast_model.check(atoms, "the structure (fast model)")
+        else:
+            self.provider.require(DIRECT if forces == DIRECT else CONSERVATIVE)
+        self.provider.check(atoms)
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
         self.rng = rng
         self.ensemble = ensemble
-        self.thermostat: Thermostat = Thermostat()
-        if ensemble != "nve":
-            if temperature_K is None or not temperature_K > 0:
-                raise UserInputError(f"ensemble '{ensemble}' needs a temperature > 0")
-            if tau is None or not tau > 0:
-                raise UserInputError(f"ensemble '{ensemble}' needs a tau > 0")
-            if ensemble == "svr":
-                self.thermostat = SVRThermostat(
-                    temperature_K, tau, degrees_of_freedom(atoms), rng
-                )
-            else:
-                self.thermostat = LangevinThermostat(temperature_K, tau, rng)
         self.temperature_K = temperature_K
+        self.thermostat = self._make_thermostat(atoms, temperature_K, tau)
         # the calculator reports the forces that drive the atoms in this mode (the
         # conservative ones at outer steps of MTS), cached from our own evaluations
-        calc_mode = "direct" if forces == "direct" else "conservative"
-        self.calc = ModelCalculator(self.provider, forces=calc_mode)
+        self.calc = ModelCalculator(
+            self.provider, forces=DIRECT if forces == DIRECT else CONSERVATIVE
+        )
         atoms.calc = self.calc
         #: kinetic energy taken out by the thermostat so far (eV)
         self.thermostat_energy = 0.0
         self.last: Optional[ForceResult] = None
+        self._evaluated_at: Optional[np.ndarray] = None
         super().__init__(
             atoms,
             timestep,
@@ -124,25 +146,90 @@ class MultipleTimeStep(MolecularDynamics):
         )
         self._evaluate(outer=True)
 
+    @staticmethod
+    def _check_arguments(forces, timestep, stride, ensemble, fast) -> None:
+        if forces not in FORCE_MODES:
+            raise UserInputError(
+                f"unknown force mode '{forces}'; choose one of {list(FORCE_MODES)}"
+            )
+        if fast is not None and forces != "mts":
+            raise UserInputError(
+                f"a fast model (--fast) drives the inner steps of multiple time "
+                f"stepping: use --forces mts, or drop --fast for '{forces}' forces"
+            )
+        if not (np.isfinite(timestep) and timestep > 0):
+            raise UserInputError(f"the time step must be positive, got {timestep}")
+        if int(stride) != stride or stride < 1:
+            raise UserInputError(f"the stride M must be an integer >= 1, got {stride}")
+        if ensemble not in ENSEMBLES:
+            raise UserInputError(
+                f"unknown ensemble '{ensemble}'; choose one of {list(ENSEMBLES)}"
+            )
+
+    def _make_thermostat(self, atoms, temperature_K, tau) -> Thermostat:
+        if self.ensemble == "nve":
+            return Thermostat()
+        if temperature_K is None or not temperature_K > 0:
+            raise UserInputError(f"ensemble '{self.ensemble}' needs a temperature > 0")
+        if tau is None or not tau > 0:
+            raise UserInputError(f"ensemble '{self.ensemble}' needs a tau > 0")
+        if self.ensemble == "svr":
+            ndof = degrees_of_freedom(atoms, momentum_conserved=True)
+            return SVRThermostat(temperature_K, tau, ndof, self.rng)
+        return LangevinThermostat(temperature_K, tau, self.rng)
+
     # -- forces --------------------------------------------------------------------
     def _evaluate(self, outer: bool) -> ForceResult:
-        """Evaluate the forces needed at the current positions and cache them."""
-        mode = self.force_mode
-        conservative = mode == "conservative" or (mode == "mts" and outer)
-        # the direct head costs nothing extra on a conservative pass: keep it when the
-        # model has one (|F_c - F_nc| for monitors)
-        direct = mode != "conservative" or self.provider.has_direct
-        result = self.provider.evaluate(
-            self.atoms, conservative=conservative, direct=direct
-        )
-        self.calc.store(self.atoms, result)
+        """Evaluate the forces needed at the current positions (constraints applied)
+        and cache them; ``result.direct`` holds the fast forces of MTS."""
+        mode, provider = self.force_mode, self.provider
+        if mode != "mts":
+            conservative = mode == CONSERVATIVE
+            # the direct head costs nothing extra on a conservative pass of a hybrid
+            # model: keep it when the model has one (|F_c - F_nc| for monitors)
+            direct = not conservative or (
+                provider.kind == "metatomic" and provider.has_direct
+            )
+            result = provider.evaluate(
+                self.atoms, conservative=conservative, direct=direct
+            )
+        elif self.pair.shared:
+            result = provider.evaluate(self.atoms, conservative=outer, direct=True)
+        else:
+            result = self._evaluate_pair(outer)
+        self._constrain(result)
+        if outer or mode == DIRECT:
+            self.calc.store(self.atoms, result)
         self.last = result
+        self._evaluated_at = self.atoms.get_positions()
         return result
 
+    def _evaluate_pair(self, outer: bool) -> ForceResult:
+        fast, head = self.pair.fast, self.pair.inner_head
+        inner = fast.evaluate(
+            self.atoms, conservative=head == CONSERVATIVE, direct=head == DIRECT
+        )
+        result = ForceResult(direct=inner.forces(head))
+        if outer:
+            slow = self.provider.evaluate(self.atoms, conservative=True, direct=False)
+            result.energy = slow.energy
+            result.conservative = slow.conservative
+        return result
+
+    def _constrain(self, result: ForceResult) -> None:
+        for forces in (result.conservative, result.direct):
+            if forces is not None:
+                for constraint in self.atoms.constraints:
+                    constraint.adjust_forces(self.atoms, forces)
+
     def _inner_forces(self, result: ForceResult) -> np.ndarray:
-        if self.force_mode == "conservative":
+        if self.force_mode == CONSERVATIVE:
             return result.conservative
         return result.direct
+
+    def _forces_are_current(self) -> bool:
+        at = self._evaluated_at
+        return at is not None and np.array_equal(at, self.atoms.positions)
 
     # -- integration ----------------------------------------------------------------
     def _thermostat(self, dt: float) -> None:
@@ -155,27 +242,36 @@ class MultipleTimeStep(MolecularDynamics):
         self.thermostat_energy += taken
 
     def _kick(self, forces: np.ndarray, dt: float) -> None:
-        momenta = self.atoms.get_momenta() + dt * forces
-        self.atoms.set_momenta(momenta)
+        self.atoms.set_momenta(self.atoms.get_momenta() + dt * forces)
 
-    def step(self) -> None:
-        """One outer step: ``stride`` inner velocity-Verlet steps (see module doc)."""
+    def step(self) -> np.ndarray:
+        """One outer step: ``stride`` inner velocity-Verlet steps (see module doc).
+
+        :return: the forces at the new positions (eV/A, (N, 3)): the conservative
+            ones for ``conservative`` and ``mts``, the direct ones for ``direct``, as
+            ``atoms.get_forces()`` reports them.
+        """
+        if not self._forces_are_current():
+            # positions changed since the last evaluation (e.g. between run() calls)
+            self._evaluate(outer=True)
         dt = self.dt
         h = dt / self.stride
+        mts = self.force_mode == "mts"
         self._thermostat(0.5 * dt)
         result = self.last
-        if self.force_mode == "mts":
+        if mts:
             self._kick(result.conservative - result.direct, 0.5 * dt)
         for inner in range(self.stride):
             self._kick(self._inner_forces(result), 0.5 * h)
-            positions = self.atoms.get_positions()
             velocities = self.atoms.get_momenta() / self.masses
-            self.atoms.set_positions(positions + h * velocities)
+            self.atoms.set_positions(self.atoms.get_positions() + h * velocities)
             result = self._evaluate(outer=inner == self.stride - 1)
             self._kick(self._inner_forces(result), 0.5 * h)
-        if self.force_mode == "mts":
+        if mts:
             self._kick(result.conservative - result.direct, 0.5 * dt)
         self._thermostat(0.5 * dt)
+        forces = result.direct if self.force_mode == DIRECT else result.conservative
+        return forces.copy()
 
     def _refresh_properties(self) -> None:
         # forces of the current positions are cached by _evaluate
@@ -183,7 +279,9 @@ class MultipleTimeStep(MolecularDynamics):
 
     # -- observables -----------------------------------------------------------------
     def potential_energy(self) -> float:
-        """Potential energy (eV) at the current positions (the ``energy`` output)."""
+        """Potential energy (eV) at the current positions (the slow model's energy)."""
+        if not self._forces_are_current():
+            self._evaluate(outer=True)
         return float(self.last.energy)
 
     def kinetic_energy(self) -> float:
@@ -195,13 +293,21 @@ class MultipleTimeStep(MolecularDynamics):
         conservative dynamics in every ensemble."""
         return self.potential_energy() + self.kinetic_energy() + self.thermostat_energy
 
+    @property
+    def degrees_of_freedom(self) -> int:
+        """Kinetic degrees of freedom of the temperature (see
+        :func:`degrees_of_freedom`)."""
+        return degrees_of_freedom(
+            self.atoms, momentum_conserved=self.ensemble != "langevin"
+        )
+
     def temperature(self) -> float:
-        """Kinetic temperature ``2 K / (n_dof k_B)`` (K), ``n_dof = 3N - 3``."""
-        return 2.0 * self.kinetic_energy() / (degrees_of_freedom(self.atoms) * units.kB)
+        """Kinetic temperature ``2 K / (n_dof k_B)`` (K)."""
+        return 2.0 * self.kinetic_energy() / (self.degrees_of_freedom * units.kB)
 
     def force_difference(self) -> Optional[np.ndarray]:
-        """``|F_c - F_nc|`` per atom (eV/A, shape ``(N,)``) at the current positions,
-        when the last evaluation returned both, else ``None``."""
+        """``|F_slow - F_fast|`` (or ``|F_c - F_nc|``) per atom (eV/A, shape ``(N,)``)
+        at the current positions, when the last evaluation returned both."""
         last = self.last
         if last is None or last.conservative is None or last.direct is None:
             return None
@@ -215,6 +321,7 @@ class MultipleTimeStep(MolecularDynamics):
                 "stride": self.stride,
                 "ensemble": self.ensemble,
                 "temperature_K": self.temperature_K,
+                "fast": None if self.pair is None else self.pair.describe()["fast"],
             }
         )
         return data

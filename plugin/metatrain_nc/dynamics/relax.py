@@ -14,7 +14,8 @@ import ase
 import numpy as np
 
 from ..errors import UserInputError
-from .forces import ModelCalculator, load_force_model
+from ..force_models.calculator import ModelCalculator
+from ..force_models.loading import load_force_model
 
 OPTIMIZERS = ("LBFGS", "FIRE")
 RELAX_MODES = ("conservative", "direct")
@@ -39,7 +40,8 @@ def relaxation_check(
 ) -> Dict[str, Any]:
     """Relax every structure with every (force mode, optimiser).
 
-    :param model: path, model object or :class:`~.forces.ModelForces`.
+    :param model: anything :func:`~metatrain_nc.force_models.load_force_model`
+        takes (path, ``module:callable``, ASE calculator, force model).
     :param structures: the structures (not modified).
     :param force_modes: subset of ``("conservative", "direct")``.
     :param optimizers: subset of ``("LBFGS", "FIRE")``.
@@ -71,7 +73,7 @@ def relaxation_check(
     if sigma < 0:
         raise UserInputError(f"sigma must be >= 0, got {sigma}")
     for i, atoms in enumerate(structures):
-        provider.check_atoms(atoms, f"structure {i}")
+        provider.check(atoms, f"structure {i}")
     if not structures:
         raise UserInputError("no structures to relax")
 

@@ -1,0 +1,36 @@
+"""The one force-model layer: every tool asks a model through it.
+
+Three kinds of model behind one interface (:class:`ForceModel`):
+
+- :class:`MetatomicModel`: an exported metatomic model (``.pt``) or a metatrain
+  checkpoint (``.ckpt``): energy, conservative forces, direct forces, stress, exact
+  Jacobian products; float64 for checkpoints;
+- :class:`CalculatorModel`: any ASE calculator (``module:callable`` on the command
+  line); its forces count as conservative unless declared direct; Jacobians by finite
+  differences;
+- :class:`ForcePair`: a slow model and a fast one for multiple time stepping.
+
+:func:`load_force_model` turns what a user names into a :class:`ForceModel`;
+:class:`ModelCalculator` shows one head of it to ASE; :func:`check_structure` holds
+the structure rules every tool applies. Names are imported lazily.
+"""
+
+from ..lazy_exports import lazy_exports
+
+_EXPORTS = {
+    "ForceModel": "base",
+    "ForceResult": "base",
+    "StructureForces": "base",
+    "MetatomicModel": "metatomic",
+    "TorchForces": "metatomic",
+    "CalculatorModel": "ase_calculator",
+    "FiniteDifferenceForces": "ase_calculator",
+    "calculator_from_factory": "ase_calculator",
+    "ForcePair": "pair",
+    "ModelCalculator": "calculator",
+    "load_force_model": "loading",
+    "check_structure": "structures",
+    "MIN_DISTANCE": "structures",
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,201 @@
+"""The one interface every tool asks a model through.
+
+A :class:`ForceModel` turns an ASE structure into energies and forces, whatever is
+behind it (a metatomic model, an ASE calculator):
+
+- :meth:`ForceModel.evaluate` returns a :class:`ForceResult` with the heads asked for
+  (``conservative`` ``-dE/dr``, ``direct`` forces, stress), from as few model calls as
+  the kind allows (a metatomic model gives both heads from one forward pass);
+- :meth:`ForceModel.structure_forces` returns the forces of one structure as a
+  function of its positions (:class:`StructureForces`), which the antisymmetry
+  evaluator differentiates: exactly (vector-Jacobian products) when the kind is
+  differentiable, else by central finite differences.
+
+Units everywhere: positions in A, energies in eV, forces in eV/A, stress in eV/A^3
+(ASE's sign convention: ``(1/V) dE/d(strain)``), Jacobians in eV/A^2.
+"""
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import ase
+import numpy as np
+
+from ..errors import UserInputError
+from .names import CONSERVATIVE, DIRECT, head_of_output
+from .structures import check_structure
+
+
+@dataclass
+class ForceResult:
+    """What one evaluation returned (``None`` for what was not asked).
+
+    :ivar energy: potential energy (eV).
+    :ivar conservative: ``-dE/dr``, shape ``(N, 3)``, eV/A.
+    :ivar direct: direct forces, shape ``(N, 3)``, eV/A.
+    :ivar stress: stress, shape ``(3, 3)``, eV/A^3 (conservative if conservative forces
+        were computed, else the direct stress).
+    """
+
+    energy: Optional[float] = None
+    conservative: Optional[np.ndarray] = None
+    direct: Optional[np.ndarray] = None
+    stress: Optional[np.ndarray] = None
+
+    def forces(self, head: str) -> Optional[np.ndarray]:
+        """The forces of ``head`` (``"conservative"`` or ``"direct"``)."""
+        return self.conservative if head == CONSERVATIVE else self.direct
+
+
+class StructureForces(abc.ABC):
+    """Forces of one structure as a function of its positions (species, cell and
+    periodicity fixed), for Jacobians and closed-loop work.
+
+    :ivar atoms: the reference structure.
+    :ivar n_atoms: N.
+    :ivar output: ``"non_conservative_force"`` or ``"conservative"``.
+    :ivar differentiable: whether :meth:`forces` is a torch function of the positions
+        (exact VJPs); if not, only :meth:`forces_numpy` exists.
+    """
+
+    differentiable: bool = False
+
+    def __init__(self, atoms: ase.Atoms, output: str):
+        self.atoms = atoms
+        self.n_atoms = len(atoms)
+        self.output = output
+
+    @abc.abstractmethod
+    def forces_numpy(
+        self, positions: Sequence[np.ndarray], batch_size: int = 8
+    ) -> List[np.ndarray]:
+        """Forces (eV/A, each (N, 3)) at several configurations (each (N, 3), A)."""
+
+    def forces(self, positions, create_graph: bool = False):
+        """Differentiable forces (only when :attr:`differentiable`)."""
+        raise UserInputError(
+            "this model's forces are not differentiable (an ASE calculator): its "
+            "Jacobian comes from finite differences; exact vector-Jacobian products "
+            "and the stochastic estimator need a metatomic model"
+        )
+
+
+class ForceModel(abc.ABC):
+    """A model as the tools see it. Subclasses set the attributes below and implement
+    :meth:`evaluate` and :meth:`structure_forces`.
+
+    :ivar kind: ``"metatomic"`` or ``"ase"``.
+    :ivar source: where it came from (path, ``module:callable``, a repr).
+    :ivar heads: the force heads it can compute, from :data:`~.names.HEADS`.
+    :ivar atomic_types: atomic numbers it knows (``None``: any).
+    :ivar dtype: ``"float32"`` or ``"float64"``.
+    :ivar n_forward: model calls so far (forward passes).
+    :ivar n_backward: backward passes so far (gradients of the energy).
+    """
+
+    kind: str = ""
+    source: str = ""
+    heads: List[str]
+    atomic_types: Optional[List[int]] = None
+    dtype: str = "float64"
+    has_direct_stress: bool = False
+    architecture: str = ""
+
+    def __init__(self) -> None:
+        self.n_forward = 0
+        self.n_backward = 0
+
+    # -- what it has ---------------------------------------------------------------
+    @property
+    def has_direct(self) -> bool:
+        """Whether the model has a direct force head."""
+        return DIRECT in self.heads
+
+    @property
+    def has_conservative(self) -> bool:
+        """Whether the model has conservative forces (``-dE/dr``)."""
+        return CONSERVATIVE in self.heads
+
+    @property
+    def trained_heads(self) -> List[str]:
+        """The heads that are the model's forces: all of :attr:`heads`, except the
+        energy gradient of a ``pet_nc`` model (its energy head never sees forces)."""
+        if self.architecture == "pet_nc":
+            return [h for h in self.heads if h != CONSERVATIVE] or list(self.heads)
+        return list(self.heads)
+
+    def require(self, head: str, fix: str = "") -> None:
+        """Raise :class:`UserInputError` if the model lacks ``head``."""
+        if head in self.heads:
+            return
+        if head == DIRECT:
+            what = (
+                "no direct force head (for a metatomic model: no "
+                "'non_conservative_force' output; for an ASE calculator: its forces "
+                "count as conservative unless you say they are direct with --direct)"
+            )
+        else:
+            what = "no conservative forces (an ASE calculator declared direct)"
+        raise UserInputError(f"model '{self.source}' has {what}{fix}")
+
+    def require_direct(self) -> None:
+        """Raise :class:`UserInputError` if the model has no direct head."""
+        self.require(
+            DIRECT,
+            ": direct and mts force modes need one (pet_nc, pet_m, or a --fast "
+            "model for mts); use --forces conservative",
+        )
+
+    def check(self, atoms: ase.Atoms, where: str = "structure") -> None:
+        """Raise :class:`UserInputError` for a structure this model cannot evaluate."""
+        check_structure(atoms, self.atomic_types, where)
+
+    # backwards-compatible name of :meth:`check`
+    check_atoms = check
+
+    # -- what it computes ------------------------------------------------------------
+    @abc.abstractmethod
+    def evaluate(
+        self,
+        atoms: ase.Atoms,
+        conservative: bool = True,
+        direct: bool = True,
+        stress: bool = False,
+    ) -> ForceResult:
+        """Energy and the forces asked for at the positions of ``atoms``.
+
+        :param conservative: compute ``-dE/dr``.
+        :param direct: compute the direct forces.
+        :param stress: also the stress (periodic structures only): conservative when
+            ``conservative``, else the direct stress.
+        """
+
+    @abc.abstractmethod
+    def structure_forces(self, atoms: ase.Atoms, output: str) -> StructureForces:
+        """Forces of ``atoms`` as a function of positions, for the head named by
+        ``output`` (``"non_conservative_force"``/``"direct"`` or ``"conservative"``)."""
+
+    def forces(self, atoms: ase.Atoms, head: str) -> np.ndarray:
+        """The forces of one head (eV/A, shape (N, 3))."""
+        self.require(head)
+        result = self.evaluate(
+            atoms, conservative=head == CONSERVATIVE, direct=head == DIRECT
+        )
+        return result.forces(head)
+
+    def describe(self) -> Dict[str, Any]:
+        """What reports and summaries say about the model."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "architecture": self.architecture,
+            "dtype": self.dtype,
+            "heads": list(self.heads),
+            "atomic_types": self.atomic_types,
+        }
+
+    def _require_output(self, output: str) -> str:
+        head = head_of_output(output)
+        self.require(head)
+        return head
