@@ -293,10 +293,16 @@ def _patch_train_cli(module):
     ``pet_nc`` by a ``pet_m`` options file): refuse, naming the way out.
     """
     original = module.train_model
+    signature = _signature_with(original, ("options", "restart_from"))
 
     def train_model(*args, **kwargs):
-        options = kwargs.get("options", args[0] if args else None)
-        restart_from = kwargs.get("restart_from", args[4] if len(args) > 4 else None)
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:  # metatrain's own call error is the right one
+            return original(*args, **kwargs)
+        bound.apply_defaults()
+        options = _bound_argument(bound, "options")
+        restart_from = _bound_argument(bound, "restart_from")
         if restart_from is not None and options is not None:
             _check_restart_architecture(options, restart_from)
         return original(*args, **kwargs)
@@ -304,6 +310,43 @@ def _patch_train_cli(module):
     train_model.__doc__ = original.__doc__
     train_model.__wrapped__ = original
     module.train_model = train_model
+
+
+def _signature_with(function, names):
+    """The signature of ``function``; raises if it cannot receive ``names``.
+
+    Arguments are then found by name (:func:`_bound_argument`), whether they are
+    passed by position or by keyword and wherever a metatrain version puts them.
+    """
+    import inspect
+
+    signature = inspect.signature(function)
+    parameters = signature.parameters.values()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        missing = [name for name in names if name not in signature.parameters]
+        if missing:
+            raise TypeError(
+                f"{function.__qualname__}{signature} has no parameter "
+                f"{', '.join(map(repr, missing))}: not patched"
+            )
+    return signature
+
+
+def _bound_argument(bound, name):
+    """The value of argument ``name`` in ``bound`` (``inspect.BoundArguments``,
+    defaults applied), also when it went into a ``**kwargs`` parameter."""
+    import inspect
+
+    for parameter in bound.signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            extra = bound.arguments.get(parameter.name, {})
+            if name in extra:
+                return extra[name]
+        elif parameter.name == name:
+            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                return None
+            return bound.arguments.get(name)
+    return None
 
 
 def _check_restart_architecture(options, restart_from):

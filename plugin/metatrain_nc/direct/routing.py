@@ -206,14 +206,25 @@ def _stress_from_gradient(
     energy_block: TensorBlock, gradient: TensorBlock, cell: torch.Tensor
 ) -> TensorMap:
     volume = torch.abs(torch.det(cell.to(gradient.values.dtype)))
+    values = gradient.values
     if volume == 0.0:
-        raise ValueError(
-            "stress labels were given for a structure without a periodic cell: "
-            "remove `stress` from the energy target or give a cell"
-        )
+        # metatrain's rule (its ASE reader): a structure without a cell may have
+        # stress labels only if they are all NaN, i.e. absent; its losses and
+        # metrics skip NaN labels, so they stay NaN here
+        if not bool(torch.all(torch.isnan(values))):
+            system = int(energy_block.samples.values[0, 0])
+            raise ValueError(
+                f"structure {system} of the data set has finite stress labels but "
+                "no periodic cell (zero cell volume), so it has no stress. Label "
+                "the stress (or virial) of structures without a cell with NaN, as "
+                "metatrain does, or remove `stress` from the energy target, or "
+                "give the structure its cell"
+            )
+    else:
+        values = values / volume
     xyz = torch.arange(3, dtype=torch.int32).reshape(-1, 1)
     block = TensorBlock(
-        values=gradient.values / volume,
+        values=values,
         samples=energy_block.samples,
         components=[Labels(["xyz_1"], xyz), Labels(["xyz_2"], xyz.clone())],
         properties=Labels.range(STRESS_OUTPUT, 1),
