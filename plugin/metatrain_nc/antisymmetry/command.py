@@ -5,7 +5,7 @@ Import-light on purpose (torch is imported inside :func:`run`).
 
 import argparse
 
-from ..output_folders import add_output_dir_arguments
+from ..files import add_output_dir_arguments
 
 DESCRIPTION = (
     "how non-conservative are a model's forces: Jacobian antisymmetry ratio lambda "
@@ -116,36 +116,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _read_structures(path: str, index: str):
-    import os
-
-    import ase.io
-
-    from ..errors import UserInputError
-
-    if not os.path.exists(path):
-        raise UserInputError(f"structure file '{path}' does not exist")
-    if os.path.getsize(path) == 0:
-        raise UserInputError(f"structure file '{path}' is empty")
-    try:
-        frames = ase.io.read(path, index)
-    except Exception as error:  # ASE raises many kinds for unreadable files
-        raise UserInputError(
-            f"cannot read structures from '{path}': {error}"
-        ) from error
-    if not isinstance(frames, list):
-        frames = [frames]
-    if len(frames) == 0:
-        raise UserInputError(f"no structures in '{path}' (index '{index}')")
-    return frames
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..output_folders import check_outdir
+    from ..files import check_outdir, read_structures
     from .api import evaluate
 
     check_outdir(args.output_dir, args.force)
-    frames = _read_structures(args.structures, args.index)
+    frames = read_structures(args.structures, args.index)
     report = evaluate(
         frames,
         args.model,

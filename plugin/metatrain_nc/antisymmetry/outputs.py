@@ -1,22 +1,18 @@
 """Files written by the evaluator: JSON summary, CSV tables, PNG figures, chemiscope.
 
 Everything is written into a temporary sibling folder that is renamed to the output
-folder at the end, so a failure never leaves partial results (nor destroys old ones
-unless ``force`` was given and the new results are complete).
+folder at the end (:class:`~metatrain_nc.files.StagedFolder`), so a failure never
+leaves partial results (nor destroys old ones unless ``force`` was given and the new
+results are complete).
 """
 
-import csv
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
 import numpy as np
 
-from ..output_folders import check_outdir
-from ..output_folders import clean_json as _clean
+from ..files import StagedFolder, write_csv, write_json
 
 FILES = {
     "summary": "summary.json",
@@ -27,13 +23,6 @@ FILES = {
     "structure_figure": "lambda_structures.png",
     "chemiscope": "chemiscope.json.gz",
 }
-
-
-def _write_csv(path: Path, header: List[str], rows: List[List[Any]]) -> None:
-    with open(path, "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def write_tables(report, folder: Path) -> None:
@@ -55,7 +44,7 @@ def write_tables(report, folder: Path) -> None:
                 squares.get("max_force_floor_eV_per_A", ""),
             ]
         )
-    _write_csv(
+    write_csv(
         folder / FILES["structures"],
         [
             "index",
@@ -83,7 +72,7 @@ def write_tables(report, folder: Path) -> None:
                 row += ["", ""]
             atom_rows.append(row)
     if atom_rows:
-        _write_csv(
+        write_csv(
             folder / FILES["atoms"],
             [
                 "structure",
@@ -116,7 +105,7 @@ def write_tables(report, folder: Path) -> None:
             "lambda_ij",
         ]
         rows = [[bins[k][b] for k in keys] for b in range(len(bins["r_center"]))]
-        _write_csv(folder / FILES["pair_bins"], header, rows)
+        write_csv(folder / FILES["pair_bins"], header, rows)
 
 
 def write_figures(report, folder: Path) -> List[str]:
@@ -275,21 +264,15 @@ def chemiscope_dataset(report) -> Dict[str, Any]:
 
 
 def write_chemiscope(report, path: Path) -> None:
-    """Write the chemiscope dataset to ``path`` (must end with .json.gz)."""
-    import gzip
-
-    data = chemiscope_dataset(report)
-    with gzip.open(str(path), "wt", encoding="utf-8") as stream:
-        json.dump(data, stream)
+    """Write the chemiscope dataset to ``path`` (must end with .json.gz); NaN stay
+    NaN, as chemiscope writes them (it hides those points)."""
+    write_json(path, chemiscope_dataset(report), indent=None, clean=False)
 
 
 def write_report(report, outdir: Union[str, os.PathLike], force: bool = False) -> str:
     """Write all files of ``report`` into ``outdir`` atomically; return its path."""
-    target = check_outdir(outdir, force)
-    parent = target.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
-    try:
+    with StagedFolder(outdir, force) as folder:
+        staging = folder.path
         summary = report.summary()
         write_tables(report, staging)
         summary["files"] = write_figures(report, staging)
@@ -305,17 +288,5 @@ def write_report(report, outdir: Union[str, os.PathLike], force: bool = False) -
             if (staging / name).exists()
         ]
         summary["files"] = sorted(summary["files"] + [FILES["summary"]])
-        with open(staging / FILES["summary"], "w") as stream:
-            json.dump(_clean(summary), stream, indent=2)
-            stream.write("\n")
-        if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
-            os.rename(target, backup / "old")
-            os.rename(staging, target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return str(target)
+        write_json(staging / FILES["summary"], summary)
+        return str(folder.commit())

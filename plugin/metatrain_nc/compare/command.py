@@ -2,7 +2,7 @@
 
 import argparse
 
-from ..output_folders import add_output_dir_arguments
+from ..files import add_output_dir_arguments
 
 DESCRIPTION = (
     "compare models (conservative, pet_nc, pet_m, ...): accuracy, cost, lambda, "

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ..errors import UserInputError
-from ..output_folders import StagedFolder, check_outdir, clean_json
+from ..files import (
+    StagedFolder,
+    check_outdir,
+    clean_json,
+    read_structure,
+    read_structures,
+    write_json,
+)
 from .models import ModelEntry, compatibility_notes, describe_model, unique_names
 from .settings import CompareSettings
 
@@ -88,16 +95,14 @@ def compare(
         ``md_index``; its momenta are used when present.
     :return: the content of ``report.json`` plus ``output_dir`` and ``failures``.
     """
-    from ..dynamics.structures import read_structure, read_structures
-
     if settings is None:
         settings = CompareSettings.quick() if quick else CompareSettings()
     settings.check()
     if not models:
         raise UserInputError("no models to compare")
     labels = unique_names([os.fspath(m) for m in models], names)
-    frames = read_structures(os.fspath(structures))
-    md_atoms = read_structure(os.fspath(md_structure or structures), md_index)
+    frames = read_structures(structures)
+    md_atoms = read_structure(md_structure or structures, md_index)
     check_outdir(outdir, force)
     entries = [
         describe_model(os.fspath(m), n) for m, n in zip(models, labels, strict=True)
@@ -106,15 +111,8 @@ def compare(
         {int(z) for a in frames for z in a.numbers} | set(md_atoms.numbers)
     )
 
-    try:
-        folder = StagedFolder(outdir, force)
-    except OSError as error:
-        raise UserInputError(
-            f"cannot create the output folder '{outdir}': {error.strerror or error}; "
-            "choose a folder you can write to (-o)"
-        ) from error
     start = time.perf_counter()
-    try:
+    with StagedFolder(outdir, force) as folder:
         return _run(
             entries,
             frames,
@@ -132,9 +130,6 @@ def compare(
             log=log,
             start=start,
         )
-    except BaseException:
-        folder.discard()
-        raise
 
 
 def _run(
@@ -249,8 +244,6 @@ def _run(
         "report_html": "report.html",
         "chemiscope": sorted(str(p.relative_to(path)) for p in path.rglob("*.json.gz")),
     }
-    import json
-
-    (path / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_json(path / "report.json", data)
     data["output_dir"] = str(folder.commit())
     return data

@@ -2,7 +2,7 @@
 
 import argparse
 
-from ..output_folders import add_output_dir_arguments
+from ..files import add_output_dir_arguments
 
 DESCRIPTION = (
     "molecular dynamics with conservative, direct or multiple-time-step forces, "
@@ -81,10 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from ..output_folders import check_outdir
+    from ..files import check_outdir, read_structure
     from .forces import ModelForces
     from .md import MDSettings, run_md
-    from .structures import read_structure
 
     settings = MDSettings(
         forces=args.forces,

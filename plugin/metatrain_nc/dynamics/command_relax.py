@@ -2,7 +2,7 @@
 
 import argparse
 
-from ..output_folders import add_output_dir_arguments
+from ..files import add_output_dir_arguments
 
 DESCRIPTION = (
     "geometry-optimisation check: fraction converged within N steps with "
@@ -45,11 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..output_folders import StagedFolder, check_outdir
+    from ..files import (
+        StagedFolder,
+        check_outdir,
+        read_structures,
+        write_csv,
+        write_json,
+    )
     from .forces import ModelForces
-    from .outputs import FILES, write_csv, write_json
+    from .outputs import FILES
     from .relax import relaxation_check
-    from .structures import read_structures
 
     check_outdir(args.output_dir, args.force)
     frames = read_structures(args.structures, args.index)

@@ -17,7 +17,7 @@ import ase
 from ase import units
 
 from ..errors import UserInputError
-from ..output_folders import StagedFolder
+from ..files import StagedFolder, write_csv, write_json
 from .integrator import ENSEMBLES, MultipleTimeStep
 from .monitor import Monitor, RunawayError, summarise
 from .outputs import (
@@ -25,8 +25,6 @@ from .outputs import (
     TrajectoryWriter,
     plot_md,
     write_chemiscope,
-    write_csv,
-    write_json,
 )
 from .structures import has_velocities, maxwell_boltzmann
 

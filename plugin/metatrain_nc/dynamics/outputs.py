@@ -6,16 +6,14 @@ when the run ends (normally or stopped as a runaway), so an existing folder is n
 lost to a failed run and a crash leaves no half-written results.
 """
 
-import csv
-import json
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List
 
 import ase
 import ase.io
 import numpy as np
 
-from ..output_folders import clean_json
+from ..files import read_structures
 
 FILES = {
     "trajectory": "trajectory.extxyz",
@@ -26,18 +24,6 @@ FILES = {
     "chemiscope": "trajectory.chemiscope.json.gz",
     "relax_table": "relax_results.csv",
 }
-
-
-def write_json(path: Path, data: Dict[str, Any]) -> None:
-    path.write_text(json.dumps(clean_json(data), indent=2) + "\n")
-
-
-def write_csv(path: Path, columns: Sequence[str], rows: List[Dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(columns))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in columns})
 
 
 class TrajectoryWriter:
@@ -137,7 +123,7 @@ def write_chemiscope(trajectory: Path, path: Path, cutoff: float = 3.5) -> Dict:
     energy; per-atom |F_c - F_nc| (eV/A) when every frame has it, with arrows."""
     import chemiscope
 
-    frames = ase.io.read(trajectory, ":")
+    frames = read_structures(trajectory)
     properties: Dict[str, Any] = {
         "time": {
             "target": "structure",

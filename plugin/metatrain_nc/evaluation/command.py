@@ -1,7 +1,6 @@
 """``mtt-nc accuracy``: energy and force errors of exported models, per force head."""
 
 import argparse
-import json
 from pathlib import Path
 
 DESCRIPTION = (
@@ -40,17 +39,10 @@ def format_table(results: list) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import ase.io
-
-    from ..errors import UserInputError
+    from ..files import read_structures, write_json
     from .accuracy import model_accuracy
 
-    try:
-        frames = ase.io.read(args.structures, ":")
-    except Exception as error:  # ASE raises many kinds for unreadable files
-        raise UserInputError(
-            f"cannot read structures from '{args.structures}': {error}"
-        ) from error
+    frames = read_structures(args.structures)
     results = [
         model_accuracy(
             model, frames, energy_key=args.energy_key, forces_key=args.forces_key
@@ -59,7 +51,5 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(format_table(results))
     if args.json:
-        Path(args.json).write_text(
-            json.dumps([r.as_dict() for r in results], indent=2) + "\n"
-        )
+        write_json(args.json, [r.as_dict() for r in results])
     return 0
