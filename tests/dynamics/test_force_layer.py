@@ -283,6 +283,25 @@ def test_md_cli_with_fast_model_and_ase_calculator(
     assert abs(summary["drift_meV_per_atom_per_ps"]) < 5.0
 
 
+def test_relax_cli_with_ase_calculators(tmp_path, monkeypatch, capsys):
+    """EMT relaxes as a conservative model and, declared direct, as a direct one."""
+    monkeypatch.chdir(tmp_path)
+    _write_factory(tmp_path)
+    cluster = tmp_path / "cu.xyz"
+    ase.io.write(cluster, _copper_cluster())
+    for name, extra, modes in [
+        ("c", [], ["conservative"]),
+        ("d", ["--direct"], ["direct"]),
+    ]:
+        out = tmp_path / name
+        argv = ["relax", "my_calculators:make_emt", str(cluster), "-o", str(out)]
+        argv += ["--fmax", "0.05", "--steps", "200", "--optimizers", "LBFGS"]
+        assert main(argv + extra) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert list(summary["fraction_converged"]) == modes
+        assert summary["fraction_converged"][modes[0]]["LBFGS"] == 1.0
+
+
 @pytest.mark.parametrize(
     "model, extra, message",
     [

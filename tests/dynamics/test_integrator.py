@@ -6,12 +6,12 @@ import pytest
 from ase import units
 from ase.md.verlet import VelocityVerlet
 
-from metatrain_nc.force_models import MetatomicModel as ModelForces
-from metatrain_nc.force_models import ModelCalculator
 from metatrain_nc.dynamics.integrator import MultipleTimeStep
 from metatrain_nc.dynamics.monitor import Monitor
 from metatrain_nc.dynamics.structures import maxwell_boltzmann
 from metatrain_nc.errors import UserInputError
+from metatrain_nc.force_models import MetatomicModel as ModelForces
+from metatrain_nc.force_models import ModelCalculator
 
 
 def _thermal(atoms, temperature=300.0, seed=1):

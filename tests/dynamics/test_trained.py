@@ -35,6 +35,27 @@ def test_md_cli_with_checkpoint_and_export(tiny_pet_m, tmp_path):
     np.testing.assert_allclose(results["checkpoint"], results["exported"], rtol=1e-4)
 
 
+def test_md_and_relax_in_float64(tiny_pet_m, tmp_path, capsys):
+    """--float64 converts a checkpoint; an exported float32 model is refused."""
+    structure = tmp_path / "ethanol.xyz"
+    ase.io.write(structure, ase.io.read(tiny_pet_m.data, 0))
+    out = tmp_path / "md64"
+    argv = ["md", str(tiny_pet_m.checkpoint), str(structure), "-o", str(out)]
+    argv += ["--steps", "2", "--stride", "2", "--float64", "--max-temperature", "0"]
+    assert main(argv) == 0
+    assert json.loads((out / "summary.json").read_text())["model_dtype"] == "float64"
+    out = tmp_path / "relax64"
+    argv = ["relax", str(tiny_pet_m.checkpoint), str(structure), "-o", str(out)]
+    argv += ["--steps", "3", "--float64", "--optimizers", "LBFGS"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    out = tmp_path / "refused"
+    argv = ["md", str(tiny_pet_m.exported), str(structure), "-o", str(out)]
+    assert main(argv + ["--float64"]) == 2
+    assert "float64 evaluation needs its checkpoint" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def _ipi_executable() -> str:
     candidate = Path(sys.executable).parent / "i-pi"
     if candidate.exists():

@@ -3,6 +3,7 @@
 import argparse
 
 from ..files import add_output_dir_arguments
+from ..force_models.arguments import MODEL_HELP, add_model_arguments
 
 DESCRIPTION = (
     "molecular dynamics with conservative, direct or multiple-time-step forces, "
@@ -11,7 +12,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="exported model (.pt) or metatrain checkpoint")
+    add_model_arguments(parser, positional=False, fast=True)
+    parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("structure", help="structure file (any format ASE reads)")
     add_output_dir_arguments(parser)
     parser.add_argument(
@@ -73,7 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-chemiscope", action="store_true", help="skip the chemiscope dataset"
     )
-    parser.add_argument("--device", default="cpu", help="torch device (cpu)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..files import check_outdir, read_structure
-    from .forces import ModelForces
+    from ..force_models.arguments import load_fast_from_args, load_model_from_args
     from .md import MDSettings, run_md
 
     settings = MDSettings(
@@ -101,10 +102,18 @@ def run(args: argparse.Namespace) -> int:
         chemiscope=not args.no_chemiscope,
     )
     settings.check()
+    if args.fast is not None and settings.forces != "mts":
+        from ..errors import UserInputError
+
+        raise UserInputError(
+            "--fast names the model of the inner steps of multiple time stepping: "
+            f"use it with --forces mts (got --forces {settings.forces})"
+        )
     check_outdir(args.output_dir, args.force)
     atoms = read_structure(args.structure, args.index)
-    model = ModelForces(args.model, device=args.device)
-    model.check_atoms(atoms, f"structure {args.index} of '{args.structure}'")
+    model = load_model_from_args(args)
+    fast = load_fast_from_args(args)
+    model.check(atoms, f"structure {args.index} of '{args.structure}'")
 
     bar = tqdm(total=settings.steps, unit="step", desc=f"md {settings.forces}")
 
@@ -115,7 +124,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = run_md(
-            model, atoms, args.output_dir, settings, args.force, progress=progress
+            model,
+            atoms,
+            args.output_dir,
+            settings,
+            args.force,
+            progress=progress,
+            fast=fast,
         )
     finally:
         bar.close()

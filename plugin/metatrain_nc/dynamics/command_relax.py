@@ -3,6 +3,7 @@
 import argparse
 
 from ..files import add_output_dir_arguments
+from ..force_models.arguments import MODEL_HELP, add_model_arguments
 
 DESCRIPTION = (
     "geometry-optimisation check: fraction converged within N steps with "
@@ -11,14 +12,15 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="exported model (.pt) or metatrain checkpoint")
+    add_model_arguments(parser, positional=False)
+    parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("structures", help="structures file (any format ASE reads)")
     add_output_dir_arguments(parser)
     parser.add_argument(
         "--forces",
         default="auto",
-        help="comma-separated force modes among conservative,direct (default: both "
-        "when the model has a direct head, else conservative)",
+        help="comma-separated force modes among conservative,direct (default: every "
+        "force head of the model)",
     )
     parser.add_argument(
         "--optimizers", default="LBFGS,FIRE", help="comma-separated (LBFGS,FIRE)"
@@ -39,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--index", default=":", help="frames of STRUCTURES to use (ASE index, ':')"
     )
-    parser.add_argument("--device", default="cpu", help="torch device (cpu)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,15 +53,15 @@ def run(args: argparse.Namespace) -> int:
         write_csv,
         write_json,
     )
-    from .forces import ModelForces
+    from ..force_models.arguments import load_model_from_args
     from .outputs import FILES
     from .relax import relaxation_check
 
     check_outdir(args.output_dir, args.force)
     frames = read_structures(args.structures, args.index)
-    model = ModelForces(args.model, device=args.device)
+    model = load_model_from_args(args)
     if args.forces == "auto":
-        modes = ["conservative", "direct"] if model.has_direct else ["conservative"]
+        modes = list(model.heads)
     else:
         modes = [m.strip() for m in args.forces.split(",") if m.strip()]
     optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()]

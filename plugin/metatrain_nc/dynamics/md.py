@@ -75,8 +75,14 @@ class MDSettings:
             raise UserInputError(f"unknown velocity source '{self.velocities}'")
 
 
-def prepare(model, atoms: ase.Atoms, settings: MDSettings) -> MultipleTimeStep:
-    """Validate and build the dynamics (velocities set, nothing written)."""
+def prepare(
+    model, atoms: ase.Atoms, settings: MDSettings, fast=None
+) -> MultipleTimeStep:
+    """Validate and build the dynamics (velocities set, nothing written).
+
+    :param model: anything :func:`~metatrain_nc.force_models.load_force_model` takes.
+    :param fast: ``settings.forces == "mts"`` only: the model of the inner steps.
+    """
     settings.check()
     atoms = atoms.copy()
     if settings.velocities == "structure" and not has_velocities(atoms):
@@ -97,6 +103,7 @@ def prepare(model, atoms: ase.Atoms, settings: MDSettings) -> MultipleTimeStep:
         temperature_K=settings.temperature_K if settings.ensemble != "nve" else None,
         tau=settings.tau_fs * units.fs,
         rng=settings.seed + 1,
+        fast=fast,
     )
     dyn.velocity_source = source
     return dyn
@@ -109,10 +116,15 @@ def run_md(
     settings: MDSettings,
     force: bool = False,
     progress: Optional[Callable[[Dict[str, float]], None]] = None,
+    fast=None,
 ) -> Dict[str, Any]:
     """Run MD and write the output folder; return the summary (``status`` is
-    ``"completed"`` or ``"runaway"`` with a ``message``)."""
-    dyn = prepare(model, atoms, settings)
+    ``"completed"`` or ``"runaway"`` with a ``message``).
+
+    :param fast: ``settings.forces == "mts"`` only: the model of the inner steps
+        (default: the direct head of ``model``).
+    """
+    dyn = prepare(model, atoms, settings, fast=fast)
     folder = StagedFolder(outdir, force)
     try:
         writer = TrajectoryWriter(dyn, folder.path / FILES["trajectory"])
@@ -134,6 +146,10 @@ def run_md(
             "status": status,
             "message": message,
             "model": dyn.provider.source,
+            "model_kind": dyn.provider.kind,
+            "model_dtype": dyn.provider.dtype,
+            "fast_model": None if dyn.pair is None else dyn.pair.describe()["fast"],
+            "degrees_of_freedom": dyn.degrees_of_freedom,
             "n_atoms": len(dyn.atoms),
             "settings": dict(settings.__dict__),
             "velocity_source": dyn.velocity_source,
@@ -143,6 +159,7 @@ def run_md(
             "wall_time_s": elapsed,
             "model_forward_passes": dyn.provider.n_forward,
             "model_backward_passes": dyn.provider.n_backward,
+            "fast_model_forward_passes": _fast_calls(dyn),
             "files": dict(FILES),
         }
         summary["files"].pop("relax_table")
@@ -161,6 +178,12 @@ def run_md(
     except BaseException:
         folder.discard()
         raise
+
+
+def _fast_calls(dyn: MultipleTimeStep) -> Optional[int]:
+    if dyn.pair is None or dyn.pair.fast is None:
+        return None
+    return dyn.pair.fast.n_forward
 
 
 def _chemiscope_path(folder: StagedFolder) -> Path:

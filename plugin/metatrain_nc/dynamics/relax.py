@@ -61,6 +61,8 @@ def relaxation_check(
             raise UserInputError(f"unknown force mode '{mode}' for relaxations")
         if mode == "direct":
             provider.require_direct()
+        else:
+            provider.require(mode)
     for name in optimizers:
         if name not in OPTIMIZERS:
             raise UserInputError(
@@ -91,7 +93,11 @@ def relaxation_check(
         starts.append(start)
 
     records: List[Dict[str, Any]] = []
-    conservative_calc = ModelCalculator(provider, forces="conservative")
+    conservative_calc = (
+        ModelCalculator(provider, forces="conservative")
+        if provider.has_conservative
+        else None
+    )
     for mode in force_modes:
         for name in optimizers:
             for index, start in enumerate(starts):
@@ -104,6 +110,8 @@ def relaxation_check(
                     final = float(np.linalg.norm(forces, axis=1).max())
                     if mode == "conservative":
                         final_c = final
+                    elif conservative_calc is None:
+                        final_c = None  # a direct-only model has no -dE/dr
                     else:
                         probe = atoms.copy()
                         probe.calc = conservative_calc
