@@ -29,6 +29,7 @@ BUILTIN_COMMANDS: Dict[str, str] = {
     "accuracy": "metatrain_nc.evaluation.command",
     "compare": "metatrain_nc.compare.command",
     "doctor": "metatrain_nc.doctor",
+    "label": "metatrain_nc.evaluation.command_label",
     "md": "metatrain_nc.dynamics.command_md",
     "relax": "metatrain_nc.dynamics.command_relax",
 }
