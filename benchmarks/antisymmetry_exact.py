@@ -34,7 +34,11 @@ import psutil
 import torch
 from antisymmetry_common import setup_threads, untrained_pet, water_box
 
-from metatrain_nc.antisymmetry import ForceModel, lambda_from_jacobian, load_model
+from metatrain_nc.antisymmetry import (
+    DIRECT_FORCE,
+    lambda_from_jacobian,
+    load_force_model,
+)
 from metatrain_nc.antisymmetry.jacobian import _vjp_rows, exact_jacobian
 
 
@@ -72,9 +76,9 @@ def main() -> None:
     setup_threads()
 
     model_path = args.model or untrained_pet("/tmp/antisymmetry_bench_pet.pt")
-    loaded = load_model(model_path)
+    loaded = load_force_model(model_path)
     atoms = water_box()
-    force_model = ForceModel(loaded, atoms)
+    force_model = loaded.structure_forces(atoms, DIRECT_FORCE)
     n3 = 3 * len(atoms)
     rows = torch.arange(args.rows)
     params = sum(p.numel() for p in loaded.model.parameters())
@@ -120,7 +124,7 @@ def main() -> None:
 
         return run
 
-    naive = ForceModel(loaded, atoms)
+    naive = loaded.structure_forces(atoms, DIRECT_FORCE)
     naive.jit_optimized = True  # TorchScript's default executor
     for _ in range(3):
         naive.forces_numpy([atoms.positions])

@@ -25,7 +25,12 @@ import time
 import numpy as np
 from antisymmetry_common import setup_threads, untrained_pet, water_box
 
-from metatrain_nc.antisymmetry import ForceModel, load_model, stochastic_lambda
+from metatrain_nc.antisymmetry import (
+    DIRECT_FORCE,
+    StructureForces,
+    load_force_model,
+    stochastic_lambda,
+)
 from metatrain_nc.antisymmetry.jacobian import lambda_from_jacobian, ratio_estimate
 
 REPLICAS = {1: (1, 1, 1), 8: (2, 2, 2), 48: (4, 4, 3)}
@@ -50,7 +55,7 @@ def simulated_errors(
     return np.array(errors)
 
 
-def force_cost(force_model: ForceModel, positions, warmup: int = 4) -> float:
+def force_cost(force_model: StructureForces, positions, warmup: int = 4) -> float:
     """Seconds per direct force evaluation, after TorchScript's profiling runs."""
     for _ in range(warmup):
         force_model.forces_numpy([positions])
@@ -73,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_threads()
     model_path = args.model or untrained_pet("/tmp/antisymmetry_bench_pet.pt")
-    loaded = load_model(model_path)
+    loaded = load_force_model(model_path)
     print(f"model: {model_path} ({loaded.dtype})")
 
     if args.jacobian:
@@ -109,7 +114,7 @@ def main() -> None:
             if target is None:
                 needed = k_needed
         atoms = water_box()
-        force_model = ForceModel(loaded, atoms)
+        force_model = loaded.structure_forces(atoms, DIRECT_FORCE)
         t_force = force_cost(force_model, atoms.positions)
         k = needed or 64
         start = time.perf_counter()
@@ -132,7 +137,7 @@ def main() -> None:
     )
     for size in [int(s) for s in args.sizes.split(",")]:
         atoms = water_box(REPLICAS[size])
-        force_model = ForceModel(loaded, atoms)
+        force_model = loaded.structure_forces(atoms, DIRECT_FORCE)
         t_force = force_cost(force_model, atoms.positions)
         start = time.perf_counter()
         estimate = stochastic_lambda(

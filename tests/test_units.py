@@ -3,7 +3,7 @@
 import ase.build
 import numpy as np
 
-from metatrain_nc.antisymmetry import CONSERVATIVE, DIRECT, ForceModel, load_model
+from metatrain_nc.antisymmetry import CONSERVATIVE, DIRECT_FORCE, load_force_model
 from metatrain_nc.force_models import MetatomicModel as ModelForces
 
 from .analytic_models import export_pair_model
@@ -25,9 +25,11 @@ def test_kcal_model_forces_are_converted_to_ev(tmp_path):
     )
     np.testing.assert_allclose(converted.direct, reference.direct, atol=1e-10)
 
-    for output in (CONSERVATIVE, DIRECT):
+    for output in (CONSERVATIVE, DIRECT_FORCE):
         forces = [
-            ForceModel(load_model(path), atoms, output).forces_numpy([atoms.positions])
+            load_force_model(path)
+            .structure_forces(atoms, output)
+            .forces_numpy([atoms.positions])
             for path in (ev, kcal)
         ]
         np.testing.assert_allclose(forces[1], forces[0], atol=1e-10)

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from metatrain_nc.antisymmetry import (
-    ForceModel,
+    DIRECT_FORCE,
     antisymmetry_ratio,
     exact_jacobian,
     finite_difference_jacobian,
     lambda_from_jacobian,
-    load_model,
+    load_force_model,
     molecule_of,
     pair_table,
     per_atom_lambda,
@@ -28,8 +28,13 @@ from ..analytic_models import (
 from .conftest import STRENGTH
 
 
+def forces_of(path, atoms, output=DIRECT_FORCE):
+    """Forces of ``atoms`` by the model at ``path``, as a function of positions."""
+    return load_force_model(path).structure_forces(atoms, output)
+
+
 def test_exact_equals_finite_differences_and_analytic(pair_nc, ethanol):
-    force_model = ForceModel(load_model(pair_nc), ethanol)
+    force_model = forces_of(pair_nc, ethanol)
     jacobian = exact_jacobian(force_model, chunk_size=5)  # several chunks
     fd = finite_difference_jacobian(force_model, delta=1e-4)
     exact = lambda_from_jacobian(jacobian)
@@ -47,7 +52,7 @@ def test_exact_equals_finite_differences_and_analytic(pair_nc, ethanol):
 
 def test_periodic_lambda_and_minimum_image(pair_nc, water_cluster_periodic):
     atoms = water_cluster_periodic
-    jacobian = exact_jacobian(ForceModel(load_model(pair_nc), atoms))
+    jacobian = exact_jacobian(forces_of(pair_nc, atoms))
     assert lambda_from_jacobian(jacobian) == pytest.approx(
         analytic_lambda(atoms, STRENGTH), rel=1e-10
     )
@@ -62,7 +67,7 @@ def test_periodic_lambda_and_minimum_image(pair_nc, water_cluster_periodic):
 
 
 def test_pair_and_atom_decomposition(pair_nc, ethanol):
-    jacobian = exact_jacobian(ForceModel(load_model(pair_nc), ethanol))
+    jacobian = exact_jacobian(forces_of(pair_nc, ethanol))
     n = len(ethanol)
     table = pair_table(jacobian, ethanol)
     # antisymmetric part of every off-diagonal block is the rotation field's: s K / N
@@ -82,15 +87,15 @@ def test_pair_and_atom_decomposition(pair_nc, ethanol):
 
 
 def test_conservative_output_is_symmetric(pair_nc, water_cluster_periodic):
-    loaded = load_model(pair_nc)
+    model = load_force_model(pair_nc)
     atoms = water_cluster_periodic
-    lam = lambda_from_jacobian(
-        exact_jacobian(ForceModel(loaded, atoms, "conservative"))
-    )
+    force_model = model.structure_forces(atoms, "conservative")
+    lam = lambda_from_jacobian(exact_jacobian(force_model))
     assert lam < 1e-5
-    # while the direct head of the same model is not (Python API, loaded model)
-    assert antisymmetry_ratio(atoms, loaded.model) > 1e-3
-    force_model = ForceModel(loaded, atoms, "conservative")
+    # while the direct head of the same model is not (Python API: a loaded force
+    # model, and the AtomisticModel object itself)
+    assert antisymmetry_ratio(atoms, model) > 1e-3
+    assert antisymmetry_ratio(atoms, model.model) > 1e-3
     loop = rotation_loop_work(force_model, molecule_of(atoms, 0), n_points=48)
     assert abs(loop.work) < 1e-6
     squares = square_loop_work(force_model, eps=0.02, n_loops=2)
@@ -103,7 +108,7 @@ def test_direct_equal_to_conservative_gives_zero(pair_c, ethanol):
 
 def test_analytic_loop_work(pair_nc, water_cluster_periodic):
     atoms = water_cluster_periodic
-    force_model = ForceModel(load_model(pair_nc), atoms)
+    force_model = forces_of(pair_nc, atoms)
     molecule = molecule_of(atoms, 0)
     assert len(molecule) == 3
     rigid = rotation_loop_work(force_model, molecule, n_points=48, deformation=0.0)
@@ -126,7 +131,7 @@ def test_analytic_loop_work(pair_nc, water_cluster_periodic):
 
 
 def test_stochastic_within_error_bar_and_converges(pair_nc, ethanol):
-    force_model = ForceModel(load_model(pair_nc), ethanol)
+    force_model = forces_of(pair_nc, ethanol)
     exact = lambda_from_jacobian(exact_jacobian(force_model))
     few = stochastic_lambda(force_model, probes=16, seed=1)
     many = stochastic_lambda(force_model, probes=256, seed=2, batched=True)
@@ -140,7 +145,7 @@ def test_stochastic_within_error_bar_and_converges(pair_nc, ethanol):
 
 def test_stochastic_error_over_seeds(pair_nc, ethanol):
     """The reported error bar matches the spread of independent estimates."""
-    force_model = ForceModel(load_model(pair_nc), ethanol)
+    force_model = forces_of(pair_nc, ethanol)
     exact = lambda_from_jacobian(exact_jacobian(force_model))
     estimates = [stochastic_lambda(force_model, probes=32, seed=s) for s in range(12)]
     values = np.array([e.value for e in estimates])
@@ -153,7 +158,7 @@ def test_stochastic_error_over_seeds(pair_nc, ethanol):
 
 def test_stochastic_finite_difference_jvp(pair_nc, ethanol):
     """The graph-free JVP gives the same estimate as the double-backward one."""
-    force_model = ForceModel(load_model(pair_nc), ethanol)
+    force_model = forces_of(pair_nc, ethanol)
     exact = stochastic_lambda(force_model, probes=16, seed=4)
     cheap = stochastic_lambda(
         force_model, probes=16, seed=4, jvp="finite-difference", fd_step=1e-4
@@ -165,7 +170,7 @@ def test_stochastic_finite_difference_jvp(pair_nc, ethanol):
 def test_stochastic_target_error(pair_nc, ethanol):
     """With a target, probes are added until error / lambda reaches it; a tighter
     target costs more probes; the budget is honoured and reported."""
-    force_model = ForceModel(load_model(pair_nc), ethanol)
+    force_model = forces_of(pair_nc, ethanol)
     exact = lambda_from_jacobian(exact_jacobian(force_model))
     loose = stochastic_lambda(
         force_model, probes=4, chunk_size=4, seed=3, target_error=0.1
@@ -191,7 +196,7 @@ def test_stochastic_target_error(pair_nc, ethanol):
 
 def test_target_error_needs_four_probes(pair_nc, ethanol):
     """Two probes that happen to agree do not stop a run with a target."""
-    force_model = ForceModel(load_model(pair_nc), ethanol)
+    force_model = forces_of(pair_nc, ethanol)
     estimate = stochastic_lambda(
         force_model, probes=2, chunk_size=1, seed=0, target_error=10.0
     )

@@ -8,11 +8,11 @@ import ase.io
 import pytest
 
 from metatrain_nc.antisymmetry import (
-    ForceModel,
+    DIRECT_FORCE,
     antisymmetry_ratio,
     exact_jacobian,
     lambda_from_jacobian,
-    load_model,
+    load_force_model,
     stochastic_lambda,
 )
 from metatrain_nc.cli import main
@@ -30,18 +30,20 @@ def test_pet_nc_direct_head_is_not_conservative(tiny_pet_nc, frame):
     from_checkpoint = antisymmetry_ratio(frame, tiny_pet_nc.checkpoint)
     assert from_checkpoint == pytest.approx(exported, rel=1e-3)
     # the stochastic estimate agrees within its error bar
-    force_model = ForceModel(load_model(tiny_pet_nc.exported), frame)
+    force_model = load_force_model(tiny_pet_nc.exported).structure_forces(
+        frame, DIRECT_FORCE
+    )
     estimate = stochastic_lambda(force_model, probes=32)
     assert abs(estimate.value - exported) < 4 * estimate.error + 0.05 * exported
 
 
 def test_pet_nc_energy_head_is_conservative_in_float64(tiny_pet_nc, frame):
-    loaded = load_model(tiny_pet_nc.checkpoint, float64=True)
-    jacobian = exact_jacobian(ForceModel(loaded, frame, "conservative"))
+    model = load_force_model(tiny_pet_nc.checkpoint, float64=True)
+    jacobian = exact_jacobian(model.structure_forces(frame, "conservative"))
     assert lambda_from_jacobian(jacobian) < 1e-5
     # float64 from an exported float32 model is refused with a clear message
     with pytest.raises(ValueError, match="checkpoint"):
-        load_model(tiny_pet_nc.exported, float64=True)
+        load_force_model(tiny_pet_nc.exported, float64=True)
 
 
 def test_pet_m_both_heads_on_the_command_line(tiny_pet_m, ethanol_frames, tmp_path):

@@ -2,15 +2,23 @@
 
 Typical notebook use::
 
-    from metatrain_nc.antisymmetry import antisymmetry_ratio, evaluate
+    from metatrain_nc.antisymmetry import (
+        AntisymmetrySettings, antisymmetry_ratio, evaluate,
+    )
 
     lam = antisymmetry_ratio(atoms, "model.pt")            # exact, direct forces
     report = evaluate(frames, "model.ckpt", rotation_loop=True)
+    report = evaluate(frames, EMT())                       # an ASE calculator
+    report = evaluate(frames, "model.pt", AntisymmetrySettings(square_loops=4))
     report.summary()["lambda_mean"]
     report.write("antisymmetry-out")  # JSON, CSV, PNG, chemiscope
 
-``model`` is a path (exported ``.pt`` or metatrain ``.ckpt``), an ``AtomisticModel``, a
-metatrain model, or a :class:`~metatrain_nc.antisymmetry.model.LoadedModel`.
+``model`` is anything :func:`~metatrain_nc.force_models.load_force_model` takes: a
+path (exported ``.pt`` or metatrain ``.ckpt``), an ``AtomisticModel`` or metatrain
+model, ``"module:callable"`` naming a factory of an ASE calculator, an ASE
+``Calculator``, or a :class:`~metatrain_nc.force_models.ForceModel`. The Jacobian of a
+model with gradients (metatomic) is exact; that of an ASE calculator comes from
+central finite differences of its forces (step and estimated noise reported).
 """
 
 import os
@@ -21,70 +29,94 @@ import ase
 import numpy as np
 
 from ..errors import UserInputError
+from ..force_models.base import ForceModel
+from ..force_models.loading import load_force_model
+from ..force_models.names import CONSERVATIVE, DIRECT_FORCE, head_of_output
 from .decompose import PairTable, bin_pairs, pair_table, per_atom_lambda
 from .jacobian import (
-    MAX_EXACT_ROWS,
-    check_target,
+    STOCHASTIC_NEEDS_GRADIENTS,
+    default_fd_step,
+    differentiable,
     exact_jacobian,
+    finite_difference_noise,
     lambda_from_jacobian,
     stochastic_lambda,
 )
 from .loops import molecule_of, rotation_loop_work, square_loop_work
-from .model import (
-    CONSERVATIVE,
-    DIRECT,
-    ForceModel,
-    LoadedModel,
-    check_structure,
-    load_model,
-    model_description,
-)
+from .settings import MAX_EXACT_ROWS, AntisymmetrySettings, canonical_output
 
 ModelLike = Union[str, os.PathLike, Any]
+
+
+def resolve_output(model: ForceModel, output: Optional[str] = None) -> str:
+    """The force output of ``model`` to analyse: ``output`` if the model has it
+    (:class:`UserInputError` otherwise); for ``None``, its direct head, or the forces
+    of an ASE calculator not declared direct (``"conservative"``)."""
+    output = canonical_output(output)
+    if output is None:
+        output = DIRECT_FORCE
+        if not model.has_direct and model.kind == "ase":
+            output = CONSERVATIVE
+    fix = ""
+    if output == DIRECT_FORCE and model.has_conservative:
+        fix = "; analyse its -dE/dr with --output conservative (output='conservative')"
+    model.require(head_of_output(output), fix)
+    return output
 
 
 def force_jacobian(
     atoms: ase.Atoms,
     model: ModelLike,
-    output: str = DIRECT,
+    output: Optional[str] = None,
     chunk_size: int = 16,
     float64: bool = False,
     max_rows: int = MAX_EXACT_ROWS,
+    direct: Optional[bool] = None,
+    fd_step: Optional[float] = None,
 ) -> np.ndarray:
-    """Exact force Jacobian ``d f_(i,a) / d r_(j,b)``, shape (3N, 3N), eV/A^2.
+    """Force Jacobian ``d f_(i,a) / d r_(j,b)``, shape (3N, 3N), eV/A^2: exact for a
+    model with gradients, central finite differences (step ``fd_step`` A) for an ASE
+    calculator.
 
-    :param output: ``"non_conservative_force"`` or ``"conservative"`` (-dE/dr).
+    :param output: ``"non_conservative_force"``, ``"conservative"`` (-dE/dr) or
+        ``None`` (see :func:`resolve_output`).
+    :param direct: an ASE calculator's forces are direct.
     """
-    loaded = load_model(model, float64=float64)
-    check_structure(atoms, loaded)
+    model = load_force_model(model, direct=direct, float64=float64)
+    model.check(atoms)
+    forces = model.structure_forces(atoms, resolve_output(model, output))
     return exact_jacobian(
-        ForceModel(loaded, atoms, output), chunk_size=chunk_size, max_rows=max_rows
+        forces, chunk_size=chunk_size, max_rows=max_rows, fd_step=fd_step
     )
 
 
 def antisymmetry_ratio(
     atoms: ase.Atoms,
     model: ModelLike,
-    output: str = DIRECT,
+    output: Optional[str] = None,
     stochastic: bool = False,
     probes: int = 64,
     chunk_size: int = 16,
     float64: bool = False,
     seed: int = 0,
+    direct: Optional[bool] = None,
+    fd_step: Optional[float] = None,
 ):
     """lambda = ||(J - J^T)/2||_F / ||J||_F for one structure (dimensionless).
 
-    :return: a float (exact), or ``(value, standard_error)`` when ``stochastic``.
+    :return: a float (exact or finite differences), or ``(value, standard_error)``
+        when ``stochastic`` (models with gradients only).
     """
-    loaded = load_model(model, float64=float64)
-    check_structure(atoms, loaded)
-    force_model = ForceModel(loaded, atoms, output)
+    model = load_force_model(model, direct=direct, float64=float64)
+    model.check(atoms)
+    forces = model.structure_forces(atoms, resolve_output(model, output))
     if stochastic:
         result = stochastic_lambda(
-            force_model, probes=probes, chunk_size=chunk_size, seed=seed
+            forces, probes=probes, chunk_size=chunk_size, seed=seed
         )
         return result.value, result.error
-    return lambda_from_jacobian(exact_jacobian(force_model, chunk_size=chunk_size))
+    jacobian = exact_jacobian(forces, chunk_size=chunk_size, fd_step=fd_step)
+    return lambda_from_jacobian(jacobian)
 
 
 @dataclass
@@ -93,7 +125,7 @@ class StructureResult:
 
     index: int
     n_atoms: int
-    method: str  # "exact" or "stochastic"
+    method: str  # "exact", "finite-difference" or "stochastic"
     lambda_: float
     error: Optional[float] = None  # standard error (stochastic only)
     probes: Optional[int] = None
@@ -104,6 +136,8 @@ class StructureResult:
     rotation_loop: Optional[Dict[str, Any]] = None
     square_loops: Optional[Dict[str, Any]] = None
     forces: Dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N, 3)
+    fd_step: Optional[float] = None  # A, finite differences only
+    fd_noise: Optional[float] = None  # estimated FD error / ||J||, idem
 
     def as_dict(self) -> Dict[str, Any]:
         data: Dict[str, Any] = {
@@ -118,6 +152,9 @@ class StructureResult:
             if self.target_error is not None:
                 data["target_error"] = self.target_error
                 data["target_reached"] = self.converged
+        if self.fd_step is not None:
+            data["fd_step_A"] = self.fd_step
+            data["fd_noise"] = self.fd_noise
         if self.per_atom is not None:
             data["lambda_atom_max"] = float(np.max(self.per_atom))
         if self.rotation_loop is not None:
@@ -152,15 +189,19 @@ class AntisymmetryReport:
     def summary(self) -> Dict[str, Any]:
         """The content of ``summary.json``."""
         lambdas = self.lambdas
-        return {
+        data = {
             "model": self.model,
             "output": self.output,
             "settings": self.settings,
             "n_structures": len(self.structures),
             "lambda_mean": float(np.mean(lambdas)),
             "lambda_max": float(np.max(lambdas)),
-            "structures": [s.as_dict() for s in self.structures],
         }
+        noise = [s.fd_noise for s in self.structures if s.fd_noise is not None]
+        if noise:
+            data["fd_noise_max"] = float(np.max(noise))
+        data["structures"] = [s.as_dict() for s in self.structures]
+        return data
 
     def write(self, outdir: Union[str, os.PathLike], force: bool = False) -> str:
         """Write JSON, CSV, PNG and chemiscope files into ``outdir`` (atomically)."""
@@ -169,11 +210,11 @@ class AntisymmetryReport:
         return write_report(self, outdir, force=force)
 
 
-def _available_forces(loaded: LoadedModel) -> List[str]:
+def _available_forces(model: ForceModel) -> List[str]:
     names = []
-    if DIRECT in loaded.outputs:
-        names.append(DIRECT)
-    if "energy" in loaded.outputs:
+    if model.has_direct:
+        names.append(DIRECT_FORCE)
+    if model.has_conservative:
         names.append(CONSERVATIVE)
     return names
 
@@ -181,110 +222,94 @@ def _available_forces(loaded: LoadedModel) -> List[str]:
 def evaluate(
     frames: Union[ase.Atoms, Sequence[ase.Atoms]],
     model: ModelLike,
-    output: str = DIRECT,
-    stochastic: bool = False,
-    probes: int = 64,
-    chunk_size: int = 16,
-    max_exact_rows: int = MAX_EXACT_ROWS,
-    float64: bool = False,
-    pairs: bool = True,
-    bin_width: float = 0.25,
-    rotation_loop: bool = False,
-    loop_atom: int = 0,
-    loop_points: int = 200,
-    loop_deformation: float = 0.1,
-    loop_axis: Sequence[float] = (0.0, 0.0, 1.0),
-    square_loops: int = 0,
-    square_eps: float = 0.05,
-    seed: int = 0,
-    progress: bool = False,
-    strategy: str = "auto",
-    jvp: str = "double-backward",
-    target_error: Optional[float] = None,
-    max_probes: int = 1024,
+    settings: Optional[AntisymmetrySettings] = None,
+    *,
+    direct: Optional[bool] = None,
+    **overrides: Any,
 ) -> AntisymmetryReport:
     """lambda (and optionally per atom, per pair, closed-loop work) for structures.
 
     :param frames: one or several ASE structures (A).
-    :param output: force output analysed: ``"non_conservative_force"`` (direct, default)
-        or ``"conservative"`` (-dE/dr, the control).
-    :param stochastic: random-probe estimate with ``probes`` probes instead of the exact
-        Jacobian (no per-atom/per-pair results then).
-    :param chunk_size: rows (or probes) per batched backward pass; bounds memory.
-    :param max_exact_rows: largest 3N accepted by the exact path.
-    :param pairs: keep per-pair block norms (exact path) for the distance figure.
-    :param bin_width: distance bin width (A) for the pair tables.
-    :param rotation_loop: compute the rotation-loop work of the molecule holding atom
-        ``loop_atom`` (``loop_points`` points, deformation ``loop_deformation`` A).
-    :param square_loops: number of random square loops of side ``square_eps`` (A).
-    :param progress: show tqdm progress bars.
-    :param strategy: how rows of J are computed: ``"auto"``, ``"loop"`` or
-        ``"batched"`` (see :func:`~metatrain_nc.antisymmetry.jacobian.exact_jacobian`).
-    :param jvp: ``J v`` of the stochastic path: ``"double-backward"`` or
-        ``"finite-difference"`` (no second-order graph: less memory for large systems).
-    :param target_error: stochastic path: add probes (``probes`` at least) until the
-        relative standard error of lambda is at most this, or ``max_probes``; a
-        structure that stops at ``max_probes`` is flagged in the summary.
-    :param max_probes: probe budget per structure for ``target_error``.
+    :param model: anything :func:`~metatrain_nc.force_models.load_force_model` takes
+        (a path, ``"module:callable"``, an ASE calculator, a model object...).
+    :param settings: what to compute (:class:`AntisymmetrySettings`; default
+        settings if ``None``).
+    :param direct: an ASE calculator's forces are direct (they count as conservative
+        otherwise); refused for metatomic models.
+    :param overrides: fields of :class:`AntisymmetrySettings` replacing those of
+        ``settings`` (``evaluate(frames, model, rotation_loop=True)``).
+
+    The Jacobian of a model with gradients is exact (``method`` ``"exact"``); that
+    of an ASE calculator comes from central finite differences (``method``
+    ``"finite-difference"``, step ``settings.fd_step``), with an estimate of their
+    noise per structure (``fd_noise``, relative to ``||J||``). The stochastic
+    estimator needs gradients: it is refused for ASE calculators.
     """
+    settings = AntisymmetrySettings.from_overrides(settings, **overrides)
+    settings.check()
     if isinstance(frames, ase.Atoms):
         frames = [frames]
     frames = list(frames)
     if not frames:
         raise UserInputError("no structures to evaluate")
-    if output not in (DIRECT, CONSERVATIVE):
-        raise UserInputError(
-            f"unknown output '{output}': use '{DIRECT}' or '{CONSERVATIVE}'"
-        )
-    if probes < 2 and stochastic:
-        raise UserInputError("the stochastic estimator needs at least 2 probes")
-    if target_error is not None and not stochastic:
-        raise UserInputError(
-            "a target error applies to the stochastic estimator: add --stochastic "
-            "(stochastic=True) or drop --target-error"
-        )
-    check_target(target_error, probes, max_probes)
-    loaded = load_model(model, float64=float64)
+    model = load_force_model(model, direct=direct, float64=settings.float64)
+    output = resolve_output(model, settings.output)
+    stochastic = settings.stochastic
     # validate everything before any expensive work
     for index, atoms in enumerate(frames):
-        check_structure(atoms, loaded, index)
-        ForceModel(loaded, atoms, output)
-        if not stochastic and 3 * len(atoms) > max_exact_rows:
+        model.check(atoms, f"structure {index}")
+        forces = model.structure_forces(atoms, output)
+        exact_rows = 3 * len(atoms) > settings.max_exact_rows
+        if stochastic and not differentiable(forces):
+            raise UserInputError(
+                f"model '{model.source}': {STOCHASTIC_NEEDS_GRADIENTS}"
+            )
+        if not stochastic and exact_rows and differentiable(forces):
             raise UserInputError(
                 f"structure {index} has {len(atoms)} atoms: the exact Jacobian needs "
-                f"{3 * len(atoms)} backward passes (limit {max_exact_rows}); use the "
-                "stochastic estimator (--stochastic / stochastic=True) or raise the "
-                "limit (--max-exact-rows)"
+                f"{3 * len(atoms)} backward passes (limit {settings.max_exact_rows}); "
+                "use the stochastic estimator (--stochastic / stochastic=True) or "
+                "raise the limit (--max-exact-rows)"
             )
-        if rotation_loop and not 0 <= loop_atom < len(atoms):
+        if not stochastic and exact_rows:
             raise UserInputError(
-                f"loop atom {loop_atom} is out of range for structure {index} "
-                f"({len(atoms)} atoms)"
+                f"structure {index} has {len(atoms)} atoms: its finite-difference "
+                f"Jacobian needs {6 * len(atoms)} force evaluations (3N = "
+                f"{3 * len(atoms)} columns, limit {settings.max_exact_rows}); raise "
+                "the limit (--max-exact-rows) if that is affordable"
+            )
+        if settings.rotation_loop and not 0 <= settings.loop_atom < len(atoms):
+            raise UserInputError(
+                f"loop atom {settings.loop_atom} is out of range for structure "
+                f"{index} ({len(atoms)} atoms)"
             )
 
     from tqdm.auto import tqdm
 
     results: List[StructureResult] = []
+    fd_step: Optional[float] = None
+    method = "stochastic" if stochastic else "exact"
+    progress = settings.progress
     bar = tqdm(frames, desc="structures", unit="structure", disable=not progress)
     for index, atoms in enumerate(bar):
-        force_model = ForceModel(loaded, atoms, output)
+        force_model = model.structure_forces(atoms, output)
         n3 = 3 * len(atoms)
         if stochastic:
             inner = tqdm(
-                total=probes if target_error is None else None,
+                total=settings.probes if settings.target_error is None else None,
                 desc="probes",
                 leave=False,
                 disable=not progress,
             )
             estimate = stochastic_lambda(
                 force_model,
-                probes=probes,
-                chunk_size=chunk_size,
-                seed=seed + index,
+                probes=settings.probes,
+                chunk_size=settings.chunk_size,
+                seed=settings.seed + index,
                 progress=inner.update,
-                jvp=jvp,
-                target_error=target_error,
-                max_probes=max_probes,
+                jvp=settings.jvp,
+                target_error=settings.target_error,
+                max_probes=settings.max_probes,
             )
             inner.close()
             result = StructureResult(
@@ -294,36 +319,58 @@ def evaluate(
                 lambda_=estimate.value,
                 error=estimate.error,
                 probes=estimate.probes,
-                target_error=target_error,
+                target_error=settings.target_error,
                 converged=estimate.converged,
             )
         else:
-            inner = tqdm(total=n3, desc="rows", leave=False, disable=not progress)
+            step = None
+            if not differentiable(force_model):
+                method = "finite-difference"
+                step = settings.fd_step
+                if step is None:
+                    step = default_fd_step(force_model)
+                fd_step = step
+            inner = tqdm(
+                total=n3,
+                desc="rows" if step is None else "columns",
+                leave=False,
+                disable=not progress,
+            )
             jacobian = exact_jacobian(
                 force_model,
-                chunk_size=chunk_size,
-                max_rows=max_exact_rows,
+                chunk_size=settings.chunk_size,
+                max_rows=settings.max_exact_rows,
                 progress=inner.update,
-                strategy=strategy,
+                strategy=settings.strategy,
+                fd_step=step,
             )
             inner.close()
             result = StructureResult(
                 index=index,
                 n_atoms=len(atoms),
-                method="exact",
+                method=method,
                 lambda_=lambda_from_jacobian(jacobian),
                 per_atom=per_atom_lambda(jacobian),
-                pairs=pair_table(jacobian, atoms) if pairs else None,
+                pairs=pair_table(jacobian, atoms) if settings.pairs else None,
             )
-        if rotation_loop:
-            indices = molecule_of(atoms, loop_atom)
+            if step is not None:
+                result.fd_step = step
+                result.fd_noise = finite_difference_noise(
+                    force_model,
+                    jacobian,
+                    step,
+                    seed=settings.seed + index,
+                    batch_size=settings.chunk_size,
+                )
+        if settings.rotation_loop:
+            indices = molecule_of(atoms, settings.loop_atom)
             loop = rotation_loop_work(
                 force_model,
                 indices,
-                axis=loop_axis,
-                n_points=loop_points,
-                deformation=loop_deformation,
-                seed=seed,
+                axis=settings.loop_axis,
+                n_points=settings.loop_points,
+                deformation=settings.loop_deformation,
+                seed=settings.seed,
             )
             result.rotation_loop = {
                 "work_eV": loop.work,
@@ -333,9 +380,12 @@ def evaluate(
                 "deformation_A": loop.deformation,
                 "path_length_A": loop.path_length,
             }
-        if square_loops > 0:
+        if settings.square_loops > 0:
             squares = square_loop_work(
-                force_model, eps=square_eps, n_loops=square_loops, seed=seed + index
+                force_model,
+                eps=settings.square_eps,
+                n_loops=settings.square_loops,
+                seed=settings.seed + index,
             )
             result.square_loops = {
                 "eps_A": squares.eps,
@@ -344,42 +394,31 @@ def evaluate(
                 "mean_abs_work_eV": squares.mean_abs_work,
                 "max_force_floor_eV_per_A": squares.max_force_floor,
             }
-        for name in _available_forces(loaded):
-            model_forces = ForceModel(loaded, atoms, name)
-            result.forces[name] = model_forces.forces_numpy([atoms.positions])[0]
+        for name in _available_forces(model):
+            head_forces = model.structure_forces(atoms, name)
+            result.forces[name] = head_forces.forces_numpy([atoms.positions])[0]
         results.append(result)
         bar.set_postfix(lam=f"{result.lambda_:.3g}")
     bar.close()
 
-    settings = {
-        "method": "stochastic" if stochastic else "exact",
-        "probes": probes if stochastic else None,
-        "target_error": target_error,
-        "max_probes": max_probes if target_error is not None else None,
-        "chunk_size": chunk_size,
-        "vjp_strategy": strategy,
-        "jvp": jvp if stochastic else None,
-        "float64": float64,
-        "bin_width_A": bin_width,
-        "rotation_loop": rotation_loop,
-        "loop_atom": loop_atom,
-        "loop_points": loop_points,
-        "loop_deformation_A": loop_deformation,
-        "loop_axis": list(loop_axis),
-        "square_loops": square_loops,
-        "square_eps_A": square_eps,
-        "seed": seed,
-    }
+    summary = settings.summary(method, fd_step)
     if stochastic and output == CONSERVATIVE:
-        settings["note"] = (
+        summary["note"] = (
             "conservative output: J is symmetric by construction, the stochastic path "
             "skips the JVP and gives 0; use the exact path as a numerical control"
+        )
+    if method == "finite-difference":
+        summary["note"] = (
+            "Jacobian by central finite differences of the forces (the model has no "
+            "gradients); fd_noise per structure estimates their error relative to "
+            "||J|| (from columns recomputed with twice the step): a lambda below it "
+            "is finite-difference noise"
         )
     return AntisymmetryReport(
         frames=frames,
         structures=results,
-        model=model_description(loaded),
+        model=model.describe(),
         output=output,
-        settings=settings,
-        bin_width=bin_width,
+        settings=summary,
+        bin_width=settings.bin_width,
     )

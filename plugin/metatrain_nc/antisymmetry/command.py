@@ -6,22 +6,26 @@ Import-light on purpose (torch is imported inside :func:`run`).
 import argparse
 
 from ..files import add_output_dir_arguments
+from ..force_models.arguments import add_model_arguments
 
 DESCRIPTION = (
     "how non-conservative are a model's forces: Jacobian antisymmetry ratio lambda "
-    "(exact or stochastic, per structure, atom and pair) and closed-loop work"
+    "(exact, finite-difference for ASE calculators, or stochastic; per structure, "
+    "atom and pair) and closed-loop work"
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="exported model (model.pt) or checkpoint (.ckpt)")
+    add_model_arguments(parser)
     parser.add_argument("structures", help="structures, any file ASE reads (A)")
     add_output_dir_arguments(parser)
     parser.add_argument(
         "--output",
-        default="non_conservative_force",
+        default=None,
         choices=["non_conservative_force", "conservative"],
-        help="force output to analyse: the direct head (default) or -dE/dr (control)",
+        help="force output to analyse: the direct head (default) or -dE/dr "
+        "(control); an ASE calculator has one: its forces (conservative unless "
+        "--direct)",
     )
     parser.add_argument(
         "--index", default=":", help="ASE index of the structures to read (default ':')"
@@ -73,12 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-exact-rows",
         type=int,
         default=3000,
-        help="largest 3N accepted by the exact path",
+        help="largest 3N accepted by the exact (and finite-difference) path",
     )
     parser.add_argument(
-        "--float64",
-        action="store_true",
-        help="evaluate in float64 (checkpoints or float64 exports)",
+        "--fd-step",
+        type=float,
+        default=None,
+        help="ASE calculators: step (A) of the central differences that give their "
+        "Jacobian (default 1e-3; their noise is estimated and reported)",
     )
     parser.add_argument(
         "--bin-width", type=float, default=0.25, help="pair distance bin width (A)"
@@ -116,21 +122,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..files import check_outdir, read_structures
-    from .api import evaluate
+def settings_from_args(args: argparse.Namespace):
+    """The :class:`~.settings.AntisymmetrySettings` of the command line, checked."""
+    from .settings import AntisymmetrySettings
 
-    check_outdir(args.output_dir, args.force)
-    frames = read_structures(args.structures, args.index)
-    report = evaluate(
-        frames,
-        args.model,
+    settings = AntisymmetrySettings(
         output=args.output,
         stochastic=args.stochastic,
         probes=args.probes,
         chunk_size=args.chunk_size,
         max_exact_rows=args.max_exact_rows,
         float64=args.float64,
+        fd_step=args.fd_step,
         bin_width=args.bin_width,
         rotation_loop=args.rotation_loop,
         loop_atom=args.loop_atom,
@@ -145,17 +148,39 @@ def run(args: argparse.Namespace) -> int:
         target_error=args.target_error,
         max_probes=args.max_probes,
     )
+    settings.check()
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..files import check_outdir, read_structures
+    from ..force_models.arguments import load_model_from_args
+    from .api import evaluate
+
+    settings = settings_from_args(args)
+    check_outdir(args.output_dir, args.force)
+    frames = read_structures(args.structures, args.index)
+    model = load_model_from_args(args)
+    report = evaluate(frames, model, settings)
     path = report.write(args.output_dir, force=args.force)
     summary = report.summary()
+    method = summary["settings"]["method"]
+    step = summary["settings"]["fd_step_A"]
+    how = method if step is None else f"{method}, step {step:g} A"
     print(
-        f"lambda ({args.output}, {summary['settings']['method']}) over "
-        f"{summary['n_structures']} structure(s): mean {summary['lambda_mean']:.4g}, "
+        f"lambda ({report.output}, {how}) over {summary['n_structures']} "
+        f"structure(s): mean {summary['lambda_mean']:.4g}, "
         f"max {summary['lambda_max']:.4g}"
     )
     for structure in report.structures:
         line = f"  structure {structure.index}: lambda = {structure.lambda_:.4g}"
         if structure.error is not None:
             line += f" +- {structure.error:.2g} ({structure.probes} probes)"
+        if structure.fd_noise is not None:
+            line += f" (finite-difference noise ~{structure.fd_noise:.2g}"
+            if structure.lambda_ <= structure.fd_noise:
+                line += ": below it, no measurable non-conservative part"
+            line += ")"
         if structure.converged is False:
             line += (
                 f", target error {structure.target_error:g} NOT reached within "

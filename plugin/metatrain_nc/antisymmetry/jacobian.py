@@ -18,20 +18,37 @@ Stochastic path (Hutchinson): for Rademacher probes ``v`` (``E[v v^T] = I``),
 ``E ||(J v - J^T v)/2||^2 = ||J_anti||_F^2``.
 ``J^T v`` is one VJP; ``J v`` comes from the double-backward trick
 (``J v = d/du [u^T J v]`` with ``u^T J = grad(f, r, u, create_graph=True)``).
+
+Models without gradients (ASE calculators, :class:`~metatrain_nc.force_models.
+FiniteDifferenceForces`): :func:`exact_jacobian` computes J by central finite
+differences of the forces (two force evaluations per column, step ``fd_step``:
+:func:`default_fd_step`), and :func:`finite_difference_noise` estimates its error
+from columns recomputed with twice the step. The stochastic path needs ``J^T v``, which
+such a model does not have: :func:`stochastic_lambda` refuses it.
 """
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import UserInputError
-from .model import ForceModel
+from ..force_models.base import StructureForces
+from .settings import MAX_EXACT_ROWS, check_target
 
-#: default largest 3N for the exact path (J itself is (3N)^2 floats)
-MAX_EXACT_ROWS = 3000
+#: columns recomputed with a doubled step to estimate the finite-difference error
+FD_NOISE_COLUMNS = 24
+
+#: why a model without gradients has no stochastic estimate
+STOCHASTIC_NEEDS_GRADIENTS = (
+    "the stochastic estimator needs J^T v (one backward pass through the model), "
+    "which a model without gradients (an ASE calculator, differentiated by finite "
+    "differences) does not have: drop --stochastic (stochastic=False); its Jacobian "
+    "then comes from central finite differences, 6N force evaluations per structure "
+    "of N atoms, up to --max-exact-rows"
+)
 
 #: fewest probes whose error bar is trusted to stop at a target error
 MIN_PROBES_FOR_TARGET = 4
@@ -84,25 +101,69 @@ def _batched_is_faster(
     return batched < time.perf_counter() - start
 
 
+def differentiable(force_model: StructureForces) -> bool:
+    """Whether ``force_model`` gives exact vector-Jacobian products (a torch model)."""
+    return bool(getattr(force_model, "differentiable", True))
+
+
+def dtype_name(force_model: StructureForces) -> str:
+    """``"float32"`` or ``"float64"``: the precision of ``force_model``'s forces."""
+    dtype = getattr(force_model, "dtype", None)
+    if dtype is None:
+        dtype = getattr(getattr(force_model, "model", None), "dtype", "float64")
+    return str(dtype).replace("torch.", "")
+
+
+def default_fd_step(force_model: StructureForces) -> float:
+    """Central-difference step (A): 1e-3 for float64 forces, 1e-2 for float32.
+
+    The error of a central difference is a truncation term ``h^2 / 6`` times the third
+    derivative of the forces plus a round-off term ``~ eps |f| / h``; these steps keep
+    both small for forces that vary on a scale of ~1 A.
+    """
+    return 1e-3 if dtype_name(force_model) == "float64" else 1e-2
+
+
 def exact_jacobian(
-    force_model: ForceModel,
+    force_model: StructureForces,
     chunk_size: int = 16,
     max_rows: int = MAX_EXACT_ROWS,
     progress: Optional[Callable[[int], None]] = None,
     strategy: str = "auto",
+    fd_step: Optional[float] = None,
 ) -> np.ndarray:
-    """The full force Jacobian (3N, 3N) in eV/A^2 by chunked batched VJPs.
+    """The full force Jacobian (3N, 3N) in eV/A^2.
+
+    Differentiable models: chunked vector-Jacobian products (exact). Models without
+    gradients (:attr:`~metatrain_nc.force_models.StructureForces.differentiable`
+    false, ASE calculators): :func:`finite_difference_jacobian` with step ``fd_step``.
 
     :param force_model: forces of one structure as a function of positions.
-    :param chunk_size: rows per batched backward pass (bounds memory).
+    :param chunk_size: rows per batched backward pass (bounds memory); columns per
+        batch of displaced structures for finite differences.
     :param max_rows: refuse (``UserInputError``) when 3N is larger.
-    :param progress: called with the number of rows done after each chunk.
+    :param progress: called with the number of rows (columns) done after each chunk.
     :param strategy: ``"batched"`` (``is_grads_batched``), ``"loop"`` (one backward
         per row) or ``"auto"`` (time the first chunk both ways, keep the faster).
+    :param fd_step: finite-difference step (A); default :func:`default_fd_step`.
     """
     if strategy not in ("auto", "batched", "loop"):
         raise ValueError(f"unknown strategy '{strategy}'")
     n3 = 3 * force_model.n_atoms
+    if not differentiable(force_model):
+        if n3 > max_rows:
+            raise UserInputError(
+                f"structure with {force_model.n_atoms} atoms needs {2 * n3} force "
+                f"evaluations (central differences) and a {n3}x{n3} Jacobian, more "
+                f"than the exact limit ({max_rows} rows); raise --max-exact-rows (the "
+                "stochastic estimator needs a model with gradients)"
+            )
+        return finite_difference_jacobian(
+            force_model,
+            delta=default_fd_step(force_model) if fd_step is None else fd_step,
+            batch_size=chunk_size,
+            progress=progress,
+        )
     if n3 > max_rows:
         raise UserInputError(
             f"structure with {force_model.n_atoms} atoms needs {n3} backward passes "
@@ -134,26 +195,80 @@ def exact_jacobian(
 
 
 def finite_difference_jacobian(
-    force_model: ForceModel, delta: float = 1e-3, batch_size: int = 8
+    force_model: StructureForces,
+    delta: float = 1e-3,
+    batch_size: int = 8,
+    columns: Optional[Sequence[int]] = None,
+    progress: Optional[Callable[[int], None]] = None,
 ) -> np.ndarray:
     """Central finite-difference Jacobian (3N, 3N), eV/A^2, ``delta`` in A.
 
-    Column ``(j, b)`` is ``(f(r + delta e_jb) - f(r - delta e_jb)) / (2 delta)``.
+    Column ``(j, b)`` is ``(f(r + delta e_jb) - f(r - delta e_jb)) / (2 delta)``;
+    the displaced structures go to the model ``batch_size`` columns at a time. Works
+    for every model (``forces_numpy`` only).
+
+    :param columns: compute only these columns (flat indices ``3 j + b``): the result
+        is then (3N, len(columns)).
+    :param progress: called with the number of columns done after each batch.
     """
-    reference = force_model.positions.detach().numpy().astype(np.float64)
+    if not delta > 0:
+        raise UserInputError(f"the finite-difference step must be > 0, got {delta}")
+    reference = np.array(force_model.atoms.positions, dtype=np.float64).reshape(-1)
     n3 = reference.size
-    displaced = []
-    for col in range(n3):
-        for sign in (1.0, -1.0):
-            p = reference.copy().reshape(-1)
-            p[col] += sign * delta
-            displaced.append(p.reshape(-1, 3))
-    forces = force_model.forces_numpy(displaced, batch_size=batch_size)
-    jacobian = np.empty((n3, n3))
-    for col in range(n3):
-        plus, minus = forces[2 * col], forces[2 * col + 1]
-        jacobian[:, col] = (plus - minus).reshape(-1) / (2.0 * delta)
+    columns = list(range(n3)) if columns is None else [int(c) for c in columns]
+    jacobian = np.empty((n3, len(columns)))
+    batch_size = max(1, int(batch_size))
+    for start in range(0, len(columns), batch_size):
+        chunk = columns[start : start + batch_size]
+        displaced = []
+        for col in chunk:
+            for sign in (1.0, -1.0):
+                p = reference.copy()
+                p[col] += sign * delta
+                displaced.append(p.reshape(-1, 3))
+        forces = force_model.forces_numpy(displaced, batch_size=2 * len(chunk))
+        for k in range(len(chunk)):
+            plus, minus = forces[2 * k], forces[2 * k + 1]
+            jacobian[:, start + k] = (plus - minus).reshape(-1) / (2.0 * delta)
+        if progress is not None:
+            progress(len(chunk))
     return jacobian
+
+
+def finite_difference_noise(
+    force_model: StructureForces,
+    jacobian: np.ndarray,
+    delta: float,
+    n_columns: int = FD_NOISE_COLUMNS,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> float:
+    """Estimated error of a central-difference Jacobian, relative to ``||J||_F``.
+
+    ``n_columns`` random columns (all of them when 3N is not larger) are recomputed
+    with step ``2 delta``; ``||J_h - J_2h||_F`` over those columns, scaled to all 3N,
+    divided by ``||J_h||_F``. The truncation error of ``J_h`` is ``(J_2h - J_h) / 3``,
+    so this over-estimates it 3 times; round-off shows with the same order. It bounds
+    the error of lambda from ``J_h`` (the antisymmetric part of an error is at most
+    the error): a lambda below it is finite-difference noise.
+
+    :param jacobian: ``J_h``, shape (3N, 3N).
+    :param delta: the step ``h`` (A) of ``jacobian``.
+    """
+    n3 = jacobian.shape[1]
+    norm = float(np.linalg.norm(jacobian))
+    if norm == 0.0:
+        return 0.0
+    if n3 <= n_columns:
+        columns = np.arange(n3)
+    else:
+        rng = np.random.default_rng(seed)
+        columns = np.sort(rng.choice(n3, size=n_columns, replace=False))
+    doubled = finite_difference_jacobian(
+        force_model, 2.0 * delta, batch_size=batch_size, columns=columns
+    )
+    difference = float(np.linalg.norm(jacobian[:, columns] - doubled))
+    return difference * math.sqrt(n3 / len(columns)) / norm
 
 
 @dataclass
@@ -212,23 +327,8 @@ def ratio_estimate(anti_sq: np.ndarray, full_sq: np.ndarray):
     return lam, float(error)
 
 
-def check_target(target_error: Optional[float], probes: int, max_probes: int) -> None:
-    """Raise :class:`UserInputError` for an unusable target error or probe budget."""
-    if target_error is None:
-        return
-    if not target_error > 0:
-        raise UserInputError(
-            f"target error must be a positive fraction (e.g. 0.1), got {target_error}"
-        )
-    if max_probes < probes:
-        raise UserInputError(
-            f"the probe budget (--max-probes, {max_probes}) is smaller than the "
-            f"minimum (--probes, {probes}): raise --max-probes"
-        )
-
-
 def stochastic_lambda(
-    force_model: ForceModel,
+    force_model: StructureForces,
     probes: int = 32,
     chunk_size: int = 8,
     seed: int = 0,
@@ -260,6 +360,8 @@ def stochastic_lambda(
     """
     if jvp not in ("double-backward", "finite-difference"):
         raise ValueError(f"unknown jvp method '{jvp}'")
+    if not differentiable(force_model):
+        raise UserInputError(STOCHASTIC_NEEDS_GRADIENTS)
     check_target(target_error, probes, max_probes)
     finite_difference = jvp == "finite-difference"
     if fd_step is None:

@@ -15,6 +15,9 @@ Two kinds of loops:
   the midpoint rule (exact for forces linear in the positions). ``|W| / (4 eps N)``
   (eV/A) is a lower bound on the force error a conservative model must make on that
   loop.
+
+Both only evaluate forces (``forces_numpy``): they work for every kind of model,
+ASE calculators included.
 """
 
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ import ase
 import numpy as np
 
 from ..errors import UserInputError
-from .model import ForceModel
+from ..force_models.base import StructureForces
 
 
 def _cross_matrix(axis: np.ndarray) -> np.ndarray:
@@ -63,7 +66,7 @@ class RotationLoop:
 
 
 def rotation_loop_work(
-    force_model: ForceModel,
+    force_model: StructureForces,
     indices: Optional[Sequence[int]] = None,
     axis: Sequence[float] = (0.0, 0.0, 1.0),
     n_points: int = 200,
@@ -169,7 +172,7 @@ def random_square_directions(n_atoms: int, rng: np.random.Generator):
 
 
 def square_loop_work(
-    force_model: ForceModel,
+    force_model: StructureForces,
     eps: float = 0.05,
     n_loops: int = 4,
     seed: int = 0,
