@@ -146,15 +146,13 @@ def antisymmetry_stage(
 
     Writes one ``mtt-nc antisymmetry`` folder per head (tables, figures, chemiscope).
     """
-    from ..antisymmetry import evaluate
+    from ..antisymmetry import AntisymmetrySettings, evaluate
 
     frames = list(frames[: settings.lambda_structures])
     stochastic = any(3 * len(a) > settings.max_exact_rows for a in frames)
     results: Dict[str, Any] = {}
     for head in entry.heads:
-        report = evaluate(
-            frames,
-            entry.path,
+        lambda_settings = AntisymmetrySettings(
             output=HEAD_OUTPUTS[head],
             stochastic=stochastic,
             probes=settings.stochastic_probes,
@@ -163,6 +161,7 @@ def antisymmetry_stage(
             square_eps=settings.square_eps_A,
             seed=settings.seed,
         )
+        report = evaluate(frames, entry.path, lambda_settings)
         outdir = folder / f"{entry.name}-{head}"
         report.write(outdir, force=False)
         summary = report.summary()
