@@ -16,10 +16,17 @@ up to 10% for reasons that have nothing to do with the integrators. The default 
 step (``--timestep-fs 0.05``) keeps every run near the starting configuration, and
 every repeat starts again from it, so the ratios measure the integrators' cost.
 
+With ``--student`` a fourth mode, ``mts+student``, runs the same model as the slow
+(teacher) model and a small untrained ``pet_nc`` (the demo size: d_pet 32, 2 GNN
+layers, 1 attention layer, cutoff 4.5 A unless ``--student-cutoff``) as the fast model
+of the inner steps (``MultipleTimeStep(..., fast=student)``): the cost of distilled
+fast forces, to compare with the conservative steps of the teacher.
+
 A second table compares one force evaluation through our provider against
 metatomic's ASE calculator (conservative + direct in one call; direct only).
 
     python benchmarks/md_speed.py [--inner-steps 32] [--repeats 3] [--stride 8]
+                                  [--student]
 """
 
 import argparse
@@ -38,19 +45,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import default_model, export, median_time, print_table, water_frames  # noqa: E402
 
-from metatrain_nc.force_models import MetatomicModel  # noqa: E402
 from metatrain_nc.dynamics.integrator import MultipleTimeStep  # noqa: E402
 from metatrain_nc.dynamics.structures import maxwell_boltzmann  # noqa: E402
+from metatrain_nc.force_models import MetatomicModel  # noqa: E402
+
+#: hypers of the student of ``--student`` (the demo models' size, 46k parameters)
+STUDENT_HYPERS = dict(
+    d_pet=32,
+    d_head=32,
+    d_node=32,
+    d_feedforward=64,
+    num_heads=2,
+    num_gnn_layers=2,
+    num_attention_layers=1,
+)
 
 
 def make_dynamics(
-    model, atoms, forces: str, stride: int, timestep_fs: float
+    model, atoms, forces: str, stride: int, timestep_fs: float, fast=None
 ) -> MultipleTimeStep:
     """A warmed-up integrator (neighbour lists built, TorchScript profiled)."""
     atoms = atoms.copy()
     maxwell_boltzmann(atoms, 300.0, seed=0)
     dyn = MultipleTimeStep(
-        atoms, timestep_fs * units.fs * stride, model, forces=forces, stride=stride
+        atoms,
+        timestep_fs * units.fs * stride,
+        model,
+        forces=forces,
+        stride=stride,
+        fast=fast,
     )
     dyn.run(1)
     return dyn
@@ -85,6 +108,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--student",
+        action="store_true",
+        help="also MTS with a small pet_nc student as the fast model",
+    )
+    parser.add_argument("--student-cutoff", type=float, default=4.5)
+    parser.add_argument(
         "--skip-md", action="store_true", help="only the force-evaluation table"
     )
     args = parser.parse_args()
@@ -99,7 +128,17 @@ def main() -> None:
             f"default-size pet_m, {n_params / 1e6:.2f}M parameters, {len(atoms)} atoms"
         )
 
+        student = None
+        if args.student:
+            small = default_model(
+                "pet_nc", cutoff=args.student_cutoff, **STUDENT_HYPERS
+            )
+            student = MetatomicModel(export(small, Path(tmp) / "student.pt"))
+            n_small = sum(p.numel() for p in student.model.parameters())
+            print(f"student pet_nc, {n_small / 1e3:.0f}k parameters")
         modes = [] if args.skip_md else ["conservative", "direct", "mts"]
+        if student is not None and modes:
+            modes.append("mts+student")
         # interleaved repeats: a slow spell of the machine hits every mode alike.
         # Every repeat starts again from the same structure and velocities.
         samples = {mode: [] for mode in modes}
@@ -108,8 +147,15 @@ def main() -> None:
         pairs = {}
         for _ in range(args.repeats):
             for mode in modes:
-                stride = args.stride if mode == "mts" else 1
-                dynamics = make_dynamics(model, atoms, mode, stride, args.timestep_fs)
+                stride = args.stride if mode.startswith("mts") else 1
+                dynamics = make_dynamics(
+                    model,
+                    atoms,
+                    "mts" if mode.startswith("mts") else mode,
+                    stride,
+                    args.timestep_fs,
+                    fast=student if mode == "mts+student" else None,
+                )
                 inner = (
                     args.inner_steps
                     if mode != "conservative"
@@ -128,14 +174,20 @@ def main() -> None:
                     mode: 1e3 / statistics.median(r[i]) for mode, r in samples.items()
                 }
                 print(
-                    f"  {i + 1}: conservative {ms['conservative']:.0f}, "
-                    f"direct {ms['direct']:.0f} "
-                    f"({ms['conservative'] / ms['direct']:.2f}x), "
-                    f"mts {ms['mts']:.0f} ({ms['conservative'] / ms['mts']:.2f}x)"
+                    f"  {i + 1}: "
+                    + ", ".join(
+                        f"{mode} {ms[mode]:.0f}"
+                        + (
+                            ""
+                            if mode == "conservative"
+                            else f" ({ms['conservative'] / ms[mode]:.2f}x)"
+                        )
+                        for mode in modes
+                    )
                 )
         rows = []
         for mode, rate in rates.items():
-            label = f"mts (M={args.stride})" if mode == "mts" else mode
+            label = f"{mode} (M={args.stride})" if mode.startswith("mts") else mode
             rows.append(
                 {
                     "forces": label,
