@@ -1,0 +1,161 @@
+"""The comparison report's figures (PNG, matplotlib): NVE, NVT and lambda per pair.
+
+Each ``plot_*`` function reads the results dict (and the MD logs it points to), writes
+one PNG into the report folder and returns its file name, or ``None`` when there is
+nothing to plot.
+"""
+
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from ..dynamics.outputs import FILES as MD_FILES
+from .sections import section_results
+from .stages import read_log
+
+#: file name of each figure in the report folder
+FIGURES = {
+    "nve": "nve_temperature.png",
+    "nvt": "nvt_temperature.png",
+    "pairs": "lambda_pairs.png",
+}
+
+#: line style of each force mode (or head)
+LINESTYLES = {"conservative": "-", "direct": "--", "mts": ":"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _md_runs(
+    data: Dict[str, Any], section: str, outdir: Path
+) -> Iterator[Tuple[str, str, List[Dict[str, float]]]]:
+    """``(model, mode, log rows)`` of every MD run of ``section`` with a log file."""
+    for name, runs in section_results(data, section):
+        for mode, run in runs.items():
+            log = outdir / run["folder"] / MD_FILES["log"]
+            if log.is_file():
+                yield name, mode, read_log(log)
+
+
+def _save(plt, fig, outdir: Path, key: str, dpi: int) -> str:
+    fig.tight_layout()
+    fig.savefig(outdir / FIGURES[key], dpi=dpi)
+    plt.close(fig)
+    return FIGURES[key]
+
+
+def plot_nve(data: Dict[str, Any], outdir: Path) -> Optional[str]:
+    """Temperature and conserved-energy change per atom against time, every NVE run."""
+    runs = list(_md_runs(data, "nve", outdir))
+    if not runs:
+        return None
+    plt = _plt()
+    n_atoms = data["md_structure"]["n_atoms"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    names = list(data["models"])
+    for name, mode, rows in runs:
+        color = f"C{names.index(name) % 10}"
+        t = [r["time_fs"] / 1000 for r in rows]
+        label = f"{name} ({mode})"
+        style = LINESTYLES.get(mode, "-")
+        top.plot(t, [r["temperature_K"] for r in rows], style, color=color, label=label)
+        first = rows[0]["conserved_eV"]
+        bottom.plot(
+            t,
+            [1000 * (r["conserved_eV"] - first) / n_atoms for r in rows],
+            style,
+            color=color,
+            label=label,
+        )
+    top.set_ylabel("temperature (K)")
+    top.set_title("NVE from the same start: conservative, direct and MTS forces")
+    top.legend(fontsize=8)
+    bottom.set_ylabel("total energy change (meV/atom)")
+    bottom.set_xlabel("time (ps)")
+    return _save(plt, fig, outdir, "nve", dpi=120)
+
+
+def plot_nvt(data: Dict[str, Any], outdir: Path) -> Optional[str]:
+    """Temperature per species against time in the NVT (SVR) runs, one panel a run."""
+    runs = list(_md_runs(data, "nvt", outdir))
+    if not runs:
+        return None
+    plt = _plt()
+    target = data["settings"]["temperature_K"]
+    n = len(runs)
+    cols = min(n, 3)
+    rows_n = (n + cols - 1) // cols
+    fig, axes = plt.subplots(
+        rows_n, cols, figsize=(4 * cols, 3 * rows_n), sharey=True, squeeze=False
+    )
+    for ax, (name, mode, rows) in zip(axes.ravel(), runs, strict=False):
+        t = [r["time_fs"] / 1000 for r in rows]
+        keys = [
+            k for k in rows[0] if k.startswith("temperature_") and k.count("_") == 2
+        ]
+        for key in keys:
+            ax.plot(t, [r[key] for r in rows], lw=1, label=key.split("_")[1])
+        ax.axhline(target, color="k", ls="--", lw=0.8)
+        ax.set_title(f"{name} ({mode})", fontsize=9)
+        ax.set_xlabel("time (ps)")
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("temperature (K)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"NVT (SVR thermostat at {target:g} K): temperature per species")
+    return _save(plt, fig, outdir, "nvt", dpi=110)
+
+
+def plot_pairs(data: Dict[str, Any], outdir: Path) -> Optional[str]:
+    """lambda_ij against distance for every model and head (the paper's Figure 1)."""
+    curves = []
+    for name, heads in section_results(data, "antisymmetry"):
+        for head, result in heads.items():
+            bins = result.get("pair_bins")
+            if bins and bins.get("r_center"):
+                curves.append((name, head, bins))
+    if not curves:
+        return None
+    plt = _plt()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for k, (name, head, bins) in enumerate(curves):
+        label = f"{name} ({head})"
+        style = LINESTYLES.get(head, "-")
+        color = f"C{k % 10}"
+        block = [b if b > 0 else float("nan") for b in bins["mean_block_norm"]]
+        top.plot(bins["r_center"], block, style, color=color, label=label)
+        bottom.plot(bins["r_center"], bins["lambda"], style + "o", ms=3, color=color)
+    top.set_yscale("log")
+    top.set_ylabel(r"mean $|J_{ij}|$ (eV/$\AA^2$)")
+    top.legend(fontsize=8)
+    bottom.set_ylabel(r"$\lambda_{ij}$")
+    bottom.set_xlabel(r"$r_{ij}$ ($\AA$)")
+    bottom.set_ylim(-0.02, 1.02)
+    top.set_title("Force Jacobian blocks against distance")
+    return _save(plt, fig, outdir, "pairs", dpi=120)
+
+
+#: the figures of the report, in the order they are drawn
+PLOTS = (("nve", plot_nve), ("nvt", plot_nvt), ("pairs", plot_pairs))
+
+
+def write_figures(data: Dict[str, Any], folder: Path) -> Dict[str, Optional[str]]:
+    """Every figure into ``folder``: file name per figure key, ``None`` if not drawn.
+
+    A figure that fails is recorded in ``data["notes"]`` and left out: a broken figure
+    must not lose the report.
+    """
+    figures: Dict[str, Optional[str]] = {}
+    for key, plot in PLOTS:
+        try:
+            figures[key] = plot(data, folder)
+        except Exception as error:
+            data["notes"].append(f"figure '{key}' failed: {error}")
+            figures[key] = None
+    return figures

@@ -1,0 +1,106 @@
+"""Rendering of the comparison report: Markdown and a single HTML file.
+
+The report is a list of blocks, tuples whose first item says what they are:
+
+- ``("h1", text)``, ``("h2", text)``: headings;
+- ``("p", text)``: a paragraph;
+- ``("table", headers, rows)``: a table, ``rows`` a list of lists of cells;
+- ``("img", file, caption)``: a figure, ``file`` relative to the report folder.
+
+Markdown links the figures; the HTML embeds them as base64, so it can be mailed or
+attached.
+"""
+
+import base64
+import html
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
+
+Block = Tuple[Any, ...]
+
+
+# -- Markdown ------------------------------------------------------------------------
+def markdown_cell(value: Any) -> str:
+    """``value`` as one Markdown table cell: ``|`` escaped, newlines as spaces."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(headers: Sequence[Any], rows: Iterable[Sequence[Any]]) -> List[str]:
+    """The lines of a Markdown (GitHub-flavoured) table, then an empty line."""
+
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(markdown_cell(c) for c in cells) + " |"
+
+    lines = [line(headers), "|" + "|".join("---" for _ in headers) + "|"]
+    return lines + [line(row) for row in rows] + [""]
+
+
+#: the Markdown lines of each kind of block
+MARKDOWN: Dict[str, Callable[[Block], List[str]]] = {
+    "h1": lambda block: [f"# {block[1]}\n"],
+    "h2": lambda block: [f"## {block[1]}\n"],
+    "p": lambda block: [f"{block[1]}\n"],
+    "table": lambda block: markdown_table(block[1], block[2]),
+    "img": lambda block: [f"![{block[2]}]({block[1]})\n"],
+}
+
+
+def render_markdown(blocks: Sequence[Block]) -> str:
+    """``report.md``: every block, figures as links to their files."""
+    lines = [line for block in blocks for line in MARKDOWN[block[0]](block)]
+    return "\n".join(lines) + "\n"
+
+
+# -- HTML ----------------------------------------------------------------------------
+STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
+th { background: #f0f0f0; }
+img { max-width: 100%; }
+figcaption { font-size: 0.85em; color: #555; }
+"""
+
+
+def html_table(headers: Sequence[Any], rows: Iterable[Sequence[Any]]) -> List[str]:
+    """The lines of an HTML table, every header and cell escaped."""
+    out = ["<table><tr>"]
+    out += [f"<th>{html.escape(str(h))}</th>" for h in headers]
+    out.append("</tr>")
+    for row in rows:
+        cells = "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
+        out.append(f"<tr>{cells}</tr>")
+    out.append("</table>")
+    return out
+
+
+def html_figure(path: Path, caption: str) -> str:
+    """A ``<figure>`` with the PNG at ``path`` embedded as base64."""
+    encoded = base64.b64encode(path.read_bytes()).decode()
+    return (
+        f"<figure><img alt='{html.escape(caption)}' "
+        f"src='data:image/png;base64,{encoded}'>"
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+#: the HTML lines of each kind of block, figures read from the report folder
+HTML: Dict[str, Callable[[Block, Path], List[str]]] = {
+    "h1": lambda block, folder: [f"<h1>{html.escape(block[1])}</h1>"],
+    "h2": lambda block, folder: [f"<h2>{html.escape(block[1])}</h2>"],
+    "p": lambda block, folder: [f"<p>{html.escape(block[1])}</p>"],
+    "table": lambda block, folder: html_table(block[1], block[2]),
+    "img": lambda block, folder: [html_figure(folder / block[1], block[2])],
+}
+
+
+def render_html(blocks: Sequence[Block], folder: Path) -> str:
+    """``report.html``: every block, figures (read from ``folder``) embedded."""
+    lines = [
+        "<!DOCTYPE html>",
+        "<html><head><meta charset='utf-8'><title>mtt-nc compare</title>",
+        f"<style>{STYLE}</style></head><body>",
+    ]
+    lines += [line for block in blocks for line in HTML[block[0]](block, folder)]
+    lines.append("</body></html>")
+    return "\n".join(lines) + "\n"

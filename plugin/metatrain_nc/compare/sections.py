@@ -1,0 +1,385 @@
+"""The content of the comparison report: one function per section.
+
+Each section is a list of blocks (see :mod:`.render`) computed from the results dict
+(``report.json``'s content): its heading, what it measures, a table of the results of
+every model and, for a model whose section failed, a table of the failures.
+"""
+
+import math
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .render import Block
+
+Row = List[str]
+
+
+# -- cells ---------------------------------------------------------------------------
+def fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: ``-`` for a missing or non-finite number, ``digits`` digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        if value != 0 and (abs(value) < 10 ** -(digits - 1) or abs(value) >= 1e5):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits - 2}f}"
+    return str(value)
+
+
+def fmt_error(value: Optional[float], error: Optional[float]) -> str:
+    """``value ± error`` (or ``value`` alone without an error) as a table cell."""
+    if value is None:
+        return "-"
+    if error is None:
+        return fmt(value)
+    return f"{fmt(value)} ± {fmt(error, 2)}"
+
+
+# -- results -------------------------------------------------------------------------
+def section_results(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, Any]]:
+    """``(model name, result)`` of every model with a non-empty, successful result."""
+    for name, model in data["models"].items():
+        result = model.get(section)
+        if result and "error" not in result:
+            yield name, result
+
+
+def _table(headers: Sequence[str], rows: List[Row]) -> List[Block]:
+    return [("table", list(headers), rows)] if rows else []
+
+
+def _figure(figures: Dict[str, Optional[str]], key: str, caption: str) -> List[Block]:
+    return [("img", figures[key], caption)] if figures.get(key) else []
+
+
+def _section(title: str, text: Sequence[str], *parts: List[Block]) -> List[Block]:
+    """A section: its heading, its paragraphs, then its parts (tables, figures)."""
+    blocks: List[Block] = [("h2", title)] + [("p", paragraph) for paragraph in text]
+    for part in parts:
+        blocks += part
+    return blocks
+
+
+def failures(data: Dict[str, Any], section: str) -> List[Block]:
+    """The table of the models whose ``section`` failed, with the reasons (or none)."""
+    rows = []
+    for name, model in data["models"].items():
+        value = model.get(section)
+        if isinstance(value, dict) and "error" in value:
+            rows.append([name, value["error"]])
+    return _table(["model", "failed"], rows)
+
+
+# -- sections ------------------------------------------------------------------------
+def introduction(data: Dict[str, Any]) -> List[Block]:
+    """Title, inputs and provenance, notes, and the table of the models."""
+    quick = ", --quick" if data["quick"] else ""
+    blocks: List[Block] = [
+        ("h1", "Comparison of force models"),
+        (
+            "p",
+            f"Test structures: {data['structures']['path']} "
+            f"({data['structures']['count']} structures). MD structure: "
+            f"{data['md_structure']['n_atoms']} atoms "
+            f"({data['md_structure']['formula']}). Made by `mtt-nc compare` "
+            f"(metatrain-nc {data['versions']['metatrain-nc']}, "
+            f"{data['elapsed_s'] / 60:.1f} min{quick}).",
+        ),
+    ]
+    blocks += [("p", f"Note: {note}") for note in data["notes"]]
+    blocks.append(("h2", "Models"))
+    rows = []
+    for name, model in data["models"].items():
+        info = model["info"]
+        rows.append(
+            [
+                name,
+                info.get("architecture") or "-",
+                info.get("kind", "-"),
+                ", ".join(info.get("md_modes", [])),
+                " ".join(info.get("species", [])),
+                info.get("units", {}).get("energy", "-"),
+            ]
+        )
+    headers = ["model", "architecture", "kind", "MD modes", "species", "energy unit"]
+    return blocks + [("table", headers, rows)]
+
+
+ACCURACY_HEADERS = [
+    "model",
+    "forces",
+    "E MAE (meV/atom)",
+    "E RMSE (meV/atom)",
+    "F MAE (meV/Å)",
+    "F RMSE (meV/Å)",
+]
+
+
+def accuracy(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+    """Energy and force errors per model and force head (the paper's Table 1)."""
+    text = [
+        "Errors against the reference labels, per force head: 'conservative' "
+        "is -dE/dr of the energy head, 'direct' the forces predicted directly "
+        "(the paper's Table 1). Energies per atom."
+    ]
+    if data.get("accuracy_note"):
+        text.append(data["accuracy_note"])
+    rows = []
+    for name, acc in section_results(data, "accuracy"):
+        if "skipped" in acc:
+            continue
+        energy = acc.get("energy") or {}
+        for head in acc.get("heads", []):
+            forces = acc["forces"].get(head, {})
+            errors = [energy.get("mae"), energy.get("rmse")]
+            errors += [forces.get("mae"), forces.get("rmse")]
+            rows.append([name, head] + [fmt(value) for value in errors])
+    return _section(
+        "Accuracy on the test structures", text, _table(ACCURACY_HEADERS, rows)
+    )
+
+
+def cost(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+    """Milliseconds per force evaluation, per atom, and speed-ups, per model."""
+    reference = data.get("cost_reference")
+    speedup = (
+        f" Speed-up: cost of '{reference}' conservative forces divided by "
+        "the cost of the row."
+        if reference
+        else ""
+    )
+    text = (
+        "Median wall time of one evaluation on the MD structure, measured in "
+        "this run, one process after the other. Conservative forces need a "
+        "backward pass through the network, direct forces only the forward "
+        "pass. 'mts (per inner step)' is the average cost of an inner step of "
+        "multiple time stepping: (both heads + (stride - 1) direct) / stride." + speedup
+    )
+    stride = data["settings"]["stride"]
+    labels = {
+        "conservative": "conservative",
+        "direct": "direct",
+        "both": "both heads, one call",
+        "mts_per_inner_step": f"mts (per inner step, stride {stride})",
+    }
+    rows = []
+    for name, result in section_results(data, "cost"):
+        for key, ms in result["ms"].items():
+            rows.append(
+                [
+                    name,
+                    labels.get(key, key),
+                    fmt(ms),
+                    fmt(result["ms_per_atom"][key], 3),
+                    fmt(result.get("speedup", {}).get(key)) + "x",
+                ]
+            )
+    headers = ["model", "forces", "ms", "ms/atom", "speed-up"]
+    return _section("Cost of one force evaluation", [text], _table(headers, rows))
+
+
+ANTISYMMETRY_HEADERS = [
+    "model",
+    "forces",
+    "lambda (mean)",
+    "lambda (max)",
+    "method",
+    "loop |W| (eV)",
+    "force floor (meV/Å)",
+    "details and chemiscope",
+]
+
+
+def antisymmetry(
+    data: Dict[str, Any], figures: Dict[str, Optional[str]]
+) -> List[Block]:
+    """lambda per model and head, loop work and force floor, lambda against distance."""
+    text = (
+        "lambda = ||(J - J^T)/2|| / ||J|| for the force Jacobian J = dF/dr: 0 "
+        "for forces that are the gradient of an energy, larger when the forces "
+        "have a rotational part that no energy can produce. |W| is the work "
+        "done by the forces around small closed square loops in "
+        f"configuration space (side {data['settings']['square_eps_A']} Å): zero "
+        "for conservative forces; the force floor |W| / (4 eps N) is the smallest "
+        "non-conservative force error consistent with it."
+    )
+    rows = []
+    for name, heads in section_results(data, "antisymmetry"):
+        for head, r in heads.items():
+            floor = r.get("loop_force_floor_max_eV_per_A")
+            rows.append(
+                [
+                    name,
+                    head,
+                    fmt(r["lambda_mean"]),
+                    fmt(r["lambda_max"]),
+                    r["method"],
+                    fmt(r.get("loop_work_mean_abs_eV")),
+                    fmt(None if floor is None else 1000 * floor),
+                    r["folder"],
+                ]
+            )
+    return _section(
+        "How non-conservative: antisymmetry ratio and loop work",
+        [text],
+        _table(ANTISYMMETRY_HEADERS, rows),
+        _figure(
+            figures, "pairs", "Mean |J_ij| and lambda_ij against the pair distance."
+        ),
+    )
+
+
+def nve(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+    """Heating rate and energy drift of every NVE run (the paper's Figure 3)."""
+    s = data["settings"]
+    equilibration = (
+        f" (the MD structure after {s['equilibration_fs']:g} fs of SVR "
+        "dynamics with the model's own forces)"
+        if s.get("equilibration_fs")
+        else ""
+    )
+    text = (
+        f"Microcanonical runs of {s['nve_time_fs'] / 1000:g} ps from the same "
+        "start for all force modes of a model"
+        + equilibration
+        + f", inner step {s['timestep_fs']:g} fs; MTS applies the "
+        f"conservative correction every {s['stride']} steps "
+        f"({s['mts_outer_timestep_fs']:g} fs). Conservative forces keep the "
+        "total energy constant; direct forces do work around closed paths, "
+        "so the system heats (or cools) steadily; MTS removes that work "
+        "at the outer step. Rates from linear fits (± standard error)."
+    )
+    caption = "Temperature and total-energy change in NVE."
+    return _section(
+        "NVE: energy conservation",
+        [text],
+        md_table(data, "nve"),
+        _figure(figures, "nve", caption),
+    )
+
+
+def nvt(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+    """Deviations of the mean and per-species temperatures (the paper's Table 2)."""
+    s = data["settings"]
+    text = (
+        f"Stochastic velocity rescaling (Bussi) at {s['temperature_K']:g} K, "
+        f"tau {s['tau_fs']:g} fs, {s['nvt_time_fs'] / 1000:g} ps. A thermostat "
+        "keeps the mean temperature but direct forces heat some degrees of "
+        "freedom and the thermostat cools all of them: the species "
+        "temperatures drift apart (the paper's Table 2). Deviations from the "
+        "target in K."
+    )
+    return _section(
+        "NVT: does the thermostat hide the problem?",
+        [text],
+        md_table(data, "nvt"),
+        _figure(figures, "nvt", "Temperature per species in NVT."),
+    )
+
+
+def relax(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+    """Fraction of converged relaxations per force mode and optimiser (Table 7)."""
+    s = data["settings"]
+    text = (
+        f"Fraction of structures (displaced by {s['relax_sigma_A']} Å) "
+        f"converged to fmax {s['relax_fmax']} eV/Å within {s['relax_steps']} "
+        "steps (the paper's Table 7). Optimisers assume the forces are the "
+        "gradient of an energy: with direct forces they can stall."
+    )
+    rows = []
+    for name, result in section_results(data, "relax"):
+        for mode, per in result["fractions"].items():
+            for opt, fraction in per.items():
+                steps = result["mean_steps"][mode][opt]
+                rows.append([name, mode, opt, fmt(fraction), fmt(steps)])
+    headers = ["model", "forces", "optimiser", "converged", "mean steps"]
+    return _section("Geometry optimisation", [text], _table(headers, rows))
+
+
+# -- MD tables -----------------------------------------------------------------------
+SPECIES_DEVIATION = "deviation_temperature_"
+
+
+def _species_keys(data: Dict[str, Any], section: str) -> List[str]:
+    """The per-species temperature deviations of any run of ``section``, in order."""
+    keys: List[str] = []
+    for model in data["models"].values():
+        for run in (model.get(section) or {}).values():
+            if not isinstance(run, dict):
+                continue
+            for key in run:
+                if (
+                    key.startswith(SPECIES_DEVIATION)
+                    and key != "deviation_temperature_K"
+                    and key not in keys
+                ):
+                    keys.append(key)
+    return keys
+
+
+def _md_row(section: str, run: Dict[str, Any], species_keys: List[str]) -> Row:
+    """The result cells of one MD run: rates (NVE) or temperature deviations (NVT)."""
+    if section == "nve":
+        return [
+            fmt_error(run["heating_rate_K_per_ps"], run["heating_rate_error_K_per_ps"]),
+            fmt_error(
+                run["drift_meV_per_atom_per_ps"],
+                run["drift_error_meV_per_atom_per_ps"],
+            ),
+        ]
+    return [fmt(run.get(key)) for key in ["deviation_temperature_K"] + species_keys]
+
+
+def md_table(data: Dict[str, Any], section: str) -> List[Block]:
+    """The table of every run of the MD ``section`` (``nve`` or ``nvt``), or none."""
+    species_keys = _species_keys(data, section)
+    rows = []
+    for name, runs in section_results(data, section):
+        for mode, run in runs.items():
+            rows.append(
+                [name, mode, run["status"]]
+                + _md_row(section, run, species_keys)
+                + [fmt(run["inner_steps_per_s"]), run["folder"]]
+            )
+    headers = ["model", "forces", "status"]
+    if section == "nve":
+        headers += ["heating (K/ps)", "drift (meV/atom/ps)"]
+    else:
+        headers += ["ΔT (K)"] + [
+            f"ΔT {key[len(SPECIES_DEVIATION) : -2]} (K)" for key in species_keys
+        ]
+    return _table(headers + ["steps/s", "run folder"], rows)
+
+
+# -- the report ----------------------------------------------------------------------
+Section = Callable[[Dict[str, Any], Dict[str, Optional[str]]], List[Block]]
+
+#: the sections of the report, in order, by the stage they report
+SECTIONS: Tuple[Tuple[str, Section], ...] = (
+    ("accuracy", accuracy),
+    ("cost", cost),
+    ("antisymmetry", antisymmetry),
+    ("nve", nve),
+    ("nvt", nvt),
+    ("relax", relax),
+)
+
+
+def build_blocks(
+    data: Dict[str, Any], figures: Dict[str, Optional[str]]
+) -> List[Block]:
+    """The report as a list of blocks: the introduction and every stage that ran.
+
+    ``figures`` maps the figure keys to file names in the report folder (``None`` for
+    a figure that was not drawn).
+    """
+    blocks = introduction(data)
+    for stage, section in SECTIONS:
+        if stage in data["settings"]["stages"]:
+            blocks += section(data, figures) + failures(data, stage)
+    return blocks

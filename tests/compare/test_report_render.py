@@ -1,0 +1,53 @@
+"""The comparison report's renderers: Markdown tables and HTML, without any model."""
+
+import re
+
+from metatrain_nc.compare.render import markdown_table, render_html, render_markdown
+from metatrain_nc.compare.sections import build_blocks
+
+
+def _cells(line):
+    """The cells of a Markdown table row as GitHub renders them: split on the pipes
+    that are not escaped, then ``\\|`` unescaped."""
+    inner = line.strip()[1:-1]
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", inner)]
+
+
+def _data(name, error):
+    """A results dict with one model whose cost section failed with ``error``."""
+    return {
+        "settings": {"stages": ["cost"], "stride": 4},
+        "structures": {"path": "test.xyz", "count": 2},
+        "md_structure": {"n_atoms": 9, "formula": "C2H6O"},
+        "versions": {"metatrain-nc": "0"},
+        "elapsed_s": 6.0,
+        "quick": True,
+        "notes": [],
+        "models": {name: {"info": {"kind": "conservative"}, "cost": {"error": error}}},
+    }
+
+
+def test_markdown_table_keeps_pipes_in_cells():
+    lines = markdown_table(["model", "loop |W| (eV)"], [["a|b", "x\ny"], ["c", 1.5]])
+    assert lines[-1] == ""
+    rows = [_cells(line) for line in lines[:-1]]
+    assert rows[0] == ["model", "loop |W| (eV)"]
+    assert rows[1] == ["---", "---"]
+    assert rows[2] == ["a|b", "x y"]
+    assert rows[3] == ["c", "1.5"]
+
+
+def test_report_shows_pipes_in_names_and_failures(tmp_path):
+    blocks = build_blocks(_data("PET|M", "no | species"), figures={})
+    markdown = render_markdown(blocks)
+    models = markdown.split("## Models\n")[1]
+    header, rule, row = models.strip().splitlines()[:3]
+    assert len(_cells(header)) == len(_cells(rule)) == len(_cells(row)) == 6
+    assert _cells(row)[0] == "PET|M"
+    lines = markdown.splitlines()
+    failed = lines[lines.index("| model | failed |") + 2]
+    assert _cells(failed) == ["PET|M", "no | species"]
+
+    html = render_html(blocks, tmp_path)
+    assert "<td>PET|M</td>" in html
+    assert "<td>no | species</td>" in html
