@@ -21,9 +21,9 @@ from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatrain.utils.data import DatasetInfo, TargetInfo
 from metatrain.utils.data.target_info import get_energy_target_info
 
-FORCE_OUTPUT = "non_conservative_force"
-STRESS_OUTPUT = "non_conservative_stress"
-ENERGY = "energy"
+from ..force_models.names import DIRECT_FORCE as FORCE_OUTPUT
+from ..force_models.names import DIRECT_STRESS as STRESS_OUTPUT
+from ..force_models.names import ENERGY
 
 #: descriptions of the targets made by routing; they tell routed targets (stored in
 #: checkpoints) from targets a user declared explicitly in the options file
