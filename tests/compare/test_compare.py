@@ -292,3 +292,115 @@ def test_stock_pet_with_a_direct_target_is_a_hybrid(ethanol_frames, tmp_path):
     assert result["failures"] == []
     # the exported model does not record its architecture, the checkpoint does
     assert describe_model(str(tmp_path / "model.ckpt")).architecture == "pet"
+
+
+#: a module of ASE calculator factories, written into tmp_path for the subprocess
+LJ_FACTORY = """
+from ase.calculators.lj import LennardJones
+
+
+def make_lj():
+    return LennardJones(sigma=1.2, epsilon=0.01, rc=4.0, smooth=True)
+"""
+
+
+def test_ase_calculator_next_to_an_exported_model(analytic, ethanol_frames, tmp_path):
+    """An ASE calculator (``module:callable``) in the same report as an exported
+    model: every section, through the force-model layer, in float64."""
+    import os
+
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "calcs.py").write_text(LJ_FACTORY)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(modules)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    )
+    out = tmp_path / "report"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "metatrain_nc.cli",
+            "compare",
+            "calcs:make_lj",  # first, yet not the cost reference
+            analytic["c"],
+            "--names",
+            "lj,pair",
+            "--structures",
+            ethanol_frames,
+            "-o",
+            out,
+            "--quick",
+            "--float64",
+            "--nve-time",
+            "20",
+            "--nvt-time",
+            "10",
+            "--relax-steps",
+            "10",
+            "--lambda-structures",
+            "1",
+            "--relax-structures",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["failures"] == [] and report["settings"]["float64"] is True
+    lj, pair = report["models"]["lj"], report["models"]["pair"]
+    assert lj["info"]["model_kind"] == "ase"
+    assert pair["info"]["model_kind"] == "metatomic"
+    assert lj["info"]["path"] == "calcs:make_lj"
+    assert lj["info"]["heads"] == lj["info"]["md_modes"] == ["conservative"]
+    assert pair["info"]["dtype"] == "float64"
+    # every section has the calculator's rows
+    assert lj["accuracy"]["forces"]["conservative"]["rmse"] > 0
+    assert lj["cost"]["ms"]["conservative"] > 0
+    assert lj["antisymmetry"]["conservative"]["method"] == "finite-difference"
+    assert lj["antisymmetry"]["conservative"]["lambda_mean"] < 1e-4
+    assert pair["antisymmetry"]["conservative"]["method"] == "exact"
+    for section in ("nve", "nvt"):
+        run = lj[section]["conservative"]
+        assert run["status"] == "completed" and (out / run["folder"]).is_dir()
+    assert lj["nve"]["conservative"]["model_forward_passes"] == 41  # 40 steps + 1
+    assert set(lj["relax"]["fractions"]) == {"conservative"}
+    # the exported model, not the analytic potential, is the cost reference
+    assert report["cost_reference"] == "pair"
+    markdown = (out / "report.md").read_text()
+    assert "| lj | LennardJones (ASE calculator) | conservative |" in markdown
+    for table_row in ("| lj | conservative |", "| lj | conservative | LBFGS |"):
+        assert table_row in markdown
+
+
+def test_ase_calculators_direct_and_too_large_for_finite_differences(
+    analytic, ethanol_frames, tmp_path
+):
+    """A calculator object declared direct; lambda by finite differences is exact
+    only: beyond max_exact_rows the calculator's section is skipped with a note."""
+    from ase.calculators.lj import LennardJones
+
+    from metatrain_nc.force_models import load_force_model
+
+    lj = LennardJones(sigma=1.2, epsilon=0.01, rc=4.0, smooth=True)
+    result = compare(
+        [analytic["nc"], load_force_model(lj, direct=True)],
+        ethanol_frames,
+        tmp_path / "out",
+        _settings(stages=("accuracy", "antisymmetry"), max_exact_rows=12),
+        names=["pair", "lj"],
+        progress=False,
+        log=lambda message: None,
+    )
+    assert result["failures"] == []
+    lj_result = result["models"]["lj"]
+    assert lj_result["info"]["heads"] == ["direct"]
+    assert set(lj_result["accuracy"]["forces"]) == {"direct"}
+    assert "antisymmetry" not in lj_result
+    assert "finite differences" in lj_result["skipped"]["antisymmetry"]
+    assert any("antisymmetry section of 'lj' is skipped" in n for n in result["notes"])
+    assert result["models"]["pair"]["antisymmetry"]["direct"]["method"] == "stochastic"
+    assert "is skipped" in (Path(result["output_dir"]) / "report.md").read_text()

@@ -1,18 +1,25 @@
-"""``mtt-nc compare``: one report comparing conservative, direct and hybrid models."""
+"""``mtt-nc compare``: one report comparing conservative, direct and hybrid models
+(exported models, checkpoints and ASE calculators side by side)."""
 
 import argparse
 
 from ..files import add_output_dir_arguments
+from ..force_models.arguments import MODEL_HELP, add_model_arguments
+from ..force_models.specs import DIRECT_PREFIX
 
 DESCRIPTION = (
-    "compare models (conservative, pet_nc, pet_m, ...): accuracy, cost, lambda, "
-    "NVE/NVT dynamics and relaxations in one report"
+    "compare models (conservative, pet_nc, pet_m, ASE calculators, ...): accuracy, "
+    "cost, lambda, NVE/NVT dynamics and relaxations in one report"
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "models", nargs="+", help="exported models (.pt) or metatrain checkpoints"
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help=f"{MODEL_HELP}; '{DIRECT_PREFIX}module:callable' marks one ASE "
+        "calculator's forces as direct",
     )
     parser.add_argument(
         "--structures",
@@ -57,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of velocities and noise (0)")
     parser.add_argument("--energy-key", default="energy", help="energy label name")
     parser.add_argument("--forces-key", default="forces", help="forces label name")
+    add_model_arguments(parser, positional=False)
 
 
 #: command-line option -> CompareSettings field
@@ -86,6 +94,8 @@ def settings_from_args(args: argparse.Namespace):
     }
     if args.stages:
         overrides["stages"] = tuple(s.strip() for s in args.stages.split(",") if s)
+    if getattr(args, "float64", False):
+        overrides["float64"] = True
     if args.quick:
         return CompareSettings.quick(**overrides)
     return CompareSettings(**overrides)
@@ -110,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         forces_key=args.forces_key,
         force=args.force,
         quick=args.quick,
+        direct=args.direct,
+        device=args.device,
     )
     out = result["output_dir"]
     print(f"report: {out}/report.md (also report.html, report.json)")

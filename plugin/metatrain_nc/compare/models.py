@@ -1,14 +1,19 @@
-"""What each compared model is: its force heads, species and units.
+"""What each compared model is: its kind, force heads, species and units.
 
-A model has a ``"conservative"`` head (``-dE/dr`` of its ``energy`` output) unless it is
-a ``pet_nc`` model, whose energy head is not trained for forces, and a ``"direct"`` head
-when it exposes ``non_conservative_force``. The MD force modes follow: conservative,
-direct, and ``mts`` for models with both heads.
+Every model goes through the force-model layer
+(:func:`~metatrain_nc.force_models.load_force_model`), so a comparison takes its three
+kinds side by side: exported metatomic models (``.pt``), metatrain checkpoints
+(``.ckpt``) and ASE calculators (``module:callable``, ``direct:module:callable`` when
+its forces are direct, or a ``Calculator`` object in Python).
+
+A model has a ``"conservative"`` head (``-dE/dr`` of its energy) unless it is a
+``pet_nc`` model, whose energy head is not trained for forces, or an ASE calculator
+declared direct; and a ``"direct"`` head when it has direct forces. The MD force modes
+follow: conservative, direct, and ``mts`` for models with both heads.
 """
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import ase.data
@@ -23,20 +28,28 @@ class ModelEntry:
     """One model of the comparison.
 
     :ivar name: label in tables and figures (unique).
-    :ivar path: the exported model or checkpoint given by the user.
-    :ivar architecture: metatrain architecture from the metadata (``""`` if unknown).
+    :ivar path: what the user gave (path, ``module:callable``) or the model's source;
+        a checkpoint's is replaced by its export in the report folder.
+    :ivar architecture: metatrain architecture from the metadata (``""`` if unknown),
+        or the class of an ASE calculator.
     :ivar heads: force heads, from ``("conservative", "direct")``.
-    :ivar atomic_types: atomic numbers the model knows.
+    :ivar atomic_types: atomic numbers the model knows (``None``: any, an ASE
+        calculator).
     :ivar units: declared units of ``energy`` and of the direct forces.
+    :ivar model_kind: ``"metatomic"`` or ``"ase"``.
+    :ivar model: the loaded :class:`~metatrain_nc.force_models.ForceModel`, used by
+        every stage.
     """
 
     name: str
     path: str
     architecture: str = ""
     heads: List[str] = field(default_factory=list)
-    atomic_types: List[int] = field(default_factory=list)
+    atomic_types: Optional[List[int]] = field(default_factory=list)
     units: Dict[str, str] = field(default_factory=dict)
     outputs: List[str] = field(default_factory=list)
+    model_kind: str = "metatomic"
+    model: Any = field(default=None, repr=False, compare=False)
 
     @property
     def modes(self) -> List[str]:
@@ -53,43 +66,86 @@ class ModelEntry:
             return "hybrid"
         return self.heads[0]
 
+    @property
+    def differentiable(self) -> bool:
+        """Whether exact Jacobian products exist (metatomic); an ASE calculator's
+        Jacobian comes from finite differences."""
+        return self.model_kind == "metatomic"
+
+    def reset_counters(self) -> None:
+        """Zero the model's forward/backward counts (each MD run reports its own)."""
+        if self.model is not None:
+            self.model.n_forward = 0
+            self.model.n_backward = 0
+
     def as_dict(self) -> Dict[str, Any]:
+        species = (
+            ["any"]
+            if self.atomic_types is None
+            else [ase.data.chemical_symbols[z] for z in self.atomic_types]
+        )
         return {
             "name": self.name,
             "path": self.path,
+            "model_kind": self.model_kind,
             "architecture": self.architecture,
             "kind": self.kind,
             "heads": self.heads,
             "md_modes": self.modes,
-            "species": [ase.data.chemical_symbols[z] for z in self.atomic_types],
+            "species": species,
             "units": self.units,
             "outputs": self.outputs,
+            "dtype": getattr(self.model, "dtype", None),
         }
 
 
-def describe_model(path: str, name: Optional[str] = None) -> ModelEntry:
-    """Load ``path`` (``.pt`` or ``.ckpt``) and describe it.
+def describe_model(
+    model: Any,
+    name: Optional[str] = None,
+    *,
+    direct: bool = False,
+    float64: bool = False,
+    device: str = "cpu",
+) -> ModelEntry:
+    """Load ``model`` through the force-model layer and describe it.
 
+    :param model: ``.pt`` or ``.ckpt`` path, ``[direct:]module:callable``, an ASE
+        calculator, a model object or a :class:`~metatrain_nc.force_models.ForceModel`.
+    :param name: label (default: from the file name or ``module.callable``).
+    :param direct: every ASE calculator's forces are direct (``--direct``).
+    :param float64: evaluate metatomic models in float64.
     :raises UserInputError: missing file, unloadable model, or no force output.
     """
-    from ..model_loading import load_exported_model
+    from ..force_models.specs import load_listed_model, model_label
 
-    if not Path(path).is_file():
-        raise UserInputError(f"model file '{path}' does not exist")
-    model, _ = load_exported_model(path)
-    capabilities = model.capabilities()
+    force_model = load_listed_model(
+        model, direct=direct, float64=float64, device=device
+    )
+    source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
+    source = source or str(force_model.source)
+    if force_model.kind != "metatomic":
+        heads = list(force_model.heads)
+        return ModelEntry(
+            name=name or model_label(model),
+            path=source,
+            architecture=f"{force_model.architecture} (ASE calculator)",
+            heads=heads,
+            atomic_types=None,
+            units={"length": "angstrom", "energy": "eV"},
+            outputs=[],
+            model_kind=force_model.kind,
+            model=force_model,
+        )
+    capabilities = force_model.model.capabilities()
     outputs = dict(capabilities.outputs)
-    architecture = str(model.metadata().extra.get("architecture", ""))
-    if not architecture and str(path).endswith(".ckpt"):
-        architecture = checkpoint_architecture(str(path))
-    heads = []
-    if "energy" in outputs and architecture != "pet_nc":
-        heads.append("conservative")
-    if DIRECT_FORCE in outputs:
-        heads.append("direct")
+    architecture = force_model.architecture
+    if not architecture and source.endswith(".ckpt"):
+        architecture = checkpoint_architecture(source)
+        force_model.architecture = architecture  # trained_heads reads it
+    heads = list(force_model.trained_heads)
     if not heads:
         raise UserInputError(
-            f"model '{path}' has neither an 'energy' nor a '{DIRECT_FORCE}' output "
+            f"model '{source}' has neither an 'energy' nor a '{DIRECT_FORCE}' output "
             f"(it has {sorted(outputs)}): nothing to compare"
         )
     units = {"length": str(capabilities.length_unit)}
@@ -98,13 +154,15 @@ def describe_model(path: str, name: Optional[str] = None) -> ModelEntry:
     if DIRECT_FORCE in outputs:
         units["direct_forces"] = str(outputs[DIRECT_FORCE].unit)
     return ModelEntry(
-        name=name or Path(path).stem,
-        path=str(path),
+        name=name or model_label(model),
+        path=source,
         architecture=architecture,
         heads=heads,
-        atomic_types=sorted(int(t) for t in capabilities.atomic_types),
+        atomic_types=list(force_model.atomic_types),
         units=units,
         outputs=sorted(outputs),
+        model_kind=force_model.kind,
+        model=force_model,
     )
 
 
@@ -122,19 +180,22 @@ def checkpoint_architecture(path: str) -> str:
     return str(checkpoint.get("architecture_name", ""))
 
 
-def unique_names(paths: Sequence[str], names: Optional[Sequence[str]]) -> List[str]:
-    """Labels for the models: the user's, else file stems made unique."""
+def unique_names(models: Sequence[Any], names: Optional[Sequence[str]]) -> List[str]:
+    """Labels for the models: the user's, else file stems (``module.callable`` for
+    an ASE calculator) made unique."""
+    from ..force_models.specs import model_label
+
     if names:
-        if len(names) != len(paths):
+        if len(names) != len(models):
             raise UserInputError(
-                f"--names has {len(names)} entries for {len(paths)} models"
+                f"--names has {len(names)} entries for {len(models)} models"
             )
         if len(set(names)) != len(names):
             raise UserInputError(f"--names must be unique, got {list(names)}")
         return list(names)
     labels: List[str] = []
-    for path in paths:
-        stem = Path(os.fspath(path)).stem
+    for model in models:
+        stem = model_label(model)
         label, k = stem, 2
         while label in labels:
             label, k = f"{stem}-{k}", k + 1
@@ -159,6 +220,8 @@ def compatibility_notes(
         )
     needed = set(int(z) for z in species)
     for entry in entries:
+        if entry.atomic_types is None:
+            continue
         missing = sorted(needed - set(entry.atomic_types))
         if missing:
             symbols = [ase.data.chemical_symbols[z] for z in missing]

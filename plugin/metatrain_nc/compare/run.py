@@ -1,13 +1,17 @@
 """``compare()``: every stage for every model, one report (the engine of
 ``mtt-nc compare``).
 
-Everything the user gave is checked before any work (model files, structures, output
-folder); then each (stage, model) runs on its own: a failure there is recorded in the
-report (``{"error": ...}``) and the other sections go on. The report is written into a
-hidden staging folder renamed at the end, so an interrupted run leaves nothing behind
-and an existing folder is only replaced with ``force``.
+Models are loaded once through the force-model layer: exported models, checkpoints
+and ASE calculators side by side. Everything the user gave is checked before any work
+(models, structures, output folder); then each (stage, model) runs on its own: a
+failure there is recorded in the report (``{"error": ...}``) and the other sections go
+on. A section a model cannot give (lambda of an ASE calculator on a structure too
+large for a finite-difference Jacobian) is skipped with a note. The report is
+written into a hidden staging folder renamed at the end, so an interrupted run leaves
+nothing behind and an existing folder is only replaced with ``force``.
 """
 
+import dataclasses
 import os
 import platform
 import time
@@ -40,21 +44,46 @@ def _versions() -> Dict[str, str]:
 
 
 def _export_checkpoints(entries: Sequence[ModelEntry], folder: Path) -> None:
-    """Export ``.ckpt`` models once into ``folder/models/`` (stages load ``.pt``)."""
-    from ..model_loading import load_exported_model
-
+    """Save the exports of ``.ckpt`` models into ``folder/models/`` (in the dtype they
+    are evaluated in), for use with other tools."""
     for entry in entries:
-        if entry.path.endswith(".ckpt"):
+        if entry.model_kind == "metatomic" and entry.path.endswith(".ckpt"):
             (folder / "models").mkdir(exist_ok=True)
-            model, _ = load_exported_model(entry.path)
             target = folder / "models" / f"{entry.name}.pt"
-            model.save(str(target))
+            entry.model.model.save(str(target))
             entry.path = str(target)
+
+
+class SkippedStage(Exception):
+    """A section a model cannot give: recorded as a note, not as a failure."""
+
+
+def _antisymmetry(entry: ModelEntry, frames, settings: CompareSettings, folder: Path):
+    """The antisymmetry stage on the loaded model (its dtype, and an ASE calculator's
+    direct/conservative declaration, go with it). An ASE calculator has no autograd:
+    its Jacobian comes from finite differences, exact lambda only, so a structure
+    beyond ``max_exact_rows`` skips the section."""
+    from .stages import antisymmetry_stage
+
+    if not entry.differentiable:
+        for index, atoms in enumerate(frames[: settings.lambda_structures]):
+            if 3 * len(atoms) > settings.max_exact_rows:
+                raise SkippedStage(
+                    "the Jacobian of an ASE calculator comes from finite differences "
+                    "of its forces: exact lambda only (the stochastic estimator needs "
+                    f"J^T v), and structure {index} has 3N = {3 * len(atoms)} rows, "
+                    f"more than max_exact_rows = {settings.max_exact_rows}"
+                )
+    # the stage hands entry.path to the antisymmetry API, which takes loaded models
+    loaded = dataclasses.replace(entry, path=entry.model)
+    return antisymmetry_stage(loaded, frames, settings, folder)
 
 
 def _missing_species(entry: ModelEntry, species: Sequence[int]) -> Optional[str]:
     import ase.data
 
+    if entry.atomic_types is None:  # an ASE calculator: any species
+        return None
     missing = sorted(set(int(z) for z in species) - set(entry.atomic_types))
     if not missing:
         return None
@@ -67,7 +96,7 @@ def _missing_species(entry: ModelEntry, species: Sequence[int]) -> Optional[str]
 
 
 def compare(
-    models: Sequence[Union[str, os.PathLike]],
+    models: Sequence[Any],
     structures: Union[str, os.PathLike],
     outdir: Union[str, os.PathLike],
     settings: Optional[CompareSettings] = None,
@@ -81,18 +110,26 @@ def compare(
     quick: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    direct: bool = False,
+    device: str = "cpu",
 ) -> Dict[str, Any]:
     """Compare force models on test structures; write the report into ``outdir``.
 
-    :param models: exported models (``.pt``) or metatrain checkpoints (``.ckpt``).
+    :param models: exported models (``.pt``), metatrain checkpoints (``.ckpt``), ASE
+        calculators (``"module:callable"``, ``"direct:module:callable"`` when its
+        forces are direct, or a ``Calculator`` object) or loaded
+        :class:`~metatrain_nc.force_models.ForceModel` objects, in any mix.
     :param structures: labelled test structures (any file ASE reads; energies in eV,
         forces in eV/A); the first ones are used for lambda and relaxations.
     :param outdir: new output folder (replaced only with ``force``).
     :param settings: what to run (default :class:`CompareSettings`, or its quick form
         with ``quick``).
-    :param names: labels of the models (default: file names).
+    :param names: labels of the models (default: file names, ``module.callable``).
     :param md_structure: start of the MD runs (default: ``structures``), frame
         ``md_index``; its momenta are used when present.
+    :param direct: every ASE calculator's forces are direct (``--direct``).
+    :param device: torch device of the metatomic models (``settings.float64``
+        chooses their precision).
     :return: the content of ``report.json`` plus ``output_dir`` and ``failures``.
     """
     if settings is None:
@@ -100,12 +137,13 @@ def compare(
     settings.check()
     if not models:
         raise UserInputError("no models to compare")
-    labels = unique_names([os.fspath(m) for m in models], names)
+    labels = unique_names(list(models), names)
     frames = read_structures(structures)
     md_atoms = read_structure(md_structure or structures, md_index)
     check_outdir(outdir, force)
     entries = [
-        describe_model(os.fspath(m), n) for m, n in zip(models, labels, strict=True)
+        describe_model(m, n, direct=direct, float64=settings.float64, device=device)
+        for m, n in zip(models, labels, strict=True)
     ]
     species = sorted(
         {int(z) for a in frames for z in a.numbers} | set(md_atoms.numbers)
@@ -156,7 +194,6 @@ def _run(
     from .stages import (
         accuracy_stage,
         add_cost_ratios,
-        antisymmetry_stage,
         cost_stage,
         has_labels,
         md_stage,
@@ -164,7 +201,6 @@ def _run(
     )
 
     path = folder.path
-    _export_checkpoints(entries, path)
     data: Dict[str, Any] = {
         "versions": _versions(),
         "quick": quick,
@@ -180,6 +216,11 @@ def _run(
         "notes": compatibility_notes(entries, species),
         "models": {e.name: {"info": e.as_dict()} for e in entries},
     }
+    _export_checkpoints(entries, path)
+    for entry in entries:  # where a checkpoint's export is, in the report folder
+        if entry.path != data["models"][entry.name]["info"]["path"]:
+            export = str(Path(entry.path).relative_to(path))
+            data["models"][entry.name]["info"]["export"] = export
     labelled = has_labels(frames, energy_key, forces_key)
     if not labelled:
         data["accuracy_note"] = (
@@ -195,7 +236,7 @@ def _run(
     stage_functions = {
         "accuracy": run_accuracy,
         "cost": lambda e: cost_stage(e, md_atoms, settings),
-        "antisymmetry": lambda e: antisymmetry_stage(
+        "antisymmetry": lambda e: _antisymmetry(
             e, frames, settings, path / "antisymmetry"
         ),
         "nve": lambda e: md_stage(e, md_atoms, settings, path / "md", "nve"),
@@ -218,6 +259,12 @@ def _run(
                 if missing[entry.name]:
                     raise UserInputError(missing[entry.name])
                 section[stage] = stage_functions[stage](entry)
+            except SkippedStage as skipped:
+                section.setdefault("skipped", {})[stage] = str(skipped)
+                data["notes"].append(
+                    f"The {stage} section of '{entry.name}' is skipped: {skipped}."
+                )
+                log(f"[compare] {entry.name} / {stage} skipped: {skipped}")
             except Exception as error:  # one section must not lose the others
                 message = str(error) or type(error).__name__
                 if not isinstance(error, UserInputError):

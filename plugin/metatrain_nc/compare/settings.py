@@ -51,6 +51,9 @@ class CompareSettings:
     relax_optimizers: Tuple[str, ...] = ("LBFGS",)
     #: repeats of the timing of one force evaluation
     cost_repeats: int = 5
+    #: evaluate metatomic models in float64 (checkpoints, or float64 exports); ASE
+    #: calculators compute in their own precision
+    float64: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -11,6 +11,7 @@ Units: energies in meV/atom, forces in meV/A, times in fs/ps, costs in ms.
 """
 
 import csv
+import itertools
 import statistics
 import time
 from pathlib import Path
@@ -50,7 +51,7 @@ def accuracy_stage(
     if settings.accuracy_structures:
         frames = frames[: settings.accuracy_structures]
     result = model_accuracy(
-        entry.path,
+        entry.model,
         frames,
         energy_key=energy_key,
         forces_key=forces_key,
@@ -81,9 +82,7 @@ def cost_stage(
     forward pass only; ``mts_per_inner_step``: the average cost of an inner step of
     MTS, ``(both + (stride - 1) * direct) / stride``.
     """
-    from ..force_models.loading import load_force_model
-
-    provider = load_force_model(entry.path)
+    provider = entry.model
     provider.check(atoms, "the MD structure")
     calls = {}
     if "conservative" in entry.heads:
@@ -115,13 +114,19 @@ def add_cost_ratios(costs: Dict[str, Dict[str, Any]], entries: Sequence[ModelEnt
     """Speed-ups against the reference conservative cost, in place.
 
     The reference is the first conservative-only model (PET-C), else the first model
-    with a conservative head; ``speedup[k] = reference ms / ms of k``.
+    with a conservative head; metatomic models come before ASE calculators (an
+    analytic potential next to networks is no reference for them);
+    ``speedup[k] = reference ms / ms of k``.
     """
     reference: Optional[str] = None
-    for kind in ("conservative", "hybrid"):
+    for model_kind, kind in itertools.product(
+        ("metatomic", "ase"), ("conservative", "hybrid")
+    ):
         for entry in entries:
             cost = costs.get(entry.name)
-            if entry.kind == kind and cost and "conservative" in cost.get("ms", {}):
+            if entry.model_kind != model_kind or entry.kind != kind:
+                continue
+            if cost and "conservative" in cost.get("ms", {}):
                 reference = entry.name
                 break
         if reference:
@@ -235,7 +240,7 @@ def equilibrate(
     dyn = MultipleTimeStep(
         start,
         settings.mts_outer_fs * units.fs,
-        entry.path,
+        entry.model,
         forces=mode,
         stride=settings.stride,
         ensemble="svr",
@@ -282,7 +287,8 @@ def md_stage(
             max_temperature_K=settings.max_temperature_K,
         )
         outdir = folder / f"{entry.name}-{ensemble}-{mode}"
-        summary = run_md(entry.path, atoms, outdir, md)
+        entry.reset_counters()  # each run reports its own model calls
+        summary = run_md(entry.model, atoms, outdir, md)
         data = {key: summary.get(key) for key in MD_KEYS}
         for key, value in summary.items():
             if key.startswith("mean_temperature_") or key.startswith("deviation_"):
@@ -304,7 +310,7 @@ def relax_stage(
 
     frames = list(frames[: settings.relax_structures])
     result = relaxation_check(
-        entry.path,
+        entry.model,
         frames,
         force_modes=entry.heads,
         optimizers=settings.relax_optimizers,

@@ -1,22 +1,21 @@
-"""Energy and force errors of an exported model, for each of its force heads.
+"""Energy and force errors of a force model, for each of its force heads.
 
 A ``pet_m`` model has two force heads (conservative ``-dE/dr`` and direct
 ``non_conservative_force``), a ``pet_nc`` model one that matters (direct; its
 energy head is never trained on forces, so its gradient is not reported as the
-model's forces), a conservative model one. :func:`model_accuracy` evaluates all of
-them in one pass over the structures, with one model evaluation per structure.
+model's forces), a conservative model one, an ASE calculator one (conservative unless
+declared direct). :func:`model_accuracy` evaluates all of them in one pass over the
+structures, with one model evaluation per structure, through the force-model layer
+(:func:`~metatrain_nc.force_models.load_force_model`).
 """
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import ase
 import numpy as np
 
 from ..errors import UserInputError
-
-DIRECT_FORCES = "non_conservative_force"
 
 
 @dataclass
@@ -44,107 +43,143 @@ class HeadErrors:
 
 @dataclass
 class ModelAccuracy:
-    """Errors of one model; heads absent from the model are missing from the dicts.
+    """Errors of one model; heads without force labels are missing from ``forces``.
 
-    :param model: path of the exported model.
-    :param energy: energy errors per atom (meV/atom), ``None`` without labels.
+    :param model: where the model came from (path, ``module:callable``, a repr).
+    :param energy: energy errors per atom (meV/atom), ``None`` without energy labels.
     :param forces: force errors (meV/A) per head: ``"conservative"`` and/or
-        ``"direct"``.
-    :param heads: names of the force heads the model has, in evaluation order.
+        ``"direct"``; empty without force labels.
+    :param heads: names of the force heads evaluated, in evaluation order.
+    :param kind: ``"metatomic"`` or ``"ase"``.
+    :param labels: structures with an energy label (``"energy"``) and with force
+        labels (``"forces"``), out of ``n_structures``.
     """
 
     model: str
     energy: Optional[HeadErrors]
     forces: Dict[str, HeadErrors] = field(default_factory=dict)
     heads: List[str] = field(default_factory=list)
+    kind: str = ""
+    n_structures: int = 0
+    labels: Dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _model_outputs(path: Path) -> Dict[str, object]:
-    from metatomic.torch import load_atomistic_model
+def count_labels(
+    frames: Sequence[ase.Atoms], energy_key: str = "energy", forces_key: str = "forces"
+) -> Dict[str, int]:
+    """How many structures have an energy label and how many have force labels."""
+    counts = {"energy": 0, "forces": 0}
+    for atoms in frames:
+        energy, forces = _labels(atoms, energy_key, forces_key)
+        counts["energy"] += energy is not None
+        counts["forces"] += forces is not None
+    return counts
 
-    return dict(load_atomistic_model(str(path)).capabilities().outputs)
+
+def check_labels(
+    frames: Sequence[ase.Atoms],
+    energy_key: str = "energy",
+    forces_key: str = "forces",
+    how: str = "energy_key= / forces_key=",
+) -> Dict[str, int]:
+    """:func:`count_labels`, refusing structures with neither energy nor force labels.
+
+    :param how: how the user names the labels (``--energy-key / --forces-key`` on the
+        command line), for the message.
+    :raises UserInputError: no structure has a label; the message names the keys
+        looked for and the keys the structures have.
+    """
+    if len(frames) == 0:
+        raise UserInputError("no structures to evaluate")
+    counts = count_labels(frames, energy_key, forces_key)
+    if counts["energy"] or counts["forces"]:
+        return counts
+    info = sorted({str(k) for atoms in frames for k in atoms.info})
+    arrays = sorted(
+        {str(k) for atoms in frames for k in atoms.arrays}
+        - {"numbers", "positions", "momenta", "masses"}
+    )
+    raise UserInputError(
+        f"the {len(frames)} structure(s) have no labels to compare with: no energy "
+        f"'{energy_key}' (per-structure info, or an energy stored with the "
+        f"structure) and no forces '{forces_key}' (per-atom array, or forces stored "
+        f"with the structure). The structures have info keys {info or 'none'} and "
+        f"per-atom arrays {arrays or 'none'}; name the labels with {how}"
+    )
 
 
 def model_accuracy(
-    model: str,
+    model: Any,
     frames: Sequence[ase.Atoms],
     *,
     energy_key: str = "energy",
     forces_key: str = "forces",
     conservative: Optional[bool] = None,
+    direct: bool = False,
+    float64: bool = False,
+    device: str = "cpu",
 ) -> ModelAccuracy:
-    """Errors of an exported metatomic model on labelled structures.
+    """Errors of a force model on labelled structures.
 
-    :param model: path to an exported ``model.pt``.
+    :param model: anything :func:`~metatrain_nc.force_models.load_force_model` takes:
+        exported ``model.pt``, metatrain ``.ckpt``, ``module:callable`` returning an
+        ASE calculator (``direct:module:callable`` if its forces are direct), an ASE
+        calculator, a model object or a loaded
+        :class:`~metatrain_nc.force_models.ForceModel`.
     :param frames: structures with reference energies (``info[energy_key]`` or an
-        attached single-point calculator, eV) and forces (``arrays[forces_key]``,
+        attached single-point calculator, eV) and/or forces (``arrays[forces_key]``,
         eV/A).
     :param energy_key: name of the energy label.
     :param forces_key: name of the forces label.
     :param conservative: report ``-dE/dr`` as a force head. ``None`` (default):
-        yes, unless the model is a ``pet_nc`` model (recognised by the
-        ``extra["architecture"]`` entry of its metadata).
+        yes, unless the model is a ``pet_nc`` model (its energy head is not trained
+        on forces; see ``ForceModel.trained_heads``).
+    :param direct: an ASE calculator's forces are direct (they count as conservative
+        otherwise); metatomic models say themselves which heads they have.
+    :param float64: evaluate a metatomic model in float64 (its ``.ckpt``, or a
+        float64 export).
+    :param device: torch device of a metatomic model.
     :return: the errors per head, in meV/atom and meV/A.
+    :raises UserInputError: no structures, no labels at all, a structure the model
+        cannot evaluate, or a model that cannot be loaded.
     """
-    import torch
-    from metatomic.torch import ModelOutput
-    from metatomic_ase import MetatomicCalculator
+    from ..force_models.names import CONSERVATIVE, DIRECT
+    from ..force_models.specs import load_listed_model
 
-    path = Path(model)
-    if not path.is_file():
-        raise UserInputError(f"model file '{model}' does not exist")
-    if len(frames) == 0:
-        raise UserInputError("no structures to evaluate")
-    outputs = _model_outputs(path)
-    if "energy" not in outputs:
-        raise UserInputError(
-            f"'{model}' has no 'energy' output (it has {sorted(outputs)})"
-        )
-    has_direct = DIRECT_FORCES in outputs
+    labels = check_labels(frames, energy_key, forces_key)
+    force_model = load_listed_model(
+        model, direct=direct, float64=float64, device=device
+    )
     if conservative is None:
-        conservative = not _is_pet_nc(path)
-    additional = (
-        {DIRECT_FORCES: ModelOutput(unit="eV/A", sample_kind="atom")}
-        if has_direct
-        else {}
-    )
-    calculator = MetatomicCalculator(
-        str(path),
-        additional_outputs=additional,
-        device="cpu",
-        non_conservative=False,
-    )
+        heads = list(force_model.trained_heads)
+    else:
+        heads = [h for h in force_model.heads if h != CONSERVATIVE or conservative]
+    for index, atoms in enumerate(frames):
+        force_model.check(atoms, f"structure {index}")
     energy_errors: List[float] = []
     differences: Dict[str, List[np.ndarray]] = {}
-    heads = (["conservative"] if conservative else []) + (
-        ["direct"] if has_direct else []
-    )
-    for atoms in frames:
+    for index, atoms in enumerate(frames):
         reference_energy, reference_forces = _labels(atoms, energy_key, forces_key)
-        work = atoms.copy()
-        work.calc = calculator
-        # metatomic's calculator symmetrises a NaN stress for non-periodic systems
-        with np.errstate(invalid="ignore"):
-            if conservative:
-                predicted = work.get_forces()
-            energy = work.get_potential_energy()
-        if reference_energy is not None:
-            energy_errors.append((energy - reference_energy) / len(atoms))
-        if reference_forces is None:
-            continue
-        if conservative:
-            differences.setdefault("conservative", []).append(
-                predicted - reference_forces
+        if reference_forces is not None and reference_forces.shape != (len(atoms), 3):
+            raise UserInputError(
+                f"structure {index}: the '{forces_key}' labels have shape "
+                f"{reference_forces.shape}, expected ({len(atoms)}, 3)"
             )
-        if has_direct:
-            direct = calculator.additional_outputs[DIRECT_FORCES].block().values
-            direct = direct.detach().to(torch.float64).reshape(-1, 3).numpy()
-            differences.setdefault("direct", []).append(direct - reference_forces)
+        want = heads if reference_forces is not None else []
+        result = force_model.evaluate(
+            atoms, conservative=CONSERVATIVE in want, direct=DIRECT in want
+        )
+        if reference_energy is not None:
+            energy_errors.append((result.energy - reference_energy) / len(atoms))
+        for head in want:
+            differences.setdefault(head, []).append(
+                result.forces(head) - reference_forces
+            )
     return ModelAccuracy(
-        model=str(path),
+        model=str(force_model.source),
         energy=HeadErrors.from_differences(np.array(energy_errors), 1000.0)
         if energy_errors
         else None,
@@ -153,10 +188,15 @@ def model_accuracy(
             for head, values in differences.items()
         },
         heads=heads,
+        kind=force_model.kind,
+        n_structures=len(frames),
+        labels=labels,
     )
 
 
 def _labels(atoms: ase.Atoms, energy_key: str, forces_key: str):
+    """The energy (eV, ``None`` if absent) and forces ((N, 3) eV/A, ``None``) of a
+    structure, from its info and arrays or from a stored single-point calculator."""
     energy = atoms.info.get(energy_key)
     forces = atoms.arrays.get(forces_key)
     if atoms.calc is not None:
@@ -165,12 +205,7 @@ def _labels(atoms: ase.Atoms, energy_key: str, forces_key: str):
             energy = results.get("energy")
         if forces is None and forces_key == "forces":
             forces = results.get("forces")
-    return energy, None if forces is None else np.asarray(forces, dtype=np.float64)
-
-
-def _is_pet_nc(path: Path) -> bool:
-    """Whether an exported model is a ``pet_nc`` model (from its metadata)."""
-    from metatomic.torch import load_atomistic_model
-
-    metadata = load_atomistic_model(str(path)).metadata()
-    return metadata.extra.get("architecture", "") == "pet_nc"
+    return (
+        None if energy is None else float(energy),
+        None if forces is None else np.asarray(forces, dtype=np.float64),
+    )

@@ -1,16 +1,26 @@
-"""``mtt-nc accuracy``: energy and force errors of exported models, per force head."""
+"""``mtt-nc accuracy``: energy and force errors of force models, per force head."""
 
 import argparse
-from pathlib import Path
+from typing import List, Optional, Sequence
+
+from ..force_models.arguments import MODEL_HELP, add_model_arguments
+from ..force_models.specs import DIRECT_PREFIX
 
 DESCRIPTION = (
-    "energy and force errors of exported models on labelled structures, for each "
-    "force head (conservative -dE/dr and direct non_conservative_force)"
+    "energy and force errors of force models (exported models, checkpoints, ASE "
+    "calculators) on labelled structures, for each force head (conservative -dE/dr "
+    "and direct forces)"
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("models", nargs="+", help="exported models (model.pt)")
+    parser.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help=f"{MODEL_HELP}; '{DIRECT_PREFIX}module:callable' marks one ASE "
+        "calculator's forces as direct",
+    )
     parser.add_argument(
         "--structures",
         required=True,
@@ -19,37 +29,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--energy-key", default="energy", help="energy label name")
     parser.add_argument("--forces-key", default="forces", help="forces label name")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
+    add_model_arguments(parser, positional=False)
 
 
-def format_table(results: list) -> str:
-    """A plain-text table: one row per model and force head."""
+def format_table(results: list, labels: Optional[Sequence[str]] = None) -> str:
+    """A plain-text table: one row per model and force head, then what is absent.
+
+    :param labels: names of the models (default: their sources); the command line
+        shows them as given.
+    """
+    names = list(labels) if labels else [str(r.model) for r in results]
+    width = max([28] + [len(n) for n in names])
     lines = [
-        f"{'model':<28} {'head':<13} {'E MAE':>9} {'F MAE':>9} {'F RMSE':>9}",
-        f"{'':<28} {'':<13} {'meV/atom':>9} {'meV/A':>9} {'meV/A':>9}",
+        f"{'model':<{width}} {'head':<13} {'E MAE':>9} {'F MAE':>9} {'F RMSE':>9}",
+        f"{'':<{width}} {'':<13} {'meV/atom':>9} {'meV/A':>9} {'meV/A':>9}",
     ]
-    for result in results:
-        name = Path(result.model).name
+    for name, result in zip(names, results, strict=True):
         energy = f"{result.energy.mae:9.2f}" if result.energy else f"{'-':>9}"
-        for head in result.heads:
+        for head in result.heads or ["(none)"]:
             errors = result.forces.get(head)
             mae = f"{errors.mae:9.1f}" if errors else f"{'-':>9}"
             rmse = f"{errors.rmse:9.1f}" if errors else f"{'-':>9}"
-            lines.append(f"{name:<28} {head:<13} {energy} {mae} {rmse}")
-    return "\n".join(lines)
+            lines.append(f"{name:<{width}} {head:<13} {energy} {mae} {rmse}")
+    return "\n".join(lines + label_notes(results))
+
+
+def label_notes(results: list) -> List[str]:
+    """What the labels leave out (``-`` in the table), from the first result."""
+    if not results or not results[0].labels:
+        return []
+    counts, total = results[0].labels, results[0].n_structures
+    notes = []
+    for what, errors in (("energy", "energy errors"), ("forces", "force errors")):
+        if counts.get(what, 0) == 0:
+            notes.append(f"no {what} labels in the structures: {errors} are absent (-)")
+        elif counts[what] < total:
+            notes.append(
+                f"{what} labels in {counts[what]} of {total} structures: {errors} "
+                "over those only"
+            )
+    return notes
 
 
 def run(args: argparse.Namespace) -> int:
     from ..files import read_structures, write_json
-    from .accuracy import model_accuracy
+    from .accuracy import check_labels, model_accuracy
 
     frames = read_structures(args.structures)
+    check_labels(
+        frames, args.energy_key, args.forces_key, how="--energy-key / --forces-key"
+    )
     results = [
         model_accuracy(
-            model, frames, energy_key=args.energy_key, forces_key=args.forces_key
+            model,
+            frames,
+            energy_key=args.energy_key,
+            forces_key=args.forces_key,
+            direct=args.direct,
+            float64=args.float64,
+            device=args.device,
         )
         for model in args.models
     ]
-    print(format_table(results))
+    print(format_table(results, args.models))
     if args.json:
         write_json(args.json, [r.as_dict() for r in results])
     return 0
