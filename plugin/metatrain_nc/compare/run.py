@@ -11,7 +11,6 @@ written into a hidden staging folder renamed at the end, so an interrupted run l
 nothing behind and an existing folder is only replaced with ``force``.
 """
 
-import dataclasses
 import os
 import platform
 import time
@@ -74,9 +73,7 @@ def _antisymmetry(entry: ModelEntry, frames, settings: CompareSettings, folder: 
                     f"J^T v), and structure {index} has 3N = {3 * len(atoms)} rows, "
                     f"more than max_exact_rows = {settings.max_exact_rows}"
                 )
-    # the stage hands entry.path to the antisymmetry API, which takes loaded models
-    loaded = dataclasses.replace(entry, path=entry.model)
-    return antisymmetry_stage(loaded, frames, settings, folder)
+    return antisymmetry_stage(entry, frames, settings, folder)
 
 
 def _missing_species(entry: ModelEntry, species: Sequence[int]) -> Optional[str]:

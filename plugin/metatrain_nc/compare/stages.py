@@ -166,7 +166,7 @@ def antisymmetry_stage(
             square_eps=settings.square_eps_A,
             seed=settings.seed,
         )
-        report = evaluate(frames, entry.path, lambda_settings)
+        report = evaluate(frames, entry.model, lambda_settings)
         outdir = folder / f"{entry.name}-{head}"
         report.write(outdir, force=False)
         summary = report.summary()
