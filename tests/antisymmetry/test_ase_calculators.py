@@ -328,7 +328,10 @@ def test_bad_input(case, calcs, tmp_path, capsys):
     ase.io.write(structures, ethanol_frames())
     model, extra = "asym_test_calcs:make_calc", []
     if case == "no_module":
-        model, expected = "no_such_module_xyz:make", "cannot import module"
+        model, expected = (
+            "no_such_module_xyz:make",
+            "module 'no_such_module_xyz' cannot be imported",
+        )
     elif case == "broken_module":
         model, expected = "asym_test_broken:make", "no_such_package_here"
     elif case == "missing_name":

@@ -305,7 +305,7 @@ def test_relax_cli_with_ase_calculators(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize(
     "model, extra, message",
     [
-        ("no_such_module:make", [], "cannot import module 'no_such_module'"),
+        ("no_such_module:make", [], "module 'no_such_module' cannot be imported"),
         ("my_calculators:NOT_CALLABLE", [], "not callable"),
         ("my_calculators:make_nothing", [], "not an ASE calculator"),
         ("my_calculators:missing", [], "no attribute 'missing'"),

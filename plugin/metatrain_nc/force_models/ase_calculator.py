@@ -50,8 +50,10 @@ def calculator_from_factory(spec: str) -> BaseCalculator:
         target: Any = importlib.import_module(module_name)
     except Exception as error:
         raise UserInputError(
-            f"cannot import module '{module_name}' of '{spec}': {error}; the module "
-            "must be importable (on PYTHONPATH or in the current folder)"
+            f"'{spec}' is not a model file, and as module:callable its module "
+            f"'{module_name}' cannot be imported ({error}): give the path of a "
+            ".pt/.ckpt file, or a module importable from PYTHONPATH or the current "
+            "folder"
         ) from error
     for part in attribute.split("."):
         if not hasattr(target, part):

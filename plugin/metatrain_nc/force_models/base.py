@@ -151,9 +151,6 @@ class ForceModel(abc.ABC):
         """Raise :class:`UserInputError` for a structure this model cannot evaluate."""
         check_structure(atoms, self.atomic_types, where)
 
-    # backwards-compatible name of :meth:`check`
-    check_atoms = check
-
     # -- what it computes ------------------------------------------------------------
     @abc.abstractmethod
     def evaluate(
