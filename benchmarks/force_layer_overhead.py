@@ -28,7 +28,7 @@ import numpy as np
 from common import ROOT, default_model, export, print_table, water_frames
 from metatomic_ase import MetatomicCalculator
 
-from metatrain_nc.force_models import MetatomicModel
+from metatrain_nc.force_models import ForceResult, MetatomicModel
 
 #: the last commit with the pre-layer force provider
 PREVIOUS_COMMIT = "0137fe2"
@@ -73,7 +73,7 @@ def main() -> None:
         layer = MetatomicModel(path)
         previous = previous_model_forces(Path(tmp))(path)
         calculator = MetatomicCalculator(path, non_conservative=False)
-        direct_calculator = MetatomicCalculator(path, non_conservative="forces")
+        direct_calculator = MetatomicCalculator(path, non_conservative=True)
 
         def moved():
             work = atoms.copy()
@@ -145,7 +145,8 @@ def md_rows(path, layer, previous, atoms, args) -> None:
             self._old = old
 
         def evaluate(self, atoms, conservative=True, direct=True, stress=False):
-            return self._old.evaluate(atoms, conservative, direct, stress)
+            old = self._old.evaluate(atoms, conservative, direct, stress)
+            return ForceResult(**vars(old))
 
     wrapped = Wrapped(previous)
     rounds = {"layer": [], "previous": []}
