@@ -31,7 +31,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "every force mode",
     )
     parser.add_argument(
-        "--stride", type=int, default=8, help="M, inner steps per outer step (8)"
+        "--stride",
+        type=_stride,
+        default=8,
+        help="M, inner steps per outer step (8), or 'auto' (--forces mts): scan "
+        "strides 1, 2, 4, ... at a fixed inner step with short NVE runs from the same "
+        "start and run with the largest whose energy drift stays within 2x of the "
+        "conservative run's (+ 1 meV/atom/ps); the run keeps the duration "
+        "STEPS x TIMESTEP",
+    )
+    parser.add_argument(
+        "--inner-timestep",
+        type=float,
+        default=None,
+        help="--stride auto: the inner step in fs, fixed while the outer step grows "
+        "(default TIMESTEP / 8)",
+    )
+    parser.add_argument(
+        "--max-stride",
+        type=int,
+        default=32,
+        help="--stride auto: the largest stride tried (32)",
+    )
+    parser.add_argument(
+        "--scan-time",
+        type=float,
+        default=200.0,
+        help="--stride auto: simulated time of each NVE segment of the scan, fs (200)",
     )
     parser.add_argument(
         "--steps", type=int, default=100, help="number of outer steps (100)"
@@ -73,6 +99,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop the run above this temperature in K (5000; 0 disables)",
     )
     parser.add_argument(
+        "--equilibration",
+        type=float,
+        default=0.5,
+        help="with a thermostat: fraction of the run left out of the equipartition "
+        "check (0.5: the check uses the second half)",
+    )
+    parser.add_argument(
         "--no-chemiscope", action="store_true", help="skip the chemiscope dataset"
     )
 
@@ -84,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..files import check_outdir, read_structure
     from ..force_models.arguments import load_fast_from_args, load_model_from_args
-    from .md import MDSettings, run_md
+    from .md import MDSettings, run_md, scan_stride
 
     settings = MDSettings(
         forces=args.forces,
@@ -100,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
         max_temperature_K=args.max_temperature or None,
         velocities=args.velocities,
         chemiscope=not args.no_chemiscope,
+        equilibration_fraction=args.equilibration,
+        inner_timestep_fs=args.inner_timestep,
+        scan_time_fs=args.scan_time,
+        max_stride=args.max_stride,
     )
     settings.check()
     if args.fast is not None and settings.forces != "mts":
@@ -114,6 +151,19 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     fast = load_fast_from_args(args)
     model.check(atoms, f"structure {args.index} of '{args.structure}'")
+
+    scan = None
+    if settings.stride == "auto":
+        strides = settings.scan_strides
+        scan_bar = tqdm(total=len(strides), unit="stride", desc="stride scan")
+        try:
+            scan = scan_stride(
+                model, atoms, settings, fast=fast, progress=lambda _: scan_bar.update()
+            )
+        finally:
+            scan_bar.close()
+        print(scan.table())
+        settings = settings.with_stride(scan.stride, scan.inner_timestep_fs)
 
     bar = tqdm(total=settings.steps, unit="step", desc=f"md {settings.forces}")
 
@@ -131,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
             args.force,
             progress=progress,
             fast=fast,
+            stride_scan=scan,
         )
     finally:
         bar.close()
@@ -143,6 +194,21 @@ def run(args: argparse.Namespace) -> int:
         f"heating {_fmt(heating)} K/ps, drift {_fmt(drift)} meV/atom/ps; "
         f"results in {summary['output_dir']}"
     )
+    check = summary.get("equipartition")
+    if check is not None and check["species"]:
+        species = ", ".join(
+            f"{symbol} {value['mean']:.1f} +- {_fmt(value['error'])} K"
+            for symbol, value in check["species"].items()
+        )
+        verdict = {True: "resolved", False: "not resolved", None: "no verdict"}
+        print(
+            f"species temperatures (last {1 - check['equilibration_fraction']:.0%}, "
+            f"block-averaged): {species}; largest split "
+            f"{_fmt(check['max_split_K'])} +- {_fmt(check['max_split_error_K'])} K "
+            f"({verdict[check['resolved']]})"
+        )
+    for warning in summary.get("warnings", []):
+        print(f"mtt-nc md: warning: {warning['message']}", file=sys.stderr)
     if summary["status"] != "completed":
         print(
             f"mtt-nc md: stopped: {summary['message']} (trajectory kept in "
@@ -155,3 +221,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3g}"
+
+
+def _stride(text: str):
+    """``--stride``: a positive integer or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer or 'auto', got '{text}'"
+        ) from None

@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 "seed": args.seed,
             },
             "fraction_converged": result["fractions"],
+            "stop_reasons": result["stop_reasons"],
             "files": {"table": FILES["relax_table"], "summary": FILES["summary"]},
         }
         write_json(folder.path / FILES["summary"], summary)
@@ -111,5 +112,20 @@ def run(args: argparse.Namespace) -> int:
     for mode in modes:
         values = result["fractions"][mode]
         print(f"{mode:<14}" + "".join(f"{values[o]:>10.2f}" for o in optimizers))
+    stalled = [
+        (mode, name, counts)
+        for mode, by_optimizer in result["stop_reasons"].items()
+        for name, counts in by_optimizer.items()
+        if set(counts) - {"converged"}
+    ]
+    if stalled:
+        print("why the others stopped (per relaxation; see docs/dynamics.md):")
+        for mode, name, counts in stalled:
+            text = ", ".join(
+                f"{count} {reason}"
+                for reason, count in counts.items()
+                if reason != "converged"
+            )
+            print(f"  {mode:<14}{name:<7}{text}")
     print(f"results in {target}")
     return 0

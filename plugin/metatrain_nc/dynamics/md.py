@@ -4,14 +4,21 @@
 integrates with :class:`~.integrator.MultipleTimeStep`, writing the trajectory as it
 goes, and finishes with the CSV log, ``summary.json``, figures and the chemiscope
 dataset. A runaway stops the run; its outputs are written all the same, with
-``"status": "runaway"`` in the summary.
+``"status": "runaway"`` in the summary. The monitors' warnings
+(:func:`~.monitor.diagnose`: equipartition with a thermostat, energy drift in NVE)
+go into the summary (``warnings``, ``equipartition``) without stopping the run.
+
+With ``stride="auto"`` (``--stride auto``), :func:`~.stride.find_stride` first scans
+the outer step at a fixed inner step, and the run uses the stride it chose.
 """
 
+import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import ase
 from ase import units
@@ -19,7 +26,7 @@ from ase import units
 from ..errors import UserInputError
 from ..files import StagedFolder, write_csv, write_json
 from .integrator import ENSEMBLES, MultipleTimeStep
-from .monitor import Monitor, RunawayError, summarise
+from .monitor import EQUILIBRATION_FRACTION, Monitor, RunawayError, diagnose, summarise
 from .outputs import (
     FILES,
     TrajectoryWriter,
@@ -35,11 +42,19 @@ class MDSettings:
 
     ``timestep_fs`` is the outer step; inner steps are ``timestep_fs / stride``;
     ``steps`` counts outer steps (total time ``steps * timestep_fs``).
+
+    ``stride="auto"`` (``forces="mts"`` only): the stride comes from
+    :func:`~.stride.find_stride` at the inner step ``inner_timestep_fs`` (default
+    ``timestep_fs / 8``), strides 1, 2, 4, ... up to ``max_stride``, NVE segments of
+    ``scan_time_fs``; the run then keeps the requested duration
+    ``steps * timestep_fs`` with the chosen outer step.
+    ``equilibration_fraction``: the share of the run left out of the equipartition
+    check (:func:`~.monitor.equipartition`).
     """
 
     forces: str = "mts"
     timestep_fs: float = 4.0
-    stride: int = 8
+    stride: Union[int, str] = 8
     steps: int = 100
     ensemble: str = "nve"
     temperature_K: float = 300.0
@@ -51,12 +66,25 @@ class MDSettings:
     velocities: str = "auto"  # "auto" | "structure" | "maxwell-boltzmann"
     chemiscope: bool = True
     plots: bool = True
+    equilibration_fraction: float = EQUILIBRATION_FRACTION
+    inner_timestep_fs: Optional[float] = None
+    scan_time_fs: float = 200.0
+    max_stride: int = 32
 
     def check(self) -> None:
         if not self.timestep_fs > 0:
             raise UserInputError(f"--timestep must be > 0 fs, got {self.timestep_fs}")
-        if self.stride < 1:
-            raise UserInputError(f"--stride must be >= 1, got {self.stride}")
+        if self.stride == "auto":
+            self._check_auto()
+        elif isinstance(self.stride, str) or self.stride < 1:
+            raise UserInputError(
+                f"--stride must be an integer >= 1 or 'auto', got {self.stride}"
+            )
+        if not 0 <= self.equilibration_fraction < 1:
+            raise UserInputError(
+                "--equilibration must be a fraction in [0, 1), got "
+                f"{self.equilibration_fraction}"
+            )
         if self.steps < 1:
             raise UserInputError(f"--steps must be >= 1, got {self.steps}")
         if self.ensemble not in ENSEMBLES:
@@ -74,6 +102,45 @@ class MDSettings:
         if self.velocities not in ("auto", "structure", "maxwell-boltzmann"):
             raise UserInputError(f"unknown velocity source '{self.velocities}'")
 
+    def _check_auto(self) -> None:
+        if self.forces != "mts":
+            raise UserInputError(
+                "--stride auto scans the outer step of multiple time stepping: use "
+                f"it with --forces mts (got --forces {self.forces})"
+            )
+        inner = self.inner_timestep_fs
+        if inner is not None and not (math.isfinite(inner) and inner > 0):
+            raise UserInputError(f"--inner-timestep must be > 0 fs, got {inner}")
+        if self.max_stride < 2:
+            raise UserInputError(f"--max-stride must be >= 2, got {self.max_stride}")
+        if not self.scan_time_fs > 0:
+            raise UserInputError(f"--scan-time must be > 0 fs, got {self.scan_time_fs}")
+
+    @property
+    def scan_inner_timestep_fs(self) -> float:
+        """Inner step of ``stride="auto"`` (fs)."""
+        if self.inner_timestep_fs is not None:
+            return float(self.inner_timestep_fs)
+        return self.timestep_fs / 8.0
+
+    @property
+    def scan_strides(self) -> list:
+        """Strides of ``stride="auto"``: 1, 2, 4, ... up to ``max_stride``."""
+        strides = [1]
+        while strides[-1] * 2 <= self.max_stride:
+            strides.append(strides[-1] * 2)
+        return strides
+
+    def with_stride(self, stride: int, inner_timestep_fs: float) -> "MDSettings":
+        """These settings with a chosen stride at the given inner step, keeping the
+        duration ``steps * timestep_fs`` (rounded up to whole outer steps)."""
+        outer = stride * inner_timestep_fs
+        duration = self.steps * self.timestep_fs
+        steps = max(1, math.ceil(duration / outer - 1e-9))
+        return dataclasses.replace(
+            self, stride=int(stride), timestep_fs=outer, steps=steps
+        )
+
 
 def prepare(
     model, atoms: ase.Atoms, settings: MDSettings, fast=None
@@ -84,15 +151,11 @@ def prepare(
     :param fast: ``settings.forces == "mts"`` only: the model of the inner steps.
     """
     settings.check()
-    atoms = atoms.copy()
-    if settings.velocities == "structure" and not has_velocities(atoms):
-        raise UserInputError("the structure has no velocities (momenta)")
-    source = "structure"
-    if settings.velocities == "maxwell-boltzmann" or (
-        settings.velocities == "auto" and not has_velocities(atoms)
-    ):
-        maxwell_boltzmann(atoms, settings.temperature_K, settings.seed)
-        source = "maxwell-boltzmann"
+    if settings.stride == "auto":
+        raise UserInputError(
+            "stride 'auto' is resolved by run_md (or find_stride) before the dynamics"
+        )
+    atoms, source = initial_velocities(atoms, settings)
     dyn = MultipleTimeStep(
         atoms,
         settings.timestep_fs * units.fs,
@@ -109,6 +172,42 @@ def prepare(
     return dyn
 
 
+def initial_velocities(atoms: ase.Atoms, settings: MDSettings) -> Tuple[ase.Atoms, str]:
+    """A copy of ``atoms`` with its initial velocities, and where they come from
+    (``"structure"`` or ``"maxwell-boltzmann"``)."""
+    atoms = atoms.copy()
+    if settings.velocities == "structure" and not has_velocities(atoms):
+        raise UserInputError("the structure has no velocities (momenta)")
+    source = "structure"
+    if settings.velocities == "maxwell-boltzmann" or (
+        settings.velocities == "auto" and not has_velocities(atoms)
+    ):
+        maxwell_boltzmann(atoms, settings.temperature_K, settings.seed)
+        source = "maxwell-boltzmann"
+    return atoms, source
+
+
+def scan_stride(
+    model, atoms: ase.Atoms, settings: MDSettings, fast=None, progress=None
+):
+    """:func:`~.stride.find_stride` for ``settings`` (``stride="auto"``), from the
+    run's own start (same positions and velocities)."""
+    from .stride import find_stride
+
+    settings.check()
+    start, _ = initial_velocities(atoms, settings)
+    return find_stride(
+        model,
+        start,
+        inner_timestep_fs=settings.scan_inner_timestep_fs,
+        strides=settings.scan_strides,
+        segment_fs=settings.scan_time_fs,
+        fast=fast,
+        max_temperature_K=settings.max_temperature_K,
+        progress=progress,
+    )
+
+
 def run_md(
     model,
     atoms: ase.Atoms,
@@ -117,13 +216,25 @@ def run_md(
     force: bool = False,
     progress: Optional[Callable[[Dict[str, float]], None]] = None,
     fast=None,
+    stride_scan=None,
 ) -> Dict[str, Any]:
     """Run MD and write the output folder; return the summary (``status`` is
-    ``"completed"`` or ``"runaway"`` with a ``message``).
+    ``"completed"`` or ``"runaway"`` with a ``message``; ``warnings``: the monitors'
+    warnings, see :func:`~.monitor.diagnose`).
 
     :param fast: ``settings.forces == "mts"`` only: the model of the inner steps
         (default: the direct head of ``model``).
+    :param stride_scan: with ``settings.stride == "auto"``, a
+        :class:`~.stride.StrideScan` already made by :func:`scan_stride` (else the
+        scan runs here).
     """
+    settings.check()
+    if settings.stride == "auto":
+        if stride_scan is None:
+            stride_scan = scan_stride(model, atoms, settings, fast=fast)
+        settings = settings.with_stride(
+            stride_scan.stride, stride_scan.inner_timestep_fs
+        )
     dyn = prepare(model, atoms, settings, fast=fast)
     folder = StagedFolder(outdir, force)
     try:
@@ -164,6 +275,18 @@ def run_md(
         }
         summary["files"].pop("relax_table")
         summary.update(summarise(monitor.rows, len(dyn.atoms), target))
+        summary["stride_scan"] = None if stride_scan is None else stride_scan.to_dict()
+        checks = diagnose(
+            monitor.rows,
+            summary,
+            settings.forces,
+            settings.ensemble,
+            target,
+            monitor.species_scale,
+            equilibration=settings.equilibration_fraction,
+        )
+        summary["equipartition"] = checks["equipartition"]
+        summary["warnings"] = checks["warnings"]
         write_csv(folder.path / FILES["log"], monitor.columns, monitor.rows)
         if settings.plots and monitor.rows:
             title = f"{settings.forces} forces, {settings.ensemble}"

@@ -7,11 +7,21 @@ non-finite value). :func:`summarise` fits straight lines to the records: the hea
 rate (K/ps) and the drift of the conserved energy (meV/atom/ps).
 
 Temperatures: total ``2 K / ((3N - 3) k_B)``; per species ``2 K_s / (3 N_s k_B)``.
+
+:func:`diagnose` turns the records into warnings while a run's results are written
+(``mtt-nc md`` prints them and puts them in ``summary.json``):
+
+- with a thermostat, :func:`equipartition`: block-averaged means (:func:`block_average`,
+  correlated samples) of the temperature of each species and of their differences
+  over the last half of the run; a warning when two species differ beyond
+  :data:`RESOLVED_SIGMA` standard errors, or the overall mean misses the target;
+- in NVE, a conserved-energy drift beyond :data:`DRIFT_SIGMA` fit errors and above
+  :data:`DRIFT_FLOOR_MEV_PER_ATOM_PS`: far above what the integrator allows.
 """
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from ase import units
@@ -27,6 +37,17 @@ COLUMNS = [
     "conserved_eV",
     "temperature_K",
 ]
+
+#: share of each run treated as equilibration by :func:`equipartition` (the first half)
+EQUILIBRATION_FRACTION = 0.5
+#: a difference counts as resolved beyond this many standard errors
+RESOLVED_SIGMA = 4.0
+#: fewest analysed records for a verdict (fewer: no warning, ``resolved`` is None)
+MIN_RECORDS = 32
+#: NVE: a drift warns beyond this many standard errors of its fit ...
+DRIFT_SIGMA = 5.0
+#: ... and above this magnitude (meV/atom/ps; ~4 K/ps of heating)
+DRIFT_FLOOR_MEV_PER_ATOM_PS = 1.0
 
 
 class RunawayError(RuntimeError):
@@ -55,6 +76,19 @@ class Monitor:
         self._masks = {
             chemical_symbols[z]: numbers == z
             for z in sorted(set(int(z) for z in numbers))
+        }
+        #: kinetic degrees of freedom of each species (see
+        #: :func:`species_degrees_of_freedom`)
+        self.species_dof = species_degrees_of_freedom(
+            self.dyn.atoms, getattr(self.dyn, "ensemble", "nve") != "langevin"
+        )
+        #: factors turning the recorded ``2 K_s / (3 N_s k_B)`` into the species
+        #: temperature with its own degrees of freedom, for :func:`equipartition`
+        self.species_scale = {
+            symbol: (3.0 * float(mask.sum()) / self.species_dof[symbol])
+            if self.species_dof[symbol] > 0
+            else 0.0
+            for symbol, mask in self._masks.items()
         }
 
     @property
@@ -95,6 +129,81 @@ class Monitor:
                 f"runaway: temperature {row['temperature_K']:.0f} K above the bound "
                 f"{bound:.0f} K at step {row['step']} (t = {row['time_fs']:.1f} fs)"
             )
+
+
+def species_degrees_of_freedom(
+    atoms, momentum_conserved: bool = True
+) -> Dict[str, float]:
+    """Kinetic degrees of freedom of each species: ``3 N_s`` (free atoms: those not
+    held by ``FixAtoms``) less the species' share of the centre-of-mass motion,
+    ``3 M_s / M``, when the total momentum is conserved (NVE, SVR; ``FixCom``).
+
+    Their sum is the ``3N - 3`` of the total temperature. Without the correction,
+    a species of heavy atoms looks colder than the rest in a small system (8 waters
+    at zero total momentum: oxygen 11% below the target).
+    """
+    from ase.constraints import FixAtoms, FixCom
+
+    numbers = atoms.numbers
+    free = np.ones(len(atoms), dtype=bool)
+    com = momentum_conserved
+    for constraint in atoms.constraints:
+        if isinstance(constraint, FixAtoms):
+            free[constraint.index] = False
+            com = False  # pinned atoms take the momentum
+    if any(isinstance(c, FixCom) for c in atoms.constraints):
+        com = True
+    masses = atoms.get_masses()
+    total = float(masses[free].sum())
+    dof = {}
+    for z in sorted(set(int(z) for z in numbers)):
+        mask = (numbers == z) & free
+        value = 3.0 * float(mask.sum())
+        if com and total > 0:
+            value -= 3.0 * float(masses[mask].sum()) / total
+        dof[chemical_symbols[z]] = value
+    return dof
+
+
+def block_average(
+    values: Sequence[float], min_blocks: int = 8
+) -> Tuple[float, float, int]:
+    """Mean of correlated samples with its standard error, by blocking (Flyvbjerg and
+    Petersen, J. Chem. Phys. 91, 461 (1989)).
+
+    The series is halved repeatedly (neighbouring samples averaged) while at least
+    ``min_blocks`` blocks remain; the error is taken at the first block size ``B``
+    that satisfies ``B^3 > 2 n (s_B / s_1)^4`` (Lee et al., Phys. Rev. E 83, 066706
+    (2011); ``s_B``: standard error with blocks of ``B``, ``n`` samples), where the
+    blocks are longer than the correlation time. When no block size does (too short a
+    series), the largest standard error of all levels is returned: the safe side.
+
+    :return: ``(mean, error, n_blocks)``; ``error`` is ``nan`` with fewer than
+        ``2 min_blocks`` samples (``n_blocks`` is then the number of samples).
+    """
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = float(x.mean())
+    if n < 2 * min_blocks:
+        return mean, math.nan, n
+    levels = []  # (block size, number of blocks, standard error)
+    data, size = x, 1
+    while len(data) >= min_blocks:
+        count = len(data)
+        levels.append((size, count, float(np.std(data, ddof=1) / math.sqrt(count))))
+        data = data[: count - count % 2]
+        data = 0.5 * (data[0::2] + data[1::2])
+        size *= 2
+    first = levels[0][2]
+    if first == 0.0:
+        return mean, 0.0, n
+    for size, count, error in levels:
+        if size**3 > 2.0 * n * (error / first) ** 4:
+            return mean, error, count
+    size, count, error = max(levels, key=lambda level: level[2])
+    return mean, error, count
 
 
 def _linear_fit(x: np.ndarray, y: np.ndarray) -> Dict[str, Optional[float]]:
@@ -156,3 +265,254 @@ def summarise(
         if target_temperature_K is not None:
             summary[f"deviation_{key}"] = mean - float(target_temperature_K)
     return summary
+
+
+def equipartition(
+    rows: List[Dict[str, float]],
+    target_temperature_K: Optional[float] = None,
+    species_scale: Optional[Mapping[str, float]] = None,
+    equilibration: float = EQUILIBRATION_FRACTION,
+    sigma: float = RESOLVED_SIGMA,
+    min_records: int = MIN_RECORDS,
+) -> Dict[str, Any]:
+    """Is the kinetic energy shared evenly between species (and is the target held)?
+
+    The records after the first ``equilibration`` fraction of the run are analysed
+    with :func:`block_average`: the overall temperature, each species' temperature
+    and, for every pair of species, the difference of their temperatures (its own
+    series: the fluctuations both species share, such as a global thermostat's
+    rescaling, cancel in it).
+
+    :param rows: records of a :class:`Monitor`.
+    :param target_temperature_K: the thermostat target, if any.
+    :param species_scale: :attr:`Monitor.species_scale`: corrects each species'
+        temperature for its share of the centre-of-mass motion (default: none).
+    :param equilibration: fraction of the records left out at the start.
+    :param sigma: a difference is resolved beyond ``sigma`` standard errors.
+    :param min_records: fewest analysed records for a verdict.
+    :return: a JSON-ready dictionary: ``temperature`` (``mean``, ``error``,
+        ``n_blocks``, and with a target ``target``, ``deviation``, ``sigma``,
+        ``resolved``), ``species`` (``{symbol: {mean, error, n_blocks}}``),
+        ``splits`` (``{"A-B": {difference, error, sigma, resolved}}``, ``T_A - T_B``),
+        ``max_split_K`` / ``max_split_error_K`` / ``max_split_pair`` (the largest
+        difference), ``resolved`` (some split is resolved; ``None`` when there are
+        too few records or a single species), ``n_records``,
+        ``equilibration_fraction``, ``sigma_threshold``; temperatures in K.
+    """
+    start = int(math.floor(equilibration * len(rows)))
+    analysed = rows[start:]
+    result: Dict[str, Any] = {
+        "equilibration_fraction": float(equilibration),
+        "n_records": len(analysed),
+        "sigma_threshold": float(sigma),
+        "species": {},
+        "splits": {},
+        "max_split_K": None,
+        "max_split_error_K": None,
+        "max_split_pair": None,
+        "resolved": None,
+    }
+    enough = len(analysed) >= max(min_records, 2)
+
+    def verdict(value: float, error: float) -> Dict[str, Any]:
+        if not (enough and math.isfinite(error)):
+            return {"sigma": None, "resolved": None}
+        if error == 0.0:  # a constant series: nothing to resolve
+            return {"sigma": None, "resolved": False}
+        ratio = abs(value) / error
+        return {"sigma": ratio, "resolved": bool(ratio > sigma)}
+
+    mean, error, blocks = block_average([r["temperature_K"] for r in analysed])
+    overall: Dict[str, Any] = {"mean": mean, "error": _finite(error)}
+    overall["n_blocks"] = blocks
+    if target_temperature_K is not None:
+        deviation = mean - float(target_temperature_K)
+        overall.update(target=float(target_temperature_K), deviation=deviation)
+        overall.update(verdict(deviation, error))
+    result["temperature"] = overall
+
+    series: Dict[str, np.ndarray] = {}
+    for key in analysed[0] if analysed else []:
+        if not (key.startswith("temperature_") and key != "temperature_K"):
+            continue
+        symbol = key[len("temperature_") : -len("_K")]
+        scale = 1.0 if species_scale is None else species_scale.get(symbol, 1.0)
+        if scale <= 0:
+            continue  # no free atoms of this species
+        series[symbol] = scale * np.array([r[key] for r in analysed])
+        mean, error, blocks = block_average(series[symbol])
+        result["species"][symbol] = {
+            "mean": mean,
+            "error": _finite(error),
+            "n_blocks": blocks,
+        }
+    symbols = list(series)
+    largest = None
+    for i, first in enumerate(symbols):
+        for second in symbols[i + 1 :]:
+            difference, error, blocks = block_average(series[first] - series[second])
+            entry = {"difference": difference, "error": _finite(error)}
+            entry["n_blocks"] = blocks
+            entry.update(verdict(difference, error))
+            pair = f"{first}-{second}"
+            result["splits"][pair] = entry
+            if largest is None or abs(difference) > abs(largest[1]["difference"]):
+                largest = (pair, entry)
+    if largest is not None:
+        pair, entry = largest
+        result["max_split_K"] = abs(entry["difference"])
+        result["max_split_error_K"] = entry["error"]
+        result["max_split_pair"] = pair
+        verdicts = [e["resolved"] for e in result["splits"].values()]
+        if all(v is not None for v in verdicts):
+            result["resolved"] = any(verdicts)
+    return result
+
+
+def diagnose(
+    rows: List[Dict[str, float]],
+    summary: Mapping[str, Any],
+    forces: str,
+    ensemble: str,
+    target_temperature_K: Optional[float] = None,
+    species_scale: Optional[Mapping[str, float]] = None,
+    equilibration: float = EQUILIBRATION_FRACTION,
+) -> Dict[str, Any]:
+    """Warnings about a run, each with its way out.
+
+    - thermostat (``svr``, ``langevin``): :func:`equipartition`; a warning when a
+      species split is resolved, and another when the overall mean temperature
+      misses the target beyond :data:`RESOLVED_SIGMA` standard errors;
+    - ``nve``: a warning when the conserved energy drifts beyond :data:`DRIFT_SIGMA`
+      standard errors of its fit and above :data:`DRIFT_FLOOR_MEV_PER_ATOM_PS`
+      (with at least :data:`MIN_RECORDS` records).
+
+    :param rows: records of a :class:`Monitor`.
+    :param summary: what :func:`summarise` returned for them.
+    :param forces: ``"conservative"``, ``"direct"`` or ``"mts"``.
+    :param ensemble: ``"nve"``, ``"svr"`` or ``"langevin"``.
+    :param target_temperature_K: the thermostat target.
+    :param species_scale: :attr:`Monitor.species_scale`.
+    :param equilibration: fraction of the records :func:`equipartition` leaves out.
+    :return: ``{"equipartition": ... or None, "warnings": [{"kind", "message"}]}``;
+        kinds: ``"equipartition"``, ``"thermostat_target"``, ``"energy_drift"``.
+    """
+    warnings: List[Dict[str, str]] = []
+    check = None
+    if ensemble != "nve" and rows:
+        check = equipartition(
+            rows, target_temperature_K, species_scale, equilibration=equilibration
+        )
+        if check["resolved"]:
+            resolved = [
+                (pair, entry)
+                for pair, entry in check["splits"].items()
+                if entry["resolved"]
+            ]
+            pair, entry = max(resolved, key=lambda item: item[1]["sigma"] or 0.0)
+            species = ", ".join(
+                f"{symbol} {value['mean']:.1f} +- {value['error']:.1f} K"
+                for symbol, value in check["species"].items()
+            )
+            warnings.append(
+                {
+                    "kind": "equipartition",
+                    "message": (
+                        "equipartition broken: species temperatures differ beyond "
+                        f"their error ({species}; {pair} "
+                        f"{entry['difference']:+.1f} +- {entry['error']:.1f} K, "
+                        f"{entry['sigma']:.1f} standard errors, last "
+                        f"{1 - check['equilibration_fraction']:.0%} of the run): "
+                        + _equipartition_advice(forces, ensemble)
+                    ),
+                }
+            )
+        overall = check["temperature"]
+        if overall.get("resolved"):
+            warnings.append(
+                {
+                    "kind": "thermostat_target",
+                    "message": (
+                        "the thermostat misses its target: mean temperature "
+                        f"{overall['mean']:.1f} +- {overall['error']:.1f} K against "
+                        f"{overall['target']:.1f} K ({overall['sigma']:.1f} standard "
+                        "errors): " + _target_advice(forces)
+                    ),
+                }
+            )
+    if ensemble == "nve":
+        drift = summary.get("drift_meV_per_atom_per_ps")
+        error = summary.get("drift_error_meV_per_atom_per_ps")
+        if (
+            drift is not None
+            and error is not None
+            and len(rows) >= MIN_RECORDS
+            and abs(drift) > DRIFT_SIGMA * error
+            and abs(drift) > DRIFT_FLOOR_MEV_PER_ATOM_PS
+        ):
+            warnings.append(
+                {
+                    "kind": "energy_drift",
+                    "message": (
+                        f"the conserved energy drifts by {drift:.3g} +- {error:.2g} "
+                        "meV/atom/ps, far above what the integrator allows: "
+                        + _drift_advice(forces)
+                    ),
+                }
+            )
+    return {"equipartition": check, "warnings": warnings}
+
+
+def _equipartition_advice(forces: str, ensemble: str) -> str:
+    if forces == "direct":
+        advice = (
+            "direct forces are not the gradient of an energy, and the thermostat "
+            "hides their heating but not its uneven share between species: run with "
+            "--forces mts (or conservative)"
+        )
+        if ensemble == "langevin":
+            advice += "; a shorter --tau narrows the split but slows the dynamics"
+        else:
+            advice += "; a global thermostat (svr) cannot restore equipartition"
+        return advice
+    if forces == "mts":
+        return (
+            "the outer step may be too long for this model (try --stride auto or a "
+            "shorter --timestep), or the run too short to equilibrate (run longer)"
+        )
+    return (
+        "conservative forces share energy evenly at equilibrium: the run is too "
+        "short to equilibrate (run longer), or the time step too long"
+    )
+
+
+def _target_advice(forces: str) -> str:
+    if forces == "direct":
+        return (
+            "direct forces heat the system faster than the thermostat takes the heat "
+            "out: run with --forces mts (or conservative), or use a shorter --tau"
+        )
+    if forces == "mts":
+        return (
+            "the outer step may be too long for this model (try --stride auto or a "
+            "shorter --timestep), or the run too short to equilibrate"
+        )
+    return "the time step may be too long, or the run too short to equilibrate"
+
+
+def _drift_advice(forces: str) -> str:
+    if forces == "direct":
+        return "direct forces do not conserve energy: use --forces mts"
+    if forces == "mts":
+        return (
+            "the outer step is too long for this model: try --stride auto or a "
+            "shorter --timestep"
+        )
+    return (
+        "the time step is too long for this model: try a shorter --timestep or a "
+        "larger --stride"
+    )
+
+
+def _finite(value: float) -> Optional[float]:
+    return float(value) if math.isfinite(value) else None

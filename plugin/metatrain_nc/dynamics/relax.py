@@ -6,6 +6,13 @@ Gaussian noise of standard deviation ``sigma`` A, the same displacement for ever
 mode and optimiser) is relaxed until the largest force is below ``fmax`` (eV/A) or
 ``steps`` steps have passed. With direct forces the conservative ``fmax`` at the end
 is also reported: a structure "converged" on direct forces need not be a minimum.
+
+Every relaxation says why it stopped (``stop_reason``, :func:`stop_reason`):
+``converged``; or, when it ran out of steps, what its last quarter of steps (at
+least 10) shows: ``energy_rising`` (the energy went up), ``step_collapse`` (no new
+lowest force and the steps shrank to nothing), ``force_stalled`` (no new lowest force),
+``step_limit`` (still making progress: more steps may do); ``error`` when the model
+failed or returned non-finite values.
 """
 
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -19,6 +26,84 @@ from ..force_models.loading import load_force_model
 
 OPTIMIZERS = ("LBFGS", "FIRE")
 RELAX_MODES = ("conservative", "direct")
+
+#: why a relaxation stopped, in the order they are checked
+STOP_REASONS = (
+    "converged",
+    "error",
+    "energy_rising",
+    "step_collapse",
+    "force_stalled",
+    "step_limit",
+)
+#: an energy rise counts beyond this many eV per atom
+ENERGY_RISE_EV_PER_ATOM = 1e-5
+#: steps have collapsed below this largest displacement per step (A) ...
+COLLAPSED_STEP_A = 1e-6
+#: ... or below this fraction of the largest displacement of the first steps
+COLLAPSED_STEP_FRACTION = 1e-3
+
+
+class _History:
+    """Optimiser observer: energy, largest force and largest displacement per step."""
+
+    def __init__(self, atoms: ase.Atoms):
+        self.atoms = atoms
+        self.energies: List[float] = []
+        self.fmax: List[float] = []
+        self.displacements: List[float] = []
+        self._last: Optional[np.ndarray] = None
+
+    def __call__(self) -> None:
+        forces = self.atoms.get_forces()
+        self.fmax.append(float(np.linalg.norm(forces, axis=1).max()))
+        self.energies.append(float(self.atoms.get_potential_energy()))
+        positions = self.atoms.get_positions()
+        if self._last is not None:
+            moved = np.linalg.norm(positions - self._last, axis=1).max()
+            self.displacements.append(float(moved))
+        self._last = positions
+
+
+def stop_reason(
+    converged: bool,
+    energies: Sequence[float],
+    fmax: Sequence[float],
+    displacements: Sequence[float],
+    n_atoms: int,
+) -> str:
+    """Why a relaxation stopped, from its history (one entry per optimiser step, the
+    start included; ``displacements[k]``: largest atomic displacement of step k + 1).
+
+    Without convergence the last quarter of the steps (at least 10; the window) is
+    examined, in this order: ``energy_rising`` when the energy at the end is above
+    both the lowest energy of the run and the energy at the start of the window by
+    more than :data:`ENERGY_RISE_EV_PER_ATOM` per atom; ``step_collapse`` when no
+    step of the window found a lower force than before it and its steps are below
+    :data:`COLLAPSED_STEP_A` or :data:`COLLAPSED_STEP_FRACTION` of the first steps';
+    ``force_stalled`` when no step of the window found a lower force; else
+    ``step_limit`` (the forces were still going down). ``error`` for non-finite values.
+    """
+    if converged:
+        return "converged"
+    values = np.asarray(list(energies) + list(fmax), dtype=float)
+    if len(fmax) == 0 or not np.all(np.isfinite(values)):
+        return "error"
+    if len(fmax) < 3:
+        return "step_limit"
+    window = min(max(10, len(fmax) // 4), len(fmax) - 1)
+    start = len(fmax) - 1 - window
+    tolerance = ENERGY_RISE_EV_PER_ATOM * max(n_atoms, 1)
+    end = energies[-1]
+    if end > min(energies) + tolerance and end > energies[start] + tolerance:
+        return "energy_rising"
+    if min(fmax[start + 1 :]) < min(fmax[: start + 1]):
+        return "step_limit"
+    recent = displacements[start:]
+    early = max(displacements[:window]) if displacements else 0.0
+    if recent and max(recent) < max(COLLAPSED_STEP_A, COLLAPSED_STEP_FRACTION * early):
+        return "step_collapse"
+    return "force_stalled"
 
 
 def _optimizer(name: str):
@@ -50,10 +135,12 @@ def relaxation_check(
     :param sigma: standard deviation (A) of the random displacement (0: none).
     :param seed: seed of the displacements.
     :param progress: called after each relaxation.
-    :return: ``{"records": [...], "fractions": {mode: {optimizer: fraction}}}``;
-        each record has ``structure``, ``forces``, ``optimizer``, ``converged``,
-        ``steps``, ``fmax_final`` (eV/A, of the driving forces),
-        ``conservative_fmax_final`` (eV/A), ``energy_final`` (eV).
+    :return: ``{"records": [...], "fractions": {mode: {optimizer: fraction}},
+        "stop_reasons": {mode: {optimizer: {reason: count}}}}``; each record has
+        ``structure``, ``forces``, ``optimizer``, ``converged``, ``stop_reason`` (see
+        :func:`stop_reason`), ``steps``, ``fmax_final`` (eV/A, of the driving forces),
+        ``fmax_lowest`` (eV/A, the lowest on the way), ``conservative_fmax_final``
+        (eV/A), ``energy_final`` (eV).
     """
     provider = load_force_model(model)
     for mode in force_modes:
@@ -104,6 +191,8 @@ def relaxation_check(
                 atoms = start.copy()
                 atoms.calc = ModelCalculator(provider, forces=mode)
                 optimizer = _optimizer(name)(atoms, logfile=None)
+                history = _History(atoms)
+                optimizer.attach(history, interval=1)
                 try:
                     converged = bool(optimizer.run(fmax=fmax, steps=steps))
                     forces = atoms.get_forces()
@@ -125,14 +214,27 @@ def relaxation_check(
                     if isinstance(error, UserInputError):
                         raise
                     converged, final, final_c, energy = False, None, None, None
+                reason = (
+                    stop_reason(
+                        converged,
+                        history.energies,
+                        history.fmax,
+                        history.displacements,
+                        len(atoms),
+                    )
+                    if final is not None
+                    else "error"
+                )
                 records.append(
                     {
                         "structure": index,
                         "forces": mode,
                         "optimizer": name,
                         "converged": converged,
+                        "stop_reason": reason,
                         "steps": int(optimizer.nsteps),
                         "fmax_final": final,
+                        "fmax_lowest": min(history.fmax) if history.fmax else None,
                         "conservative_fmax_final": final_c,
                         "energy_final": energy,
                     }
@@ -149,4 +251,13 @@ def relaxation_check(
                 if r["forces"] == mode and r["optimizer"] == name
             ]
             fractions[mode][name] = float(np.mean(selected))
-    return {"records": records, "fractions": fractions}
+    reasons: Dict[str, Dict[str, Dict[str, int]]] = {}
+    for mode in force_modes:
+        reasons[mode] = {}
+        for name in optimizers:
+            counts = {reason: 0 for reason in STOP_REASONS}
+            for record in records:
+                if record["forces"] == mode and record["optimizer"] == name:
+                    counts[record["stop_reason"]] += 1
+            reasons[mode][name] = {k: v for k, v in counts.items() if v}
+    return {"records": records, "fractions": fractions, "stop_reasons": reasons}
