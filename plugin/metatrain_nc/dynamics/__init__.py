@@ -5,7 +5,9 @@
 - :class:`ModelCalculator`, :func:`load_force_model`: re-exported from
   :mod:`metatrain_nc.force_models`, the one force-model layer;
 - :class:`Monitor`, :func:`summarise`, :class:`RunawayError`: energy and temperature
-  monitors, heating rate and drift;
+  monitors, heating rate and drift; :func:`equipartition`, :func:`block_average`:
+  per-species temperatures with block-averaged errors;
+- :func:`find_stride`: the largest MTS stride whose drift stays near conservative;
 - :func:`run_md`, :func:`relaxation_check`: the engines of ``mtt-nc md`` and
   ``mtt-nc relax``.
 
@@ -22,6 +24,10 @@ _EXPORTS = {
     "Monitor": "monitor",
     "RunawayError": "monitor",
     "summarise": "monitor",
+    "block_average": "monitor",
+    "equipartition": "monitor",
+    "find_stride": "stride",
+    "StrideScan": "stride",
     "SVRThermostat": "thermostats",
     "LangevinThermostat": "thermostats",
     "MDSettings": "md",
