@@ -13,7 +13,8 @@ metatrain ``.ckpt``, a model object, ``"module:callable"`` or an ASE ``Calculato
   ``mtt-nc antisymmetry``;
 - lower level: :func:`load_force_model` (and the layer's :class:`ForceModel`,
   :class:`StructureForces`: ``model.structure_forces(atoms, output)``),
-  :func:`exact_jacobian`, :func:`stochastic_lambda`,
+  :func:`exact_jacobian`, :func:`stochastic_lambda` (and :func:`exact_jacobians`,
+  :func:`stochastic_lambdas` for many structures, packed into few evaluations),
   :func:`finite_difference_jacobian`, :func:`finite_difference_noise`,
   :func:`rotation_loop_work`, :func:`square_loop_work`, :func:`per_atom_lambda`,
   :func:`pair_table`, :func:`bin_pairs`.
@@ -38,6 +39,8 @@ _EXPORTS = {
     "per_atom_lambda": "decompose",
     "default_fd_step": "jacobian",
     "exact_jacobian": "jacobian",
+    "exact_jacobians": "jacobian",
+    "stochastic_lambdas": "jacobian",
     "finite_difference_jacobian": "jacobian",
     "finite_difference_noise": "jacobian",
     "lambda_from_jacobian": "jacobian",

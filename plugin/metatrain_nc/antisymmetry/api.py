@@ -39,10 +39,13 @@ from .jacobian import (
     differentiable,
     exact_jacobian,
     finite_difference_noise,
+    iter_exact_jacobians,
+    iter_stochastic_lambdas,
     lambda_from_jacobian,
     stochastic_lambda,
 )
 from .loops import molecule_of, rotation_loop_work, square_loop_work
+from .packing import packed_forces
 from .settings import MAX_EXACT_ROWS, AntisymmetrySettings, canonical_output
 
 ModelLike = Union[str, os.PathLike, Any]
@@ -256,9 +259,11 @@ def evaluate(
     output = resolve_output(model, settings.output)
     stochastic = settings.stochastic
     # validate everything before any expensive work
+    force_models = []
     for index, atoms in enumerate(frames):
         model.check(atoms, f"structure {index}")
         forces = model.structure_forces(atoms, output)
+        force_models.append(forces)
         exact_rows = 3 * len(atoms) > settings.max_exact_rows
         if stochastic and not differentiable(forces):
             raise UserInputError(
@@ -286,65 +291,83 @@ def evaluate(
 
     from tqdm.auto import tqdm
 
-    results: List[StructureResult] = []
+    results: List[Optional[StructureResult]] = [None] * len(frames)
     fd_step: Optional[float] = None
     method = "stochastic" if stochastic else "exact"
+    if not stochastic and not differentiable(force_models[0]):
+        method = "finite-difference"
+        fd_step = settings.fd_step
+        if fd_step is None:
+            fd_step = default_fd_step(force_models[0])
     progress = settings.progress
-    bar = tqdm(frames, desc="structures", unit="structure", disable=not progress)
-    for index, atoms in enumerate(bar):
-        force_model = model.structure_forces(atoms, output)
-        n3 = 3 * len(atoms)
+    # forces of every head, for the chemiscope file: those of the analysed head
+    # come with the Jacobians (same forward passes), the others packed the same way
+    computed: Dict[int, np.ndarray] = {}
+    head_forces = {
+        name: packed_forces(
+            [model.structure_forces(atoms, name) for atoms in frames],
+            settings.packing,
+            settings.pack_rows,
+        )
+        for name in _available_forces(model)
+        if settings.keep_forces and (name != output or method == "finite-difference")
+    }
+    bar = tqdm(
+        total=len(frames), desc="structures", unit="structure", disable=not progress
+    )
+    if not stochastic:
+        total: Optional[int] = sum(3 * len(atoms) for atoms in frames)
+    else:
+        total = None if settings.target_error else settings.probes * len(frames)
+    inner = tqdm(
+        total=total,
+        desc={"exact": "rows", "finite-difference": "columns"}.get(method, "probes"),
+        leave=False,
+        disable=not progress,
+    )
+    packing: Dict[str, Any] = {}
+    common = dict(
+        chunk_size=settings.chunk_size,
+        progress=inner.update,
+        packing=settings.packing,
+        pack_rows=settings.pack_rows,
+        info=packing,
+        forces=computed,
+    )
+    if stochastic:
+        items = iter_stochastic_lambdas(
+            force_models,
+            probes=settings.probes,
+            seeds=[settings.seed + index for index in range(len(frames))],
+            jvp=settings.jvp,
+            target_error=settings.target_error,
+            max_probes=settings.max_probes,
+            **common,
+        )
+    else:
+        items = iter_exact_jacobians(
+            force_models,
+            max_rows=settings.max_exact_rows,
+            strategy=settings.strategy,
+            fd_step=fd_step,
+            **common,
+        )
+    for index, item in items:
+        atoms = frames[index]
+        force_model = force_models[index]
         if stochastic:
-            inner = tqdm(
-                total=settings.probes if settings.target_error is None else None,
-                desc="probes",
-                leave=False,
-                disable=not progress,
-            )
-            estimate = stochastic_lambda(
-                force_model,
-                probes=settings.probes,
-                chunk_size=settings.chunk_size,
-                seed=settings.seed + index,
-                progress=inner.update,
-                jvp=settings.jvp,
-                target_error=settings.target_error,
-                max_probes=settings.max_probes,
-            )
-            inner.close()
             result = StructureResult(
                 index=index,
                 n_atoms=len(atoms),
                 method="stochastic",
-                lambda_=estimate.value,
-                error=estimate.error,
-                probes=estimate.probes,
+                lambda_=item.value,
+                error=item.error,
+                probes=item.probes,
                 target_error=settings.target_error,
-                converged=estimate.converged,
+                converged=item.converged,
             )
         else:
-            step = None
-            if not differentiable(force_model):
-                method = "finite-difference"
-                step = settings.fd_step
-                if step is None:
-                    step = default_fd_step(force_model)
-                fd_step = step
-            inner = tqdm(
-                total=n3,
-                desc="rows" if step is None else "columns",
-                leave=False,
-                disable=not progress,
-            )
-            jacobian = exact_jacobian(
-                force_model,
-                chunk_size=settings.chunk_size,
-                max_rows=settings.max_exact_rows,
-                progress=inner.update,
-                strategy=settings.strategy,
-                fd_step=step,
-            )
-            inner.close()
+            jacobian = item
             result = StructureResult(
                 index=index,
                 n_atoms=len(atoms),
@@ -353,12 +376,12 @@ def evaluate(
                 per_atom=per_atom_lambda(jacobian),
                 pairs=pair_table(jacobian, atoms) if settings.pairs else None,
             )
-            if step is not None:
-                result.fd_step = step
+            if method == "finite-difference":
+                result.fd_step = fd_step
                 result.fd_noise = finite_difference_noise(
                     force_model,
                     jacobian,
-                    step,
+                    fd_step,
                     seed=settings.seed + index,
                     batch_size=settings.chunk_size,
                 )
@@ -394,14 +417,21 @@ def evaluate(
                 "mean_abs_work_eV": squares.mean_abs_work,
                 "max_force_floor_eV_per_A": squares.max_force_floor,
             }
-        for name in _available_forces(model):
-            head_forces = model.structure_forces(atoms, name)
-            result.forces[name] = head_forces.forces_numpy([atoms.positions])[0]
-        results.append(result)
+        for name in _available_forces(model) if settings.keep_forces else []:
+            if name in head_forces:
+                result.forces[name] = head_forces[name][index]
+            else:
+                result.forces[name] = computed[index]
+        results[index] = result
+        bar.update(1)
         bar.set_postfix(lam=f"{result.lambda_:.3g}")
+    inner.close()
     bar.close()
 
     summary = settings.summary(method, fd_step)
+    # finite differences (ASE calculators) are never packed
+    summary["packing_used"] = packing.get("packing", "single")
+    summary["forward_graphs"] = packing.get("packs")
     if stochastic and output == CONSERVATIVE:
         summary["note"] = (
             "conservative output: J is symmetric by construction, the stochastic path "
@@ -416,7 +446,7 @@ def evaluate(
         )
     return AntisymmetryReport(
         frames=frames,
-        structures=results,
+        structures=results,  # type: ignore[arg-type]
         model=model.describe(),
         output=output,
         settings=summary,

@@ -67,6 +67,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "is faster on the first chunk (auto)",
     )
     parser.add_argument(
+        "--packing",
+        default="auto",
+        choices=["auto", "packed", "single"],
+        help="structures of a model with gradients packed into one evaluation (one "
+        "backward pass: one row of each), one at a time, or whichever is faster on "
+        "the first chunk (auto)",
+    )
+    parser.add_argument(
+        "--pack-rows",
+        type=int,
+        default=3000,
+        help="largest sum of 3N over the structures of one pack (bounds memory)",
+    )
+    parser.add_argument(
         "--jvp",
         default="double-backward",
         choices=["double-backward", "finite-difference"],
@@ -147,6 +161,8 @@ def settings_from_args(args: argparse.Namespace):
         jvp=args.jvp,
         target_error=args.target_error,
         max_probes=args.max_probes,
+        packing=args.packing,
+        pack_rows=args.pack_rows,
     )
     settings.check()
     return settings
@@ -167,9 +183,13 @@ def run(args: argparse.Namespace) -> int:
     method = summary["settings"]["method"]
     step = summary["settings"]["fd_step_A"]
     how = method if step is None else f"{method}, step {step:g} A"
+    packed = ""
+    graphs = summary["settings"].get("forward_graphs")
+    if graphs is not None and graphs < summary["n_structures"]:
+        packed = f" packed into {graphs} model evaluation(s)"
     print(
         f"lambda ({report.output}, {how}) over {summary['n_structures']} "
-        f"structure(s): mean {summary['lambda_mean']:.4g}, "
+        f"structure(s){packed}: mean {summary['lambda_mean']:.4g}, "
         f"max {summary['lambda_max']:.4g}"
     )
     for structure in report.structures:

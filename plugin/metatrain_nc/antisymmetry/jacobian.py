@@ -11,13 +11,18 @@ per chunk (``torch.autograd.grad(..., is_grads_batched=True)``, peak extra memor
 passes (minimal memory). Which one is faster depends on the model: with PET on CPU the
 loop wins once TorchScript's optimizing executor is off (vmap has no fast batching rule
 for several of its operations), with small models the batched pass wins. The default
-``strategy="auto"`` times the first chunk both ways and keeps the faster one.
+``strategy="auto"`` times the first rows both ways and keeps the faster one.
 
 Stochastic path (Hutchinson): for Rademacher probes ``v`` (``E[v v^T] = I``),
 ``E ||J^T v||^2 = E ||J v||^2 = ||J||_F^2`` and
 ``E ||(J v - J^T v)/2||^2 = ||J_anti||_F^2``.
 ``J^T v`` is one VJP; ``J v`` comes from the double-backward trick
 (``J v = d/du [u^T J v]`` with ``u^T J = grad(f, r, u, create_graph=True)``).
+
+Many structures: :func:`exact_jacobians` and :func:`stochastic_lambdas` pack
+structures of one model into one forward graph, so that each backward pass gives one
+row (one probe) of every structure's Jacobian (:mod:`.packing`); the results equal
+those of one structure at a time to round-off.
 
 Models without gradients (ASE calculators, :class:`~metatrain_nc.force_models.
 FiniteDifferenceForces`): :func:`exact_jacobian` computes J by central finite
@@ -28,14 +33,16 @@ such a model does not have: :func:`stochastic_lambda` refuses it.
 """
 
 import math
+import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import UserInputError
 from ..force_models.base import StructureForces
+from .packing import PACK_ROWS, Pack, Work, run_packs
 from .settings import MAX_EXACT_ROWS, check_target
 
 #: columns recomputed with a doubled step to estimate the finite-difference error
@@ -49,6 +56,9 @@ STOCHASTIC_NEEDS_GRADIENTS = (
     "then comes from central finite differences, 6N force evaluations per structure "
     "of N atoms, up to --max-exact-rows"
 )
+
+#: rows of the batched pass timed against the loop by ``strategy="auto"``
+BATCHED_TRIAL_ROWS = 4
 
 #: fewest probes whose error bar is trusted to stop at a target error
 MIN_PROBES_FOR_TARGET = 4
@@ -83,22 +93,6 @@ def _vjp_rows(
         (grad,) = torch.autograd.grad(flat, positions, seed, retain_graph=True)
         out.append(grad.reshape(n3))
     return torch.stack(out)
-
-
-def _batched_is_faster(
-    forces: torch.Tensor, positions: torch.Tensor, rows: torch.Tensor
-) -> bool:
-    import time
-
-    start = time.perf_counter()
-    try:
-        _vjp_rows(forces, positions, rows, batched=True)
-    except RuntimeError:
-        return False
-    batched = time.perf_counter() - start
-    start = time.perf_counter()
-    _vjp_rows(forces, positions, rows, batched=False)
-    return batched < time.perf_counter() - start
 
 
 def differentiable(force_model: StructureForces) -> bool:
@@ -137,6 +131,7 @@ def exact_jacobian(
     Differentiable models: chunked vector-Jacobian products (exact). Models without
     gradients (:attr:`~metatrain_nc.force_models.StructureForces.differentiable`
     false, ASE calculators): :func:`finite_difference_jacobian` with step ``fd_step``.
+    Several structures at once: :func:`exact_jacobians`.
 
     :param force_model: forces of one structure as a function of positions.
     :param chunk_size: rows per batched backward pass (bounds memory); columns per
@@ -147,51 +142,197 @@ def exact_jacobian(
         per row) or ``"auto"`` (time the first chunk both ways, keep the faster).
     :param fd_step: finite-difference step (A); default :func:`default_fd_step`.
     """
+    return exact_jacobians(
+        [force_model],
+        chunk_size=chunk_size,
+        max_rows=max_rows,
+        progress=progress,
+        strategy=strategy,
+        fd_step=fd_step,
+        packing="single",
+    )[0]
+
+
+def exact_jacobians(
+    force_models: Sequence[StructureForces], **options: Any
+) -> List[np.ndarray]:
+    """The Jacobians of several structures, in their order (see
+    :func:`iter_exact_jacobians` for ``options``)."""
+    result: List[Optional[np.ndarray]] = [None] * len(force_models)
+    for index, jacobian in iter_exact_jacobians(force_models, **options):
+        result[index] = jacobian
+    return result  # type: ignore[return-value]
+
+
+def _check_exact_rows(force_model: StructureForces, max_rows: int) -> None:
+    n3 = 3 * force_model.n_atoms
+    if n3 <= max_rows:
+        return
+    if not differentiable(force_model):
+        raise UserInputError(
+            f"structure with {force_model.n_atoms} atoms needs {2 * n3} force "
+            f"evaluations (central differences) and a {n3}x{n3} Jacobian, more "
+            f"than the exact limit ({max_rows} rows); raise --max-exact-rows (the "
+            "stochastic estimator needs a model with gradients)"
+        )
+    raise UserInputError(
+        f"structure with {force_model.n_atoms} atoms needs {n3} backward passes "
+        f"and a {n3}x{n3} Jacobian, more than the exact limit ({max_rows} rows); "
+        "use the stochastic estimator (--stochastic) or raise --max-exact-rows"
+    )
+
+
+def iter_exact_jacobians(
+    force_models: Sequence[StructureForces],
+    chunk_size: int = 16,
+    max_rows: int = MAX_EXACT_ROWS,
+    progress: Optional[Callable[[int], None]] = None,
+    strategy: str = "auto",
+    fd_step: Optional[float] = None,
+    packing: str = "auto",
+    pack_rows: int = PACK_ROWS,
+    info: Optional[dict] = None,
+    forces: Optional[Dict[int, np.ndarray]] = None,
+) -> Iterator[Tuple[int, np.ndarray]]:
+    """``(index, J)`` for every structure (J: (3N, 3N), eV/A^2), pack by pack.
+
+    Structures of a model with gradients are packed (:mod:`.packing`): up to
+    ``pack_rows`` rows share one forward graph and each backward pass gives one row
+    of every structure's Jacobian; ``packing`` is ``"auto"`` (packed if timing the
+    first chunk says it is not slower), ``"packed"`` or ``"single"``. Results are the
+    same to round-off. Models without gradients: :func:`finite_difference_jacobian`,
+    one structure at a time. Other parameters: see :func:`exact_jacobian`.
+
+    :param info: filled with the packing used and the number of forward graphs.
+    :param forces: filled with the forces (eV/A, (N, 3)) at the reference positions
+        of each structure with gradients (index -> array), from the forward passes
+        already made.
+    """
     if strategy not in ("auto", "batched", "loop"):
         raise ValueError(f"unknown strategy '{strategy}'")
-    n3 = 3 * force_model.n_atoms
-    if not differentiable(force_model):
-        if n3 > max_rows:
-            raise UserInputError(
-                f"structure with {force_model.n_atoms} atoms needs {2 * n3} force "
-                f"evaluations (central differences) and a {n3}x{n3} Jacobian, more "
-                f"than the exact limit ({max_rows} rows); raise --max-exact-rows (the "
-                "stochastic estimator needs a model with gradients)"
-            )
-        return finite_difference_jacobian(
-            force_model,
-            delta=default_fd_step(force_model) if fd_step is None else fd_step,
-            batch_size=chunk_size,
-            progress=progress,
+    for force_model in force_models:
+        _check_exact_rows(force_model, max_rows)
+    exact = [i for i, f in enumerate(force_models) if differentiable(f)]
+    for index, force_model in enumerate(force_models):
+        if differentiable(force_model):
+            continue
+        yield (
+            index,
+            finite_difference_jacobian(
+                force_model,
+                delta=default_fd_step(force_model) if fd_step is None else fd_step,
+                batch_size=chunk_size,
+                progress=progress,
+            ),
         )
-    if n3 > max_rows:
-        raise UserInputError(
-            f"structure with {force_model.n_atoms} atoms needs {n3} backward passes "
-            f"and a {n3}x{n3} Jacobian, more than the exact limit ({max_rows} rows); "
-            "use the stochastic estimator (--stochastic) or raise --max-exact-rows"
-        )
-    positions = force_model.positions.clone().requires_grad_(True)
-    conservative = force_model.output == "conservative"
-    forces = force_model.forces(positions, create_graph=conservative)
-    jacobian = torch.empty(n3, n3, dtype=force_model.dtype)
-    use_batched = strategy != "loop"
-    for start in range(0, n3, chunk_size):
-        rows = torch.arange(start, min(start + chunk_size, n3))
-        if strategy == "auto" and start == 0 and n3 > chunk_size:
-            use_batched = _batched_is_faster(forces, positions, rows)
-        if use_batched:
-            try:
-                block = _vjp_rows(forces, positions, rows, batched=True)
-            except RuntimeError:
-                # some custom operations have no batching rule: fall back to a loop
-                use_batched = False
-                block = _vjp_rows(forces, positions, rows, batched=False)
+    if not exact:
+        return
+    models = [force_models[i] for i in exact]
+    works = [_ExactWork(3 * f.n_atoms, f.dtype, chunk_size) for f in models]
+
+    def step(pack: Pack, pack_works: List[Work]) -> int:
+        return _exact_step(pack, pack_works, chunk_size, strategy)  # type: ignore
+
+    conservative = models[0].output == "conservative"
+    for k in run_packs(
+        models,
+        works,
+        step,
+        packing=packing,
+        pack_rows=pack_rows,
+        create_graph=conservative,
+        progress=progress,
+        info=info,
+    ):
+        if forces is not None:
+            forces[exact[k]] = works[k].forces
+        yield exact[k], works[k].jacobian.numpy().astype(np.float64)
+        works[k].jacobian = None  # free it once handed over
+
+
+def _keep_forces(pack: Pack, works: Sequence[Work]) -> None:
+    """Keep each structure's forces at its reference positions (the pack's forward
+    pass computed them), so that nobody evaluates them again."""
+    for s, work in enumerate(works):
+        if work.forces is None:
+            part = pack.flat[pack.offsets[s] : pack.offsets[s + 1]]
+            work.forces = part.detach().to(torch.float64).numpy().reshape(-1, 3)
+
+
+class _ExactWork(Work):
+    """Rows of one structure's Jacobian, filled a chunk at a time."""
+
+    def __init__(self, n3: int, dtype: torch.dtype, chunk_size: int):
+        self.n3 = n3
+        self.dtype = dtype
+        self.chunk_size = chunk_size
+        self.jacobian = torch.empty(n3, n3, dtype=dtype)
+        self.next = 0
+
+    def done(self) -> bool:
+        return self.next >= self.n3
+
+    def fresh(self) -> "_ExactWork":
+        return _ExactWork(self.n3, self.dtype, self.chunk_size)
+
+    def chunks(self) -> int:
+        return -(-self.n3 // self.chunk_size)
+
+
+def _exact_step(
+    pack: Pack, works: List[_ExactWork], chunk_size: int, strategy: str
+) -> int:
+    """The next ``chunk_size`` rows of every structure of ``pack``.
+
+    ``strategy="auto"`` for one structure with more than one chunk: the first
+    chunk runs as a loop of backward passes and the next
+    :data:`BATCHED_TRIAL_ROWS` rows as one batched pass, both timed; the faster way
+    per row is kept for the rest (no row is computed twice, and a slow batched pass
+    costs a few rows only). A pack of several structures uses the loop: packing
+    already removes the per-call overhead that a batched pass amortizes (for PET,
+    batched passes over a pack of 100 ethanol molecules were 2x slower per row).
+    """
+    starts = [w.next for w in works]
+    count = min(chunk_size, max(w.n3 - w.next for w in works))
+    _keep_forces(pack, works)
+    if pack.batched is None and strategy == "auto" and len(pack) > 1:
+        pack.batched = False
+    if pack.batched is None and (
+        strategy != "auto" or max(w.n3 for w in works) <= chunk_size
+    ):
+        pack.batched = strategy != "loop"
+    if pack.batched is None and "loop_seconds" not in pack.extra:
+        start = time.perf_counter()
+        block = pack.rows(starts, count, batched=False)
+        pack.extra["loop_seconds"] = (time.perf_counter() - start) / count
+    elif pack.batched is None:
+        count = min(count, BATCHED_TRIAL_ROWS)
+        start = time.perf_counter()
+        try:
+            block = pack.rows(starts, count, batched=True)
+        except RuntimeError:
+            pack.batched = False
+            block = pack.rows(starts, count, batched=False)
         else:
-            block = _vjp_rows(forces, positions, rows, batched=False)
-        jacobian[rows] = block.detach()
-        if progress is not None:
-            progress(len(rows))
-    return jacobian.numpy().astype(np.float64)
+            per_row = (time.perf_counter() - start) / count
+            pack.batched = per_row < pack.extra["loop_seconds"]
+    elif pack.batched:
+        try:
+            block = pack.rows(starts, count, batched=True)
+        except RuntimeError:
+            # some custom operations have no batching rule: fall back to a loop
+            pack.batched = False
+            block = pack.rows(starts, count, batched=False)
+    else:
+        block = pack.rows(starts, count, batched=False)
+    done = 0
+    for work, rows in zip(works, block, strict=True):
+        k = max(0, min(count, work.n3 - work.next))
+        if k:
+            work.jacobian[work.next : work.next + k] = rows[:k].detach()
+            work.next += k
+            done += k
+    return done
 
 
 def finite_difference_jacobian(
@@ -341,6 +482,8 @@ def stochastic_lambda(
 ) -> StochasticLambda:
     """Random-probe estimate of lambda with a standard error (see module docstring).
 
+    Several structures at once (packed like the exact path): :func:`stochastic_lambdas`.
+
     :param probes: number of Rademacher probes (the error falls like 1/sqrt(probes));
         the minimum when ``target_error`` is given.
     :param target_error: keep adding chunks of probes until the relative standard
@@ -358,107 +501,242 @@ def stochastic_lambda(
     :param fd_step: ``h`` in A for the finite-difference JVP (default 1e-3 in float64,
         1e-2 in float32).
     """
+    return stochastic_lambdas(
+        [force_model],
+        probes=probes,
+        chunk_size=chunk_size,
+        seeds=[seed],
+        progress=progress,
+        batched=batched,
+        jvp=jvp,
+        fd_step=fd_step,
+        target_error=target_error,
+        max_probes=max_probes,
+        packing="single",
+    )[0]
+
+
+def stochastic_lambdas(
+    force_models: Sequence[StructureForces], **options: Any
+) -> List[StochasticLambda]:
+    """Stochastic estimates for several structures, in their order (see
+    :func:`iter_stochastic_lambdas` for ``options``)."""
+    result: List[Optional[StochasticLambda]] = [None] * len(force_models)
+    for index, estimate in iter_stochastic_lambdas(force_models, **options):
+        result[index] = estimate
+    return result  # type: ignore[return-value]
+
+
+def iter_stochastic_lambdas(
+    force_models: Sequence[StructureForces],
+    probes: int = 32,
+    chunk_size: int = 8,
+    seeds: Optional[Sequence[int]] = None,
+    progress: Optional[Callable[[int], None]] = None,
+    batched: bool = False,
+    jvp: str = "double-backward",
+    fd_step: Optional[float] = None,
+    target_error: Optional[float] = None,
+    max_probes: int = 1024,
+    packing: str = "auto",
+    pack_rows: int = PACK_ROWS,
+    info: Optional[dict] = None,
+    forces: Optional[Dict[int, np.ndarray]] = None,
+) -> Iterator[Tuple[int, StochasticLambda]]:
+    """``(index, estimate)`` for every structure, pack by pack.
+
+    Structures are packed as in :func:`iter_exact_jacobians`: one backward pass
+    gives ``J^T v`` (and one more ``J v``) for one probe of every structure of the
+    pack. Each structure draws its probes from its own generator
+    (``seeds[k]``, default ``0, 1, 2...``) in the same order packed or not, so the
+    results agree to round-off. The finite-difference JVP is not packed. ``info``
+    and ``forces``: see :func:`iter_exact_jacobians`; other parameters: see
+    :func:`stochastic_lambda`.
+    """
     if jvp not in ("double-backward", "finite-difference"):
         raise ValueError(f"unknown jvp method '{jvp}'")
-    if not differentiable(force_model):
-        raise UserInputError(STOCHASTIC_NEEDS_GRADIENTS)
+    for force_model in force_models:
+        if not differentiable(force_model):
+            raise UserInputError(STOCHASTIC_NEEDS_GRADIENTS)
     check_target(target_error, probes, max_probes)
+    if not force_models:
+        return
+    seeds = list(range(len(force_models))) if seeds is None else list(seeds)
     finite_difference = jvp == "finite-difference"
+    conservative = force_models[0].output == "conservative"
+    works = [
+        _ProbeWork(
+            3 * f.n_atoms, f.dtype, s, probes, chunk_size, target_error, max_probes
+        )
+        for f, s in zip(force_models, seeds, strict=True)
+    ]
+
+    def step(pack: Pack, pack_works: List[Work]) -> int:
+        return _probe_step(
+            pack,
+            pack_works,  # type: ignore[arg-type]
+            batched=batched,
+            finite_difference=finite_difference,
+            fd_step=fd_step,
+        )
+
+    for k in run_packs(
+        force_models,
+        works,
+        step,
+        packing="single" if finite_difference else packing,
+        pack_rows=pack_rows,
+        create_graph=not finite_difference or conservative,
+        progress=progress,
+        info=info,
+    ):
+        if forces is not None:
+            forces[k] = works[k].forces
+        yield k, works[k].result()
+
+
+class _ProbeWork(Work):
+    """Probes of one structure: its generator and the squared norms so far."""
+
+    def __init__(
+        self,
+        n3: int,
+        dtype: torch.dtype,
+        seed: int,
+        probes: int,
+        chunk_size: int,
+        target_error: Optional[float],
+        max_probes: int,
+    ):
+        self.args = (n3, dtype, seed, probes, chunk_size, target_error, max_probes)
+        self.n3 = n3
+        self.dtype = dtype
+        self.probes = probes
+        self.chunk_size = chunk_size
+        self.target_error = target_error
+        self.max_probes = max_probes
+        self.generator = torch.Generator().manual_seed(seed)
+        self.anti_sq: List[float] = []
+        self.full_sq: List[float] = []
+        self.count = 0
+
+    def fresh(self) -> "_ProbeWork":
+        return _ProbeWork(*self.args)
+
+    def chunks(self) -> int:
+        return -(-self.probes // self.chunk_size)
+
+    def done(self) -> bool:
+        if self.count < self.probes:
+            return False
+        if self.target_error is None or self.count >= self.max_probes:
+            return True
+        if self.count < MIN_PROBES_FOR_TARGET:
+            return False  # an error bar from 2-3 probes is itself too noisy
+        value, error = ratio_estimate(np.array(self.anti_sq), np.array(self.full_sq))
+        return relative_error(value, error) <= self.target_error
+
+    def next_chunk(self) -> int:
+        """Probes of the next chunk: up to the minimum, then a chunk at a time until
+        the target error (0 when done)."""
+        if self.done():
+            return 0
+        if self.count < self.probes:
+            return min(self.chunk_size, self.probes - self.count)
+        return min(self.chunk_size, self.max_probes - self.count)
+
+    def result(self) -> StochasticLambda:
+        value, error = ratio_estimate(np.array(self.anti_sq), np.array(self.full_sq))
+        result = StochasticLambda(
+            value=value,
+            error=error,
+            probes=self.count,
+            anti_sq=self.anti_sq,
+            full_sq=self.full_sq,
+            anti_norm_sq=float(np.mean(self.anti_sq)),
+            jacobian_norm_sq=float(np.mean(self.full_sq)),
+            target_error=self.target_error,
+        )
+        if self.target_error is not None:
+            result.converged = (
+                self.count >= MIN_PROBES_FOR_TARGET
+                and result.relative_error <= self.target_error
+            )
+        return result
+
+
+def _probe_step(
+    pack: Pack,
+    works: List[_ProbeWork],
+    batched: bool,
+    finite_difference: bool,
+    fd_step: Optional[float],
+) -> int:
+    """One chunk of probes of every unfinished structure of ``pack``."""
+    _keep_forces(pack, works)
+    symmetric = pack.models[0].output == "conservative"  # J = J^T: skip the JVP
+    if "jt_u" not in pack.extra:
+        # u is a dummy cotangent: g(u) = J^T u is linear in u, d(g . v)/du = J v
+        u = torch.zeros(pack.total, dtype=pack.dtype, requires_grad=True)
+        jt_u = u
+        if not symmetric and not finite_difference:
+            grads = torch.autograd.grad(pack.flat, pack.positions, u, create_graph=True)
+            jt_u = torch.cat([g.reshape(-1) for g in grads])
+        pack.extra["u"], pack.extra["jt_u"] = u, jt_u
+        pack.batched = batched
+    u, jt_u = pack.extra["u"], pack.extra["jt_u"]
+    sizes = [work.next_chunk() for work in works]
+    k_max = max(sizes)
+    seeds = torch.zeros(k_max, pack.total, dtype=pack.dtype)
+    probes = []
+    for s, (work, k) in enumerate(zip(works, sizes, strict=True)):
+        if k == 0:
+            probes.append(None)
+            continue
+        signs = torch.randint(0, 2, (k, work.n3), generator=work.generator)
+        v = (2.0 * signs - 1.0).to(work.dtype)
+        seeds[:k, pack.offsets[s] : pack.offsets[s + 1]] = v
+        probes.append(v)
+    jtv = jv = None
+    if pack.batched:
+        try:
+            jtv = pack.vjp(pack.flat, pack.positions, seeds, batched=True)
+            if not (symmetric or finite_difference):
+                jv = pack.vjp(jt_u, [u], seeds, batched=True)
+        except RuntimeError:
+            pack.batched = False
+    if not pack.batched:
+        jtv = pack.vjp(pack.flat, pack.positions, seeds, batched=False)
+        if not (symmetric or finite_difference):
+            jv = pack.vjp(jt_u, [u], seeds, batched=False)
+    if jv is None:
+        jv = jtv  # J = J^T, or replaced below by finite differences
+    jtv_parts, jv_parts = pack.split(jtv), pack.split(jv)
+    for s, (work, k, v) in enumerate(zip(works, sizes, probes, strict=True)):
+        if k == 0:
+            continue
+        a = jtv_parts[s][:k].detach().double()
+        b = jv_parts[s][:k].detach().double()
+        if finite_difference and not symmetric:
+            b = _finite_difference_jvp(pack.models[s], v, fd_step)
+        work.anti_sq.extend((0.25 * ((b - a) ** 2).sum(dim=1)).tolist())
+        work.full_sq.extend((0.5 * ((b**2).sum(dim=1) + (a**2).sum(dim=1))).tolist())
+        work.count += k
+    return sum(sizes)
+
+
+def _finite_difference_jvp(
+    force_model: StructureForces, v: torch.Tensor, fd_step: Optional[float]
+) -> torch.Tensor:
+    """``J v`` for probes ``v`` (k, 3N) by central differences, float64."""
     if fd_step is None:
         fd_step = 1e-3 if force_model.dtype == torch.float64 else 1e-2
-    generator = torch.Generator().manual_seed(seed)
-    positions = force_model.positions.clone().requires_grad_(True)
-    forces = force_model.forces(
-        positions,
-        create_graph=not finite_difference or force_model.output == "conservative",
-    )
-    flat = forces.reshape(-1)
-    n3 = flat.numel()
-    anti_sq: List[float] = []
-    full_sq: List[float] = []
-    # u is a dummy cotangent: g(u) = J^T u is linear in u, d(g . v)/du = J v
-    u = torch.zeros(n3, dtype=force_model.dtype, requires_grad=True)
-    jt_u = u
-    if force_model.output != "conservative" and not finite_difference:
-        (jt_u,) = torch.autograd.grad(flat, positions, u, create_graph=True)
-        jt_u = jt_u.reshape(-1)
-
-    def enough(done: int) -> bool:
-        if done < probes:
-            return False
-        if target_error is None or done >= max_probes:
-            return True
-        if done < MIN_PROBES_FOR_TARGET:
-            return False  # an error bar from 2-3 probes is itself too noisy
-        value, error = ratio_estimate(np.array(anti_sq), np.array(full_sq))
-        return relative_error(value, error) <= target_error
-
-    done = 0
-    while not enough(done):
-        # up to the minimum, then a chunk at a time until the target error
-        k = min(chunk_size, probes - done if done < probes else max_probes - done)
-        signs = torch.randint(0, 2, (k, n3), generator=generator)
-        v = (2.0 * signs - 1.0).to(force_model.dtype)
-        jtv = jv = None
-        symmetric = force_model.output == "conservative"  # J = J^T: skip the JVP
-        if batched:
-            try:
-                (jtv,) = torch.autograd.grad(
-                    flat, positions, v, retain_graph=True, is_grads_batched=True
-                )
-                if symmetric or finite_difference:
-                    jv = jtv  # replaced below for finite differences
-                else:
-                    (jv,) = torch.autograd.grad(
-                        jt_u, u, v, retain_graph=True, is_grads_batched=True
-                    )
-            except RuntimeError:
-                batched = False
-        if not batched:
-            jtv_list, jv_list = [], []
-            for row in v:
-                (a,) = torch.autograd.grad(flat, positions, row, retain_graph=True)
-                if symmetric or finite_difference:
-                    b = a  # replaced below for finite differences
-                else:
-                    (b,) = torch.autograd.grad(jt_u, u, row, retain_graph=True)
-                jtv_list.append(a)
-                jv_list.append(b)
-            jtv = torch.stack(jtv_list)
-            jv = torch.stack(jv_list)
-        if finite_difference and not symmetric:
-            reference = force_model.positions.detach().numpy()
-            displaced = []
-            for row in v.numpy():
-                step = fd_step * row.reshape(-1, 3)
-                displaced += [reference + step, reference - step]
-            f = force_model.forces_numpy(displaced, batch_size=2)
-            jv = torch.stack(
-                [
-                    torch.from_numpy((f[2 * i] - f[2 * i + 1]).reshape(-1))
-                    for i in range(k)
-                ]
-            ) / (2.0 * fd_step)
-        jtv = jtv.reshape(k, n3).detach().double()
-        jv = jv.reshape(k, n3).detach().double()
-        anti_sq.extend((0.25 * ((jv - jtv) ** 2).sum(dim=1)).tolist())
-        full_sq.extend((0.5 * ((jv**2).sum(dim=1) + (jtv**2).sum(dim=1))).tolist())
-        done += k
-        if progress is not None:
-            progress(k)
-    value, error = ratio_estimate(np.array(anti_sq), np.array(full_sq))
-    result = StochasticLambda(
-        value=value,
-        error=error,
-        probes=done,
-        anti_sq=anti_sq,
-        full_sq=full_sq,
-        anti_norm_sq=float(np.mean(anti_sq)),
-        jacobian_norm_sq=float(np.mean(full_sq)),
-        target_error=target_error,
-    )
-    if target_error is not None:
-        result.converged = (
-            done >= MIN_PROBES_FOR_TARGET and result.relative_error <= target_error
-        )
-    return result
+    reference = force_model.positions.detach().numpy()
+    displaced = []
+    for row in v.numpy():
+        step = fd_step * row.reshape(-1, 3)
+        displaced += [reference + step, reference - step]
+    f = force_model.forces_numpy(displaced, batch_size=2)
+    return torch.stack(
+        [torch.from_numpy((f[2 * i] - f[2 * i + 1]).reshape(-1)) for i in range(len(v))]
+    ) / (2.0 * fd_step)

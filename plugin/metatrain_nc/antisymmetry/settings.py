@@ -17,6 +17,12 @@ from ..force_models.names import CONSERVATIVE, DIRECT, DIRECT_FORCE
 #: default largest 3N for the exact path (J itself is (3N)^2 floats)
 MAX_EXACT_ROWS = 3000
 
+#: default largest sum of 3N over the structures packed into one model evaluation
+PACK_ROWS = 3000
+
+#: how structures are evaluated: packed together, one at a time, or timed (auto)
+PACKING_CHOICES = ("auto", "packed", "single")
+
 
 def check_target(target_error: Optional[float], probes: int, max_probes: int) -> None:
     """Raise :class:`UserInputError` for an unusable target error or probe budget."""
@@ -81,6 +87,16 @@ class AntisymmetrySettings:
     :ivar target_error: stochastic path: add probes until the relative standard error
         of lambda is at most this, or ``max_probes`` (per structure).
     :ivar max_probes: probe budget per structure for ``target_error``.
+    :ivar packing: ``"packed"``: structures of a model with gradients share one
+        model evaluation, up to ``pack_rows`` rows (sum of 3N), and each backward
+        pass gives one row (or one probe) of every structure's Jacobian;
+        ``"single"``: one structure at a time; ``"auto"``: the first pack times
+        its first chunk both ways and the faster is kept. Results agree to
+        round-off (see :mod:`~metatrain_nc.antisymmetry.packing`).
+    :ivar pack_rows: largest sum of 3N in one pack (bounds the memory of its graph).
+    :ivar keep_forces: keep the forces of every head of each structure
+        (``StructureResult.forces``, for the chemiscope file); off saves one
+        evaluation per head other than the analysed one.
     """
 
     output: Optional[str] = None
@@ -105,6 +121,9 @@ class AntisymmetrySettings:
     jvp: str = "double-backward"
     target_error: Optional[float] = None
     max_probes: int = 1024
+    packing: str = "auto"
+    pack_rows: int = PACK_ROWS
+    keep_forces: bool = True
 
     @classmethod
     def from_overrides(
@@ -143,6 +162,12 @@ class AntisymmetrySettings:
             raise UserInputError(
                 f"unknown VJP strategy '{self.strategy}': use auto, loop or batched"
             )
+        if self.packing not in PACKING_CHOICES:
+            raise UserInputError(
+                f"unknown packing '{self.packing}': use {', '.join(PACKING_CHOICES)}"
+            )
+        if self.pack_rows < 1:
+            raise UserInputError(f"--pack-rows must be >= 1, got {self.pack_rows}")
         if self.jvp not in ("double-backward", "finite-difference"):
             raise UserInputError(
                 f"unknown JVP method '{self.jvp}': use double-backward or "
@@ -189,6 +214,8 @@ class AntisymmetrySettings:
             "max_exact_rows": self.max_exact_rows,
             "vjp_strategy": self.strategy if method == "exact" else None,
             "jvp": self.jvp if stochastic else None,
+            "packing": self.packing,
+            "pack_rows": self.pack_rows,
             "fd_step_A": fd_step,
             "float64": self.float64,
             "bin_width_A": self.bin_width,

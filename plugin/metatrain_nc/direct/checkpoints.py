@@ -4,8 +4,10 @@ A checkpoint holds two version pairs: the plugin's own (``model_ckpt_version``,
 ``trainer_ckpt_version``) and the versions of PET's checkpoint format the PET part of
 the state was written with (``pet_model_ckpt_version``, ``pet_trainer_ckpt_version``).
 Both chains are walked with :func:`upgrade`; the plugin's own update functions live
-in this module as ``model_update_vN_vN+1`` / ``trainer_update_vN_vN+1`` (none yet:
-version 1 is the first), PET's in ``metatrain.pet.checkpoints``.
+in this module as ``model_update_vN_vN+1`` / ``trainer_update_vN_vN+1``, PET's in
+``metatrain.pet.checkpoints``.
+
+Trainer versions: 1 (first); 2 adds the ``lambda_estimate`` trainer hyper.
 """
 
 import sys
@@ -52,3 +54,12 @@ def upgrade(
 def this_module() -> ModuleType:
     """This module, the home of the plugin's own update functions."""
     return sys.modules[__name__]
+
+
+def trainer_update_v1_v2(checkpoint: Dict) -> None:
+    """Version 2 adds the ``lambda_estimate`` trainer hyper (with its defaults)."""
+    from .documentation import LAMBDA_ESTIMATE_DEFAULTS
+
+    hypers = checkpoint.get("train_hypers")
+    if isinstance(hypers, dict):
+        hypers.setdefault("lambda_estimate", dict(LAMBDA_ESTIMATE_DEFAULTS))

@@ -11,12 +11,16 @@ checkpointing, distributed training). What it adds:
   ...}``) is translated into loss terms for ``non_conservative_force`` and
   ``non_conservative_stress`` (see :meth:`DirectTrainer.loss_for_routed_targets`);
 - a model of a sibling architecture (a ``pet_nc`` checkpoint fine-tuned as
-  ``pet_m``) is converted to this trainer's architecture before training.
+  ``pet_m``) is converted to this trainer's architecture before training;
+- after training (and every ``lambda_estimate.every_checkpoints`` checkpoints), lambda
+  of the direct head is estimated on validation structures, logged and stored with
+  the checkpoint and the exported model (see :mod:`.lambda_estimate`).
 """
 
 import contextlib
 import copy
 import logging
+from pathlib import Path
 from typing import Any, Dict, List, Union
 
 import torch
@@ -24,8 +28,11 @@ from metatrain.pet import Trainer as PETTrainer
 from metatrain.pet import checkpoints as pet_checkpoints
 from metatrain.pet import trainer as pet_trainer_module
 from metatrain.utils.data import Dataset
+from metatrain.utils.distributed.logging import is_main_process
 
 from .checkpoints import PET_TRAINER_VERSION_KEY, this_module, upgrade
+from .documentation import LAMBDA_ESTIMATE_DEFAULTS
+from .lambda_estimate import run_estimate, store_estimate
 from .model import DirectPET
 from .routing import ENERGY, FORCE_OUTPUT, STRESS_OUTPUT, RoutedDataset
 
@@ -122,7 +129,7 @@ def _direct_forces_in_energy_units(model: DirectPET, scale_targets: bool):
 class DirectTrainer(PETTrainer):
     """Trainer of :class:`~.model.DirectPET` models (``pet_nc`` and ``pet_m``)."""
 
-    __checkpoint_version__ = 1
+    __checkpoint_version__ = 2
     #: the model class this trainer trains (set by subclasses)
     model_class: type = DirectPET
 
@@ -230,6 +237,9 @@ class DirectTrainer(PETTrainer):
                 "energy, unit: eV, forces: {key: forces}}`, or declare a "
                 "`non_conservative_force` target. To train energies only, use `pet`."
             )
+        # a stored lambda belongs to the weights it was estimated on
+        store_estimate(model, None)
+        self._lambda_datasets = list(val_datasets)
         train_datasets = [RoutedDataset(d, routes) for d in train_datasets]
         val_datasets = [RoutedDataset(d, routes) for d in val_datasets]
 
@@ -239,12 +249,15 @@ class DirectTrainer(PETTrainer):
         self.hypers["fixed_scaling_weights"] = self.scales_for_direct_forces(
             train_datasets
         )
+        self._checkpoints_saved = 0
+        self._training = True
         try:
             with _direct_forces_in_energy_units(model, self.hypers["scale_targets"]):
                 super().train(
                     model, dtype, devices, train_datasets, val_datasets, checkpoint_dir
                 )
         finally:
+            self._training = False
             self.hypers["loss"] = user_loss
             self.hypers["fixed_scaling_weights"] = user_fixed_scales
         if routes.forces and not routes.keep_conservative:
@@ -255,6 +268,40 @@ class DirectTrainer(PETTrainer):
                 "which pet_nc never trains on forces: do not read them as the "
                 "model's forces."
             )
+        if is_main_process():
+            store_estimate(model, None)  # an intermediate one is not the best model's
+            run_estimate(
+                model,
+                self._lambda_datasets,
+                self.lambda_hypers(),
+                which="best",
+                epoch=self.best_epoch,
+                state_dict=self.best_model_state_dict,
+            )
+
+    def lambda_hypers(self) -> Dict[str, int]:
+        """``lambda_estimate`` with defaults for keys the hypers lack (hypers stored
+        by older versions)."""
+        return dict(
+            LAMBDA_ESTIMATE_DEFAULTS, **(self.hypers.get("lambda_estimate") or {})
+        )
+
+    def save_checkpoint(self, model: Any, path: Union[str, Path]) -> None:
+        """PET's checkpoint; every ``lambda_estimate.every_checkpoints``-th
+        intermediate one also estimates lambda of the current weights first and
+        stores it in the checkpoint."""
+        every = int(self.lambda_hypers()["every_checkpoints"])
+        if getattr(self, "_training", False) and every > 0:
+            self._checkpoints_saved += 1
+            if self._checkpoints_saved % every == 0:
+                run_estimate(
+                    model,
+                    self._lambda_datasets,
+                    self.lambda_hypers(),
+                    which="latest",
+                    epoch=self.epoch,
+                )
+        super().save_checkpoint(model, path)
 
     @classmethod
     def upgrade_checkpoint(cls, checkpoint: Dict) -> Dict:

@@ -237,21 +237,7 @@ class TorchForces(StructureForces):
         The result stays connected to the autograd graph of the inputs; with
         ``create_graph`` the conservative forces are themselves differentiable.
         """
-        systems = [self._system(p) for p in positions]
-        # TorchScript's optimizing executor records autodiff subgraphs whose backward
-        # is ~3x slower on CPU (measured on PET, benchmarks/antisymmetry_exact.py) and
-        # re-profiles for every new shape: the plain interpreter is faster here.
-        with torch.jit.optimized_execution(self.jit_optimized):
-            result = self.model.model(systems, self._options, check_consistency=False)
-        self.model.n_forward += 1
-        values = result[self._key].block().values
-        if self.output == CONSERVATIVE:
-            grads = torch.autograd.grad(
-                values.sum(), list(positions), create_graph=create_graph
-            )
-            self.model.n_backward += 1
-            return [-g for g in grads]
-        return list(values.reshape(-1, 3).split(self.n_atoms, dim=0))
+        return forces_of_structures([self] * len(positions), positions, create_graph)
 
     def forces(self, positions: torch.Tensor, create_graph: bool = False):
         """Forces (eV/A, shape (N, 3)) at ``positions`` (A, shape (N, 3))."""
@@ -271,3 +257,38 @@ class TorchForces(StructureForces):
                 forces = self.forces_batch(chunk, create_graph=False)
             out.extend(_numpy(f) for f in forces)
         return out
+
+
+def forces_of_structures(
+    structures: Sequence[TorchForces],
+    positions: Sequence[torch.Tensor],
+    create_graph: bool = False,
+) -> List[torch.Tensor]:
+    """Forces (eV/A) of several structures from ONE model call.
+
+    ``structures[k]`` gives species, cell and periodicity of the k-th system and
+    ``positions[k]`` (N_k x 3, A) its positions; all must be :class:`TorchForces` of
+    the same model and output. Each result stays connected to its own positions
+    (with ``create_graph``, conservative forces are differentiable once more), so
+    one backward pass through the results reaches every structure at once.
+    """
+    first = structures[0]
+    for other in structures[1:]:
+        if other.model is not first.model or other.output != first.output:
+            raise ValueError("structures evaluated together need one model and output")
+    systems = [s._system(p) for s, p in zip(structures, positions, strict=True)]
+    # TorchScript's optimizing executor records autodiff subgraphs whose backward
+    # is ~3x slower on CPU (measured on PET, benchmarks/antisymmetry_exact.py) and
+    # re-profiles for every new shape: the plain interpreter is faster here.
+    with torch.jit.optimized_execution(first.jit_optimized):
+        result = first.model.model(systems, first._options, check_consistency=False)
+    first.model.n_forward += 1
+    values = result[first._key].block().values
+    if first.output == CONSERVATIVE:
+        grads = torch.autograd.grad(
+            values.sum(), list(positions), create_graph=create_graph
+        )
+        first.model.n_backward += 1
+        return [-g for g in grads]
+    sizes = [s.n_atoms for s in structures]
+    return list(values.reshape(-1, 3).split(sizes, dim=0))

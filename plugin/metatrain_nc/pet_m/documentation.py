@@ -34,6 +34,15 @@ sliced out. When an engine hands the model a domain with ghost atoms (LAMMPS wit
 domain decomposition), "the system" is that domain: the sum is zero over local and
 ghost atoms together, and the engine's own reduction decides the rest.
 
+After training, one line of the log gives lambda of the direct head, the
+antisymmetry ratio ``||(J - J^T)/2||_F / ||J||_F`` of its force Jacobian, measured on
+the exported (best) model and up to 10 validation structures, with its error bar, the
+number of structures and the method, and says that the conservative head's lambda is
+0 by construction (its Jacobian is minus the Hessian of the energy; it is not
+computed). The value is stored in the checkpoint and in the exported model's
+metadata. See the trainer hyperparameter ``lambda_estimate`` below and
+``docs/antisymmetry.md``.
+
 The exported model has the outputs ``energy``, ``non_conservative_force`` and, for
 periodic training data, ``non_conservative_stress``. All of PET's hyperparameters are
 accepted with the same names and defaults; the additions and the trainer defaults

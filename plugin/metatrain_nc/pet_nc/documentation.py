@@ -34,6 +34,13 @@ sliced out. When an engine hands the model a domain with ghost atoms (LAMMPS wit
 domain decomposition), "the system" is that domain: the sum is zero over local and
 ghost atoms together, and the engine's own reduction decides the rest.
 
+After training, one line of the log gives lambda of the direct head, the
+antisymmetry ratio ``||(J - J^T)/2||_F / ||J||_F`` of its force Jacobian (0 for
+conservative forces), measured on the exported (best) model and up to 10 validation
+structures, with its error bar, the number of structures and the method; the value
+is stored in the checkpoint and in the exported model's metadata. See the trainer
+hyperparameter ``lambda_estimate`` below and ``docs/antisymmetry.md``.
+
 All of PET's hyperparameters are accepted with the same names and defaults; the
 additions and the trainer defaults that differ from PET are documented below.
 """
