@@ -62,6 +62,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--relax-steps", type=int, help="optimiser steps (300)")
     parser.add_argument("--fmax", type=float, help="relaxation fmax in eV/A (0.05)")
     parser.add_argument("--seed", type=int, help="seed of velocities and noise (0)")
+    paper = parser.add_argument_group(
+        "the paper's protocol (--protocol paper): Table 2 thermostats, Table 7 "
+        "relaxations; hours of CPU, resumable"
+    )
+    paper.add_argument(
+        "--protocol",
+        choices=("standard", "paper"),
+        default="standard",
+        help="'paper': NVT under Langevin tau 10/100/1000 fs and SVR tau 10 fs for "
+        "every force mode (per-species temperatures and diffusion with error bars), "
+        "relaxations at 1e-5 (gas) / 1e-4 (bulk) eV/A with L-BFGS and FIRE "
+        "(success rates with 95%% intervals); --nvt-time is the analysed part "
+        "(1000 fs), --equilibration the part before it (250 fs)",
+    )
+    paper.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a paper protocol folder from the units that finished",
+    )
+    paper.add_argument(
+        "--thermostats",
+        help="paper protocol: comma-separated ENSEMBLE:TAU_FS (default "
+        "svr:10,langevin:1000,langevin:100,langevin:10)",
+    )
+    paper.add_argument(
+        "--parts",
+        help="paper protocol: comma-separated subset of nvt, gas, bulk (relax = "
+        "gas,bulk; default: all)",
+    )
+    paper.add_argument(
+        "--gas-structures",
+        type=int,
+        help="paper protocol: molecules relaxed in the gas phase (20)",
+    )
     parser.add_argument("--energy-key", default="energy", help="energy label name")
     parser.add_argument("--forces-key", default="forces", help="forces label name")
     add_model_arguments(parser, positional=False)
@@ -101,10 +135,122 @@ def settings_from_args(args: argparse.Namespace):
     return CompareSettings(**overrides)
 
 
+#: command-line option -> PaperSettings field
+PAPER_OVERRIDES = {
+    "timestep": "timestep_fs",
+    "stride": "stride",
+    "nvt_time": "production_fs",
+    "equilibration": "equilibration_fs",
+    "temperature": "temperature_K",
+    "seed": "seed",
+    "relax_structures": "bulk_structures",
+    "relax_steps": "relax_steps",
+    "gas_structures": "gas_structures",
+}
+#: options of the standard comparison that mean nothing to the paper protocol
+STANDARD_ONLY = ("stages", "nve_time", "tau", "lambda_structures", "fmax")
+PAPER_ONLY = ("resume", "thermostats", "parts", "gas_structures")
+
+
+def parse_thermostats(text: str):
+    """``"svr:10,langevin:100"`` -> ``(("svr", 10.0), ("langevin", 100.0))``."""
+    from ..errors import UserInputError
+
+    out = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        ensemble, _, tau = item.partition(":")
+        try:
+            out.append((ensemble.strip().lower(), float(tau)))
+        except ValueError:
+            raise UserInputError(
+                f"--thermostats: '{item}' is not ENSEMBLE:TAU_FS (e.g. svr:10)"
+            ) from None
+    if not out:
+        raise UserInputError("--thermostats lists no thermostat")
+    return tuple(out)
+
+
+def paper_settings_from_args(args: argparse.Namespace):
+    from ..errors import UserInputError
+    from .paper import PaperSettings
+
+    given = [o for o in STANDARD_ONLY if getattr(args, o, None) is not None]
+    if given:
+        options = ["--" + o.replace("_", "-") for o in given]
+        raise UserInputError(
+            f"--protocol paper does not use {options}"
+            " (its thermostats, lengths and thresholds are the paper's; see --help)"
+        )
+    overrides = {
+        field: getattr(args, option)
+        for option, field in PAPER_OVERRIDES.items()
+        if getattr(args, option) is not None
+    }
+    if args.thermostats:
+        overrides["thermostats"] = parse_thermostats(args.thermostats)
+    if args.parts:
+        parts = []
+        for part in (p.strip() for p in args.parts.split(",")):
+            parts += ["gas", "bulk"] if part == "relax" else [part] if part else []
+        overrides["parts"] = tuple(parts)
+    if args.quick:
+        return PaperSettings.quick(**overrides)
+    return PaperSettings(**overrides)
+
+
+def run_paper(args: argparse.Namespace) -> int:
+    import sys
+
+    from .paper import run_paper_protocol
+
+    settings = paper_settings_from_args(args)
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    result = run_paper_protocol(
+        args.models,
+        args.structures,
+        args.output_dir,
+        settings,
+        names=names,
+        md_structure=args.md_structure,
+        md_index=args.md_index,
+        resume=args.resume,
+        force=args.force,
+        direct=args.direct,
+        device=args.device,
+    )
+    out = result["output_dir"]
+    print(
+        f"report: {out}/report.md (also report.html, report.json); "
+        f"{result['done_units']} of {result['total_units']} units done"
+    )
+    if result["failures"]:
+        print(
+            f"mtt-nc compare: {len(result['failures'])} unit(s) failed (run again "
+            "with --resume to retry them):",
+            file=sys.stderr,
+        )
+        for uid, message in result["failures"]:
+            print(f"  {uid}: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from ..errors import UserInputError
     from .run import compare
+
+    if args.protocol == "paper":
+        return run_paper(args)
+    given = [o for o in PAPER_ONLY if getattr(args, o, None) not in (None, False)]
+    if given:
+        raise UserInputError(
+            f"{['--' + o.replace('_', '-') for o in given]} belong to the paper "
+            "protocol: add --protocol paper"
+        )
 
     settings = settings_from_args(args)
     names = [n.strip() for n in args.names.split(",")] if args.names else None

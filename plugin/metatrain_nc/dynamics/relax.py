@@ -15,7 +15,8 @@ lowest force and the steps shrank to nothing), ``force_stalled`` (no new lowest 
 failed or returned non-finite values.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Sequence
+import math
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import ase
 import numpy as np
@@ -261,3 +262,28 @@ def relaxation_check(
                     counts[record["stop_reason"]] += 1
             reasons[mode][name] = {k: v for k, v in counts.items() if v}
     return {"records": records, "fractions": fractions, "stop_reasons": reasons}
+
+
+def success_interval(
+    successes: int, trials: int, z: float = 1.96
+) -> Tuple[float, float, float]:
+    """Success rate with its Wilson score interval (95% for ``z = 1.96``).
+
+    The Wilson interval stays inside [0, 1] and is not empty at 0 or ``trials``
+    successes, unlike the normal approximation (Wilson, J. Am. Stat. Assoc. 22, 209
+    (1927)).
+
+    :return: ``(rate, low, high)``, fractions.
+    :raises UserInputError: no trials, or successes outside ``[0, trials]``.
+    """
+    if trials < 1 or not 0 <= successes <= trials:
+        raise UserInputError(
+            f"a success rate needs trials >= 1 and 0 <= successes <= trials, got "
+            f"{successes} of {trials}"
+        )
+    rate = successes / trials
+    denominator = 1.0 + z * z / trials
+    centre = (rate + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials**2))
+    half /= denominator
+    return rate, max(0.0, centre - half), min(1.0, centre + half)

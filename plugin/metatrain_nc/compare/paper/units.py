@@ -1,0 +1,180 @@
+"""One unit of the paper protocol each: an NVT run, a set of relaxations.
+
+Each function returns a JSON-ready record; the runner stores it in its own file so an
+interrupted protocol resumes from the units that finished.
+"""
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import ase
+import ase.io
+import numpy as np
+
+from ..models import ModelEntry
+from .settings import PaperSettings
+
+#: a rigid translation (A) that changes no physics: the forces it changes show the
+#: model's round-off floor
+FLOOR_SHIFT_A = np.array([0.1234, -0.0567, 0.0891])
+
+
+def nvt_run(
+    entry: ModelEntry,
+    mode: str,
+    ensemble: str,
+    tau_fs: float,
+    atoms: ase.Atoms,
+    settings: PaperSettings,
+    outdir: Path,
+) -> Dict[str, Any]:
+    """Equilibration then production under one thermostat, in one MD run.
+
+    The first ``equilibration_fs`` are left out of every number: the temperatures
+    (block averages, :func:`~metatrain_nc.dynamics.monitor.equipartition`) and the
+    diffusion coefficients (:func:`~metatrain_nc.dynamics.diffusion.
+    diffusion_coefficients`) come from the production part.
+
+    :return: ``status``, the run's ``equipartition`` (temperatures, deviations from the
+        target, species splits with errors and verdicts), ``diffusion`` (per species,
+        A^2/ps), ``heating_rate_K_per_ps``, ``wall_time_s``, ``inner_steps_per_s``,
+        ``warnings`` and the run's ``folder``.
+    """
+    from ...dynamics.diffusion import diffusion_coefficients
+    from ...dynamics.md import MDSettings, run_md
+    from ...dynamics.outputs import FILES
+
+    total = settings.equilibration_fs + settings.production_fs
+    md = MDSettings(
+        forces=mode,
+        timestep_fs=settings.outer_fs,
+        stride=settings.stride,
+        steps=settings.outer_steps(total),
+        ensemble=ensemble,
+        temperature_K=settings.temperature_K,
+        tau_fs=tau_fs,
+        seed=settings.seed,
+        max_temperature_K=settings.max_temperature_K,
+        trajectory_every=settings.sample_every,
+        chemiscope=False,
+        equilibration_fraction=settings.equilibration_fs / total,
+    )
+    entry.reset_counters()
+    summary = run_md(entry.model, atoms, outdir, md)
+    record: Dict[str, Any] = {
+        "model": entry.name,
+        "mode": mode,
+        "ensemble": ensemble,
+        "tau_fs": tau_fs,
+        "status": summary["status"],
+        "message": summary.get("message"),
+        "equipartition": summary.get("equipartition"),
+        "heating_rate_K_per_ps": summary.get("heating_rate_K_per_ps"),
+        "wall_time_s": summary["wall_time_s"],
+        "inner_steps_per_s": summary["outer_steps_done"]
+        * settings.stride
+        / max(summary["wall_time_s"], 1e-9),
+        "simulated_time_ps": summary["simulated_time_ps"],
+        "warnings": summary.get("warnings", []),
+        "folder": str(outdir),
+        "diffusion": None,
+    }
+    if summary["status"] != "completed":
+        return record
+    frames = ase.io.read(outdir / FILES["trajectory"], ":")
+    production = [
+        f for f in frames if f.info["time_fs"] >= settings.equilibration_fs - 1e-6
+    ]
+    periodic = bool(production[0].pbc.all())
+    try:
+        record["diffusion"] = diffusion_coefficients(
+            np.array([f.positions for f in production]),
+            np.array([f.info["time_fs"] for f in production]) / 1000.0,
+            production[0].numbers,
+            production[0].get_masses(),
+            cell=production[0].cell.array if periodic else None,
+            segments=settings.diffusion_segments,
+        )
+    except Exception as error:  # the temperatures stand without it
+        record["diffusion_error"] = str(error)
+    return record
+
+
+def round_off_floor(entry: ModelEntry, atoms: ase.Atoms) -> Dict[str, float]:
+    """Largest change of any force component (eV/A) under a rigid translation, per
+    head: the noise floor of the model's arithmetic (float32: ~1e-5 to 1e-4 eV/A).
+
+    A relaxation threshold below it cannot be met reliably whatever the optimiser.
+    """
+    shifted = atoms.copy()
+    shifted.positions = shifted.positions + FLOOR_SHIFT_A
+    floor = {}
+    for head in entry.heads:
+        flags = {"conservative": head == "conservative", "direct": head == "direct"}
+        first = entry.model.evaluate(atoms, **flags).forces(head)
+        second = entry.model.evaluate(shifted, **flags).forces(head)
+        floor[head] = float(np.abs(np.asarray(first) - np.asarray(second)).max())
+    return floor
+
+
+def relax_set(
+    entry: ModelEntry,
+    starts: Sequence[ase.Atoms],
+    fmax: float,
+    settings: PaperSettings,
+    kind: str,
+    dtype_note: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Relax every start with every head and optimiser to ``fmax``.
+
+    :return: ``records`` (one per relaxation, with its ``stop_reason``), ``summary``
+        (per head and optimiser: successes, trials, rate and its Wilson 95% interval,
+        counts of stop reasons), ``round_off_floor_eV_per_A`` per head, and whether
+        the floor is above ``fmax``.
+    """
+    from ...dynamics.relax import relaxation_check, success_interval
+
+    floor = round_off_floor(entry, starts[0])
+    result = relaxation_check(
+        entry.model,
+        starts,
+        force_modes=entry.heads,
+        optimizers=settings.optimizers,
+        fmax=fmax,
+        steps=settings.relax_steps,
+        sigma=0.0,
+        seed=settings.seed,
+    )
+    summary: Dict[str, Dict[str, Any]] = {}
+    for head in entry.heads:
+        summary[head] = {}
+        for name in settings.optimizers:
+            records = [
+                r
+                for r in result["records"]
+                if r["forces"] == head and r["optimizer"] == name
+            ]
+            successes = sum(bool(r["converged"]) for r in records)
+            rate, low, high = success_interval(successes, len(records))
+            summary[head][name] = {
+                "successes": successes,
+                "trials": len(records),
+                "rate": rate,
+                "interval_95": [low, high],
+                "stop_reasons": result["stop_reasons"][head][name],
+                "mean_steps": float(np.mean([r["steps"] for r in records])),
+            }
+    return {
+        "model": entry.name,
+        "kind": kind,
+        "fmax_eV_per_A": fmax,
+        "max_steps": settings.relax_steps,
+        "n_structures": len(starts),
+        "n_atoms": [len(a) for a in starts],
+        "dtype": getattr(entry.model, "dtype", None),
+        "dtype_note": dtype_note,
+        "round_off_floor_eV_per_A": floor,
+        "floor_above_threshold": {h: v > fmax for h, v in floor.items()},
+        "summary": summary,
+        "records": result["records"],
+    }

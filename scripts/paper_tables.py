@@ -1,0 +1,85 @@
+"""Run (or continue) the paper protocol on the demo models: docs/paper_run/.
+
+`mtt-nc compare --protocol paper` with the pretrained demo models (PET-C, PET-NC,
+PET-M, recipes/demo/pretrained/) on the test split of the bundled water, in parts
+that each resume from the units already done (hours of CPU in all: run it in the
+background, stop it any time, run it again to continue):
+
+1. NVT under SVR tau 10 fs, every force mode (the equipartition finding);
+2. gas-phase relaxations (molecules cut out of the test structures, 1e-5 eV/A);
+3. NVT under Langevin tau 1000, 100 and 10 fs;
+4. bulk relaxations (1e-4 eV/A).
+
+The units (docs/paper_run/units/*.json) and the report are committed; the MD folders
+(docs/paper_run/runs/, trajectories) are not. docs/paper_tables.md discusses the
+result next to the paper's numbers.
+
+    python scripts/paper_tables.py            # every part, in order
+    python scripts/paper_tables.py --part 1   # one part
+"""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+
+ROOT = Path(__file__).resolve().parents[1]
+PRETRAINED = ROOT / "recipes" / "demo" / "pretrained"
+DATA = ROOT / "recipes" / "data" / "water_64h2o_40frames.xyz"
+OUT = Path("docs") / "paper_run"
+TEST = Path("docs") / "paper_run_inputs" / "water_test_split.xyz"
+
+#: the protocol's settings, the same for every part (a resume checks them)
+SETTINGS = [
+    "--timestep", "0.5",
+    "--stride", "2",
+    "--equilibration", "500",
+    "--nvt-time", "1000",
+    "--gas-structures", "20",
+    "--relax-structures", "2",
+    "--seed", "0",
+]  # fmt: skip
+PARTS = {
+    1: ["--parts", "nvt", "--thermostats", "svr:10"],
+    2: ["--parts", "gas"],
+    3: ["--parts", "nvt", "--thermostats", "langevin:1000,langevin:100,langevin:10"],
+    4: ["--parts", "bulk"],
+}
+
+
+def test_split() -> Path:
+    """The demo's test structures (recipes/demo/pretrained/test_indices.txt)."""
+    target = ROOT / TEST
+    if not target.exists():
+        frames = ase.io.read(DATA, ":")
+        indices = (PRETRAINED / "test_indices.txt").read_text().split()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ase.io.write(target, [frames[int(i)] for i in indices], format="extxyz")
+    return TEST
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", type=int, choices=sorted(PARTS), action="append")
+    args = parser.parse_args()
+    structures = test_split()
+    models = [f"recipes/demo/pretrained/{m}.ckpt" for m in ("pet_c", "pet_nc", "pet_m")]
+    mtt_nc = str(Path(sys.executable).parent / "mtt-nc")
+    for part in args.part or sorted(PARTS):
+        command = [mtt_nc, "compare", *models, "--names", "PET-C,PET-NC,PET-M"]
+        command += ["--structures", str(structures), "--protocol", "paper"]
+        command += SETTINGS + PARTS[part] + ["-o", str(OUT)]
+        if (ROOT / OUT / "protocol.json").exists():
+            command.append("--resume")
+        print(f"[paper_tables] part {part}: {' '.join(command[1:])}", flush=True)
+        status = subprocess.run(command, cwd=ROOT).returncode
+        if status != 0:
+            print(f"[paper_tables] part {part} exited with {status}", flush=True)
+            return status
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
