@@ -182,6 +182,13 @@ def test_relax(models, relaxed_ethanol, tmp_path, capsys):
     assert fractions["conservative"]["FIRE"] == 1.0
     assert fractions["direct"]["LBFGS"] == 0.0
     assert fractions["direct"]["FIRE"] == 0.0
+    # Wilson 95% intervals of 2 structures: 2/2 -> [0.34, 1], 0/2 -> [0, 0.66]
+    intervals = summary["fraction_interval_95"]
+    low, high = intervals["conservative"]["FIRE"]
+    assert high == 1.0 and 0.2 < low < 0.5
+    low, high = intervals["direct"]["LBFGS"]
+    assert low == 0.0 and 0.5 < high < 0.8
+    assert "1.00 [0.34, 1.00]" in printed and "0.00 [0.00, 0.66]" in printed
     rows = (out / "relax_results.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 2 * 2
     # bad input

@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 "seed": args.seed,
             },
             "fraction_converged": result["fractions"],
+            "fraction_interval_95": result["intervals_95"],
             "stop_reasons": result["stop_reasons"],
             "files": {"table": FILES["relax_table"], "summary": FILES["summary"]},
         }
@@ -107,11 +108,18 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         folder.discard()
         raise
-    print(f"fraction converged within {args.steps} steps (fmax {args.fmax} eV/A):")
-    print(f"{'forces':<14}" + "".join(f"{o:>10}" for o in optimizers))
+    print(
+        f"fraction converged within {args.steps} steps (fmax {args.fmax} eV/A), "
+        f"with its 95% interval ({len(frames)} structures):"
+    )
+    print(f"{'forces':<14}" + "".join(f"{o:>22}" for o in optimizers))
     for mode in modes:
-        values = result["fractions"][mode]
-        print(f"{mode:<14}" + "".join(f"{values[o]:>10.2f}" for o in optimizers))
+        cells = []
+        for name in optimizers:
+            low, high = result["intervals_95"][mode][name]
+            value = result["fractions"][mode][name]
+            cells.append(f"{value:.2f} [{low:.2f}, {high:.2f}]".rjust(22))
+        print(f"{mode:<14}" + "".join(cells))
     stalled = [
         (mode, name, counts)
         for mode, by_optimizer in result["stop_reasons"].items()

@@ -137,7 +137,9 @@ def relaxation_check(
     :param seed: seed of the displacements.
     :param progress: called after each relaxation.
     :return: ``{"records": [...], "fractions": {mode: {optimizer: fraction}},
-        "stop_reasons": {mode: {optimizer: {reason: count}}}}``; each record has
+        "intervals_95": {mode: {optimizer: [low, high]}}`` (Wilson 95% interval of
+        the fraction, see :func:`success_interval`), ``"stop_reasons": {mode:
+        {optimizer: {reason: count}}}}``; each record has
         ``structure``, ``forces``, ``optimizer``, ``converged``, ``stop_reason`` (see
         :func:`stop_reason`), ``steps``, ``fmax_final`` (eV/A, of the driving forces),
         ``fmax_lowest`` (eV/A, the lowest on the way), ``conservative_fmax_final``
@@ -261,7 +263,23 @@ def relaxation_check(
                 if record["forces"] == mode and record["optimizer"] == name:
                     counts[record["stop_reason"]] += 1
             reasons[mode][name] = {k: v for k, v in counts.items() if v}
-    return {"records": records, "fractions": fractions, "stop_reasons": reasons}
+    intervals = {
+        mode: {
+            name: list(
+                success_interval(
+                    round(fractions[mode][name] * len(starts)), len(starts)
+                )[1:]
+            )
+            for name in optimizers
+        }
+        for mode in force_modes
+    }
+    return {
+        "records": records,
+        "fractions": fractions,
+        "intervals_95": intervals,
+        "stop_reasons": reasons,
+    }
 
 
 def success_interval(
