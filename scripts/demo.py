@@ -19,11 +19,14 @@ import json
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import ase.io
 from make_demo_models import train  # scripts/ is on sys.path
+
+from metatrain_nc.compare.sections import nvt_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "recipes" / "demo"
@@ -132,9 +135,18 @@ def main() -> int:
     print()
     print(summary_table(report))
     print()
+    for paragraph in nvt_verdict(report):  # what the NVT runs resolve, plainly
+        first, rest = "[demo] NVT: ", "[demo]   "
+        print(
+            textwrap.fill(paragraph, 88, initial_indent=first, subsequent_indent=rest)
+        )
+    print()
     minutes = (time.perf_counter() - start) / 60
     print(f"[demo] done in {minutes:.1f} min; report: {out / 'report' / 'report.md'}")
-    print(f"[demo]   also {out / 'report' / 'report.html'} (figures embedded)")
+    print(
+        f"[demo]   also {out / 'report' / 'report.html'} (figures and interactive "
+        "chemiscope viewers embedded, offline)"
+    )
     return 0 if status.returncode == 0 else status.returncode
 
 

@@ -5,16 +5,21 @@ The report is a list of blocks, tuples whose first item says what they are:
 - ``("h1", text)``, ``("h2", text)``: headings;
 - ``("p", text)``: a paragraph;
 - ``("table", headers, rows)``: a table, ``rows`` a list of lists of cells;
-- ``("img", file, caption)``: a figure, ``file`` relative to the report folder.
+- ``("img", file, caption)``: a figure, ``file`` relative to the report folder;
+- ``("chemiscope", key, caption, entries)``: an interactive chemiscope viewer of the
+  datasets ``entries`` (see :mod:`.viewer`).
 
-Markdown links the figures; the HTML embeds them as base64, so it can be mailed or
-attached.
+Markdown links the figures and the chemiscope files; the HTML embeds the figures as
+base64 and the viewers with their datasets and the chemiscope script, offline, so it
+can be mailed or attached.
 """
 
 import base64
 import html
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
+
+from . import viewer
 
 Block = Tuple[Any, ...]
 
@@ -42,7 +47,21 @@ MARKDOWN: Dict[str, Callable[[Block], List[str]]] = {
     "p": lambda block: [f"{block[1]}\n"],
     "table": lambda block: markdown_table(block[1], block[2]),
     "img": lambda block: [f"![{block[2]}]({block[1]})\n"],
+    "chemiscope": lambda block: markdown_viewer(block),
 }
+
+
+def markdown_viewer(block: Block) -> List[str]:
+    """A viewer block in Markdown: links to its chemiscope files."""
+    _, _, caption, entries = block
+    links = ", ".join(
+        f"[{markdown_cell(entry[0])}]({viewer.markdown_path(entry)})"
+        for entry in entries
+    )
+    return [
+        f"{caption} The viewer is in report.html; the chemiscope files (open them "
+        f"at https://chemiscope.org): {links}.\n"
+    ]
 
 
 def render_markdown(blocks: Sequence[Block]) -> str:
@@ -52,7 +71,8 @@ def render_markdown(blocks: Sequence[Block]) -> str:
 
 
 # -- HTML ----------------------------------------------------------------------------
-STYLE = """
+STYLE = (
+    """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
@@ -60,6 +80,8 @@ th { background: #f0f0f0; }
 img { max-width: 100%; }
 figcaption { font-size: 0.85em; color: #555; }
 """
+    + viewer.STYLE
+)
 
 
 def html_table(headers: Sequence[Any], rows: Iterable[Sequence[Any]]) -> List[str]:
@@ -91,16 +113,29 @@ HTML: Dict[str, Callable[[Block, Path], List[str]]] = {
     "p": lambda block, folder: [f"<p>{html.escape(block[1])}</p>"],
     "table": lambda block, folder: html_table(block[1], block[2]),
     "img": lambda block, folder: [html_figure(folder / block[1], block[2])],
+    "chemiscope": lambda block, folder: html_viewer(block, folder),
 }
 
 
+def html_viewer(block: Block, folder: Path) -> List[str]:
+    """A viewer block in HTML: the chemiscope viewer with its datasets embedded."""
+    _, key, caption, entries = block
+    lines, _ = viewer.viewer_html(f"viewer-{key}", caption, entries, folder)
+    return lines
+
+
 def render_html(blocks: Sequence[Block], folder: Path) -> str:
-    """``report.html``: every block, figures (read from ``folder``) embedded."""
+    """``report.html``: every block, figures and viewers (datasets read from
+    ``folder``) embedded; the chemiscope script once, after the report, when a viewer
+    is drawn."""
     lines = [
         "<!DOCTYPE html>",
         "<html><head><meta charset='utf-8'><title>mtt-nc compare</title>",
         f"<style>{STYLE}</style></head><body>",
     ]
-    lines += [line for block in blocks for line in HTML[block[0]](block, folder)]
+    body = [line for block in blocks for line in HTML[block[0]](block, folder)]
+    lines += body
+    if any(line.startswith(viewer.VIEWER_START) for line in body):
+        lines += viewer.page_scripts()
     lines.append("</body></html>")
     return "\n".join(lines) + "\n"

@@ -1,11 +1,13 @@
 """The comparison report: figures (PNG), ``report.md`` and ``report.html``.
 
 The report is a list of blocks (headings, paragraphs, tables, figures) built once from
-``report.json``'s content and rendered twice: Markdown (figures linked) and a single
-HTML file (figures embedded as base64, so it can be mailed or attached).
+``report.json``'s content and rendered twice: Markdown (figures and chemiscope files
+linked) and a single HTML file (figures embedded as base64, chemiscope viewers with
+their datasets and script: it works offline and can be mailed or attached).
 
 - :mod:`.figures` draws the figures (matplotlib);
 - :mod:`.sections` computes the blocks of each section from the results;
+- :mod:`.viewer` embeds the chemiscope viewers (lambda datasets, MD trajectories);
 - :mod:`.render` renders the blocks as Markdown and HTML.
 """
 

@@ -293,6 +293,8 @@ def md_stage(
         for key, value in summary.items():
             if key.startswith("mean_temperature_") or key.startswith("deviation_"):
                 data[key] = value
+        if summary.get("equipartition") is not None:  # NVT: splits, error bars
+            data["equipartition"] = summary["equipartition"]
         inner = summary["outer_steps_done"] * settings.stride
         data["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
         data["folder"] = str(outdir.relative_to(folder.parent))

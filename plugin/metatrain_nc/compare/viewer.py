@@ -1,0 +1,451 @@
+"""Interactive chemiscope viewers in ``report.html``, fully offline.
+
+A viewer block (``("chemiscope", key, caption, entries)``, see :mod:`.render`) lists
+datasets of the report folder; ``report.html`` embeds each of them (gzip-compressed
+JSON, base64) and, once per page, the chemiscope viewer script shipped in the
+chemiscope wheel (``chemiscope/sphinx/static/chemiscope.min.js``): no network, the file
+can be mailed. A select switches between the datasets of a viewer.
+
+Three kinds of entries:
+
+- ``"dataset"``: a chemiscope file, embedded as it is;
+- ``"lambda"``: the antisymmetry stage's ``chemiscope.json.gz`` (lambda per atom,
+  force arrows), shown with the atoms coloured by their lambda and the arrows of the
+  first force (the direct ones when the model has them);
+- ``"trajectory"``: an MD run folder (``trajectory.extxyz`` and ``md_log.csv``), made
+  into a small dataset here: at most :data:`MAX_FRAMES` frames evenly spread over the
+  run (the last one kept: where a runaway stopped), positions rounded to 1 mA, per-frame
+  time, temperatures (overall and per species), potential and kinetic energy and the
+  change of the conserved energy.
+
+Each viewer records its state in its ``data-status`` attribute: ``pending``,
+``loading``, ``ok``, ``warning: ...`` (chemiscope's warnings) or ``error: ...`` (also
+shown in the page). A missing or unreadable dataset leaves its entry out (the block
+says so); a viewer without any dataset is replaced by a note, and a page without
+viewers carries no viewer script.
+"""
+
+import base64
+import csv
+import gzip
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+#: most frames of an MD run shown in the trajectory viewer
+MAX_FRAMES = 30
+#: file names in an MD run folder (see :mod:`metatrain_nc.dynamics.outputs`)
+TRAJECTORY = "trajectory.extxyz"
+MD_LOG = "md_log.csv"
+#: chemiscope file of an MD run with every frame (linked from the Markdown report)
+MD_CHEMISCOPE = "trajectory.chemiscope.json.gz"
+#: chemiscope file of an antisymmetry folder
+LAMBDA_CHEMISCOPE = "chemiscope.json.gz"
+
+#: how the HTML of a viewer starts (the page adds the scripts when it has one)
+VIEWER_START = "<div class='nc-viewer'"
+#: an entry of a viewer block: (label, kind, path relative to the report folder)
+Entry = Tuple[str, str, str]
+
+
+def viewer_script_path() -> Optional[Path]:
+    """``chemiscope.min.js`` of the installed chemiscope wheel, or ``None``."""
+    try:
+        import chemiscope
+    except ImportError:
+        return None
+    path = Path(chemiscope.__file__).parent / "sphinx" / "static" / "chemiscope.min.js"
+    return path if path.is_file() else None
+
+
+# -- entries -------------------------------------------------------------------------
+def lambda_entries(data: Dict[str, Any]) -> List[Entry]:
+    """The antisymmetry datasets of every model and head, direct heads first."""
+    entries: List[Tuple[int, Entry]] = []
+    for name, model in data["models"].items():
+        heads = model.get("antisymmetry")
+        if not isinstance(heads, dict) or "error" in heads:
+            continue
+        for head, result in heads.items():
+            if not isinstance(result, dict) or "folder" not in result:
+                continue
+            label = f"{name}, {head} forces"
+            path = f"{result['folder']}/{LAMBDA_CHEMISCOPE}"
+            entries.append((0 if head == "direct" else 1, (label, "lambda", path)))
+    return [entry for _, entry in sorted(entries, key=lambda item: item[0])]
+
+
+#: MD sections of the report and their ensemble labels
+MD_SECTIONS = (("nve", "NVE"), ("nvt", "NVT (SVR)"))
+
+
+def md_entries(data: Dict[str, Any]) -> List[Entry]:
+    """The MD runs of every model (NVE, then NVT), direct-forces NVE runs first."""
+    entries: List[Tuple[int, Entry]] = []
+    for rank, (section, ensemble) in enumerate(MD_SECTIONS):
+        if section not in data["settings"]["stages"]:
+            continue
+        for name, model in data["models"].items():
+            runs = model.get(section)
+            if not isinstance(runs, dict) or "error" in runs:
+                continue
+            for mode, run in runs.items():
+                if not isinstance(run, dict) or "folder" not in run:
+                    continue
+                label = f"{name}, {mode} forces, {ensemble}"
+                order = 2 * rank + (0 if mode == "direct" else 1)
+                entries.append((order, (label, "trajectory", run["folder"])))
+    return [entry for _, entry in sorted(entries, key=lambda item: item[0])]
+
+
+# -- datasets ------------------------------------------------------------------------
+def _count_frames(path: Path) -> Optional[int]:
+    """Frames of an extended XYZ file of constant size, from its line count."""
+    with open(path, "rb") as handle:
+        first = handle.readline()
+        try:
+            n_atoms = int(first.split()[0])
+        except (ValueError, IndexError):
+            return None
+        handle.seek(0)
+        lines = sum(
+            chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")
+        )
+    if lines % (n_atoms + 2):
+        return None
+    return lines // (n_atoms + 2)
+
+
+def _read_frames(path: Path, max_frames: int) -> list:
+    """At most ``max_frames`` (>= 2) frames of ``path``, evenly spread, the last one
+    kept (where a runaway stopped)."""
+    import ase.io
+
+    count = _count_frames(path)
+    if count is None:  # not a file of constant size: read everything
+        frames = ase.io.read(path, ":")
+        step = max(1, math.ceil(len(frames) / (max_frames - 1)))
+        chosen = frames[::step]
+        if (len(frames) - 1) % step:
+            chosen.append(frames[-1])
+        return chosen
+    step = max(1, math.ceil(count / (max_frames - 1)))
+    chosen = ase.io.read(path, f"::{step}")
+    if (count - 1) % step:
+        chosen.append(ase.io.read(path, "-1"))
+    return chosen
+
+
+def _read_log(path: Path) -> Dict[int, Dict[str, float]]:
+    """Rows of ``md_log.csv`` by step."""
+    rows: Dict[int, Dict[str, float]] = {}
+    if not path.is_file():
+        return rows
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            values = {}
+            for key, value in row.items():
+                try:
+                    values[key] = float(value)
+                except (TypeError, ValueError):
+                    values[key] = math.nan
+            rows[int(values["step"])] = values
+    return rows
+
+
+def trajectory_dataset(
+    run_folder: Path, label: str = "MD run", max_frames: int = MAX_FRAMES
+) -> Dict[str, Any]:
+    """A small chemiscope dataset of the MD run in ``run_folder`` (see the module)."""
+    import ase
+    import chemiscope
+
+    frames = _read_frames(run_folder / TRAJECTORY, max(2, max_frames))
+    log = _read_log(run_folder / MD_LOG)
+    rows = [log.get(int(frame.info.get("step", -1)), {}) for frame in frames]
+    n_atoms = len(frames[0])
+    first = next(iter(log.values()), {})
+    reference = first.get("conserved_eV", math.nan)
+
+    def per_frame(key: str, fallback: Optional[str] = None) -> List[float]:
+        values = []
+        for frame, row in zip(frames, rows, strict=True):
+            value = row.get(key, math.nan)
+            if not math.isfinite(value) and fallback is not None:
+                value = float(frame.info.get(fallback, math.nan))
+            values.append(value)
+        return values
+
+    properties: Dict[str, Any] = {
+        "time": {
+            "target": "structure",
+            "values": per_frame("time_fs", "time_fs"),
+            "units": "fs",
+        },
+        "temperature": {
+            "target": "structure",
+            "values": per_frame("temperature_K", "temperature_K"),
+            "units": "K",
+        },
+        "conserved energy change": {
+            "target": "structure",
+            "values": [
+                1000.0 * (value - reference) / n_atoms
+                for value in per_frame("conserved_eV")
+            ],
+            "units": "meV/atom",
+            "description": "conserved energy minus its value at the start of the run "
+            "(total energy in NVE; with the thermostat's work in NVT)",
+        },
+        "potential energy": {
+            "target": "structure",
+            "values": per_frame("potential_eV", "potential_eV"),
+            "units": "eV",
+        },
+        "kinetic energy": {
+            "target": "structure",
+            "values": per_frame("kinetic_eV"),
+            "units": "eV",
+        },
+    }
+    for key in first:
+        if key.startswith("temperature_") and key != "temperature_K":
+            symbol = key[len("temperature_") : -len("_K")]
+            properties[f"temperature {symbol}"] = {
+                "target": "structure",
+                "values": per_frame(key),
+                "units": "K",
+                "description": f"temperature of the {symbol} atoms",
+            }
+    properties = {
+        name: prop
+        for name, prop in properties.items()
+        if any(math.isfinite(v) for v in prop["values"])
+    }
+    structures = [
+        ase.Atoms(f.numbers, f.positions, cell=f.cell, pbc=f.pbc) for f in frames
+    ]
+    y = "conserved energy change" if "conserved energy change" in properties else "time"
+    settings: Dict[str, Any] = {
+        "map": {
+            "x": {"property": "time"},
+            "y": {"property": y},
+            "color": {"property": "temperature"},
+        }
+    }
+    dataset = chemiscope.create_input(
+        structures=structures,
+        properties=properties,
+        settings=settings,
+        metadata={
+            "name": label,
+            "description": (
+                f"{len(frames)} frames of {run_folder.name} "
+                f"({n_atoms} atoms), evenly spread over the run"
+            ),
+        },
+    )
+    for structure in dataset["structures"]:  # 1 mA is plenty for a picture
+        for axis in ("x", "y", "z"):
+            structure[axis] = [round(float(v), 3) for v in structure[axis]]
+        if "cell" in structure:
+            structure["cell"] = [float(v) for v in structure["cell"]]
+    return dataset
+
+
+def _lambda_view(dataset: Dict[str, Any]) -> str:
+    """The antisymmetry dataset as JSON, its atoms coloured by lambda_i (all atoms
+    drawn: no environment highlighting) when it has per-atom values."""
+    if "lambda_i" in dataset.get("properties", {}):
+        settings = dataset.setdefault("settings", {})
+        structure = (settings.get("structure") or [{}])[0]
+        structure["color"] = {"property": "lambda_i", "palette": "inferno"}
+        structure["environments"] = {"activated": False}
+        settings["structure"] = [structure]
+    return json.dumps(dataset)  # NaN stay NaN: the page's parser reads them
+
+
+def dataset_bytes(folder: Path, entry: Entry) -> bytes:
+    """The gzip-compressed JSON of ``entry`` (a file of ``folder``, or an MD run made
+    into a dataset). Raises ``OSError``/``ValueError`` when it cannot be read."""
+    label, kind, path = entry
+    if kind in ("dataset", "lambda"):
+        content = (folder / path).read_bytes()
+        if content[:2] == b"\x1f\x8b":
+            content = gzip.decompress(content)
+        if kind == "lambda":
+            content = _lambda_view(json.loads(content)).encode("utf-8")
+        return gzip.compress(content, mtime=0)
+    if kind == "trajectory":
+        dataset = trajectory_dataset(folder / path, label)
+        return gzip.compress(json.dumps(dataset).encode("utf-8"), mtime=0)
+    raise ValueError(f"unknown viewer entry kind '{kind}'")
+
+
+def markdown_path(entry: Entry) -> str:
+    """The chemiscope file of ``entry`` linked from ``report.md``."""
+    label, kind, path = entry
+    return f"{path}/{MD_CHEMISCOPE}" if kind == "trajectory" else path
+
+
+# -- HTML ----------------------------------------------------------------------------
+STYLE = """
+.nc-viewer { margin: 1em 0; }
+.nc-viewer-bar { margin: 0.5em 0; font-size: 0.9em; }
+.nc-viewer-panels { display: flex; height: 540px; gap: 10px; }
+.nc-viewer-left, .nc-viewer-right { flex: 1; min-width: 0; height: 100%;
+  display: flex; flex-direction: column; position: relative; }
+.nc-viewer-left > div:last-child { flex: 1; min-height: 0; display: flex;
+  flex-direction: column; }
+.nc-viewer-left > div:last-child > div:first-child { flex: 1; min-height: 0;
+  height: auto !important; }
+.nc-viewer-structure { flex: 1; min-height: 0; width: 100%; }
+.nc-viewer-info { flex-shrink: 0; }
+.nc-viewer-error { color: #a94442; background: #f2dede; padding: 0.5em; }
+.nc-viewer-warning { color: #8a6d3b; background: #fcf8e3; padding: 0.5em; }
+"""
+
+#: loads every viewer of the page (after the chemiscope script)
+LOADER = """
+(function () {
+  function parseWithNaN(text) {
+    // Python writes NaN (not JSON): chemiscope hides those points
+    return JSON.parse(text.replace(/\\bNaN\\b/g, '"***NaN***"'), function (key, value) {
+      return value === "***NaN***" ? NaN : value;
+    });
+  }
+  async function gunzip(base64) {
+    const bytes = Uint8Array.from(atob(base64), function (c) {
+      return c.charCodeAt(0);
+    });
+    const gzip = new DecompressionStream("gzip");
+    const stream = new Blob([bytes]).stream().pipeThrough(gzip);
+    return await new Response(stream).text();
+  }
+  async function show(root, index) {
+    const id = root.id;
+    const error = document.getElementById(id + "-error");
+    const warning = document.getElementById(id + "-warning");
+    error.hidden = true;
+    warning.hidden = true;
+    root.dataset.status = "loading";
+    root.dataset.shown = String(index);
+    if (root.chemiscopeViewer) {
+      root.chemiscopeViewer.remove();
+      root.chemiscopeViewer = null;
+    }
+    const messages = [];
+    try {
+      if (typeof Chemiscope === "undefined") {
+        throw new Error("the chemiscope viewer script did not load");
+      }
+      const warnings = new Chemiscope.Warnings();
+      warnings.addHandler(function (message) {
+        messages.push(String(message));
+        warning.textContent = "chemiscope: " + messages.join("; ");
+        warning.hidden = false;
+        if (root.dataset.status === "ok") {
+          root.dataset.status = "warning: " + messages.join(" | ");
+        }
+      });
+      const data = document.getElementById(id + "-data-" + index);
+      const dataset = parseWithNaN(await gunzip(data.textContent.trim()));
+      const config = {
+        map: id + "-map", info: id + "-info", meta: id + "-meta",
+        structure: id + "-structure",
+      };
+      root.chemiscopeViewer = await Chemiscope.DefaultVisualizer.load(
+        config, dataset, warnings
+      );
+      root.dataset.status = messages.length ? "warning: " + messages.join(" | ") : "ok";
+    } catch (e) {
+      root.dataset.status = "error: " + String(e);
+      error.textContent = "The viewer could not show this dataset: " + String(e);
+      error.hidden = false;
+    }
+  }
+  document.querySelectorAll(".nc-viewer").forEach(function (root) {
+    const select = document.getElementById(root.id + "-select");
+    select.addEventListener("change", function () { show(root, select.value); });
+    show(root, select.value);
+  });
+})();
+"""
+
+
+def _safe_script(text: str) -> str:
+    """``text`` safe inside ``<script>``: no ``</script`` closes it early."""
+    return text.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+
+
+def viewer_html(
+    viewer_id: str, caption: str, entries: Sequence[Entry], folder: Path
+) -> Tuple[List[str], List[str]]:
+    """The HTML lines of one viewer (or of a note when none of ``entries`` can be
+    read) and the labels of the entries left out (with the reason)."""
+    options: List[Tuple[str, str]] = []  # (label, base64)
+    left_out: List[str] = []
+    for entry in entries:
+        try:
+            content = dataset_bytes(folder, entry)
+        except Exception as error:  # a missing run must not lose the report
+            left_out.append(f"{entry[0]} ({type(error).__name__}: {error})")
+            continue
+        options.append((entry[0], base64.b64encode(content).decode("ascii")))
+    if not options:
+        if not entries:
+            return [], left_out
+        note = "No chemiscope dataset could be read: " + "; ".join(left_out)
+        return [f"<p>{html.escape(note)}</p>"], left_out
+    escaped = html.escape(viewer_id)
+    lines = [
+        f"{VIEWER_START} id='{escaped}' data-status='pending' "
+        f"data-datasets='{len(options)}'>",
+        f"<p>{html.escape(caption)}</p>",
+        f"<div class='nc-viewer-bar'><label for='{escaped}-select'>dataset </label>",
+        f"<select id='{escaped}-select'>",
+    ]
+    lines += [
+        f"<option value='{i}'>{html.escape(label)}</option>"
+        for i, (label, _) in enumerate(options)
+    ]
+    lines += [
+        "</select></div>",
+        f"<p class='nc-viewer-error' id='{escaped}-error' hidden></p>",
+        f"<p class='nc-viewer-warning' id='{escaped}-warning' hidden></p>",
+        "<div class='nc-viewer-panels'>",
+        f"<div class='nc-viewer-left'><div id='{escaped}-meta'></div>"
+        f"<div id='{escaped}-map'></div></div>",
+        f"<div class='nc-viewer-right'><div class='nc-viewer-structure' "
+        f"id='{escaped}-structure'></div>"
+        f"<div class='nc-viewer-info' id='{escaped}-info'></div></div>",
+        "</div>",
+        "<noscript>The interactive viewer needs JavaScript.</noscript>",
+    ]
+    lines += [
+        f"<script type='application/gzip+base64' id='{escaped}-data-{i}'>"
+        f"{content}</script>"
+        for i, (_, content) in enumerate(options)
+    ]
+    lines.append("</div>")
+    if left_out:
+        lines.append(
+            f"<p>{html.escape('Left out of the viewer: ' + '; '.join(left_out))}</p>"
+        )
+    return lines, left_out
+
+
+def page_scripts() -> List[str]:
+    """The viewer script of the chemiscope wheel and the loader, once per page."""
+    path = viewer_script_path()
+    library = (
+        _safe_script(path.read_text(encoding="utf-8"))
+        if path is not None
+        else "/* chemiscope is not installed: no viewer script */"
+    )
+    return [
+        f"<script id='chemiscope-library'>{library}</script>",
+        f"<script id='viewer-loader'>{LOADER}</script>",
+    ]
