@@ -280,3 +280,11 @@ def test_marks_and_findings():
     )
     assert "resolved splits" in sentences[0] and "A direct" in sentences[0]
     assert "Within error: A mts" in sentences[0]
+    # a conservative run with a resolved split: not equilibrated; the direct run is
+    # then read against it (difference of the splits, errors combined)
+    sentences = findings(
+        [run("A", "conservative", -50.0, 7.0), run("A", "direct", -60.0, 9.0)], 2.0
+    )
+    assert "not equilibrated" in sentences[0] and "A conservative" in sentences[0]
+    assert "against the conservative split: A direct -10.0 ± 11" in sentences[1]
+    assert "within error (0.9σ)" in sentences[1]

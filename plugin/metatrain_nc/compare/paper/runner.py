@@ -29,8 +29,9 @@ from ..models import ModelEntry, describe_model, unique_names
 from .settings import PaperSettings
 
 #: settings that may change between the parts of one protocol (units are keyed by
-#: them); every other setting must stay the same for ``--resume``
-PART_SETTINGS = ("parts", "thermostats")
+#: them, or only the report uses them); every other setting must stay the same for
+#: ``--resume``
+PART_SETTINGS = ("parts", "thermostats", "sigma")
 
 
 def _unit_id(*parts: Any) -> str:

@@ -5,6 +5,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Dict, Tuple
 
+from ...dynamics.monitor import RESOLVED_SIGMA
 from ...errors import UserInputError
 
 #: the paper's thermostats (Table 2): (ensemble, time constant in fs)
@@ -60,7 +61,7 @@ class PaperSettings:
     relax_steps: int = 1000
     optimizers: Tuple[str, ...] = ("LBFGS", "FIRE")
     float64: bool = True
-    sigma: float = 2.0
+    sigma: float = RESOLVED_SIGMA
 
     @classmethod
     def quick(cls, **overrides: Any) -> "PaperSettings":
