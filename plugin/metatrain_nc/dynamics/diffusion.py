@@ -127,3 +127,27 @@ def diffusion_coefficients(
             "fit_lag_ps": [float(lag_start * dt), float(lag_end * dt)],
         }
     return result
+
+
+def trajectory_diffusion(
+    path, start_fs: float = 0.0, segments: int = 4
+) -> Dict[str, Dict[str, float]]:
+    """:func:`diffusion_coefficients` of an ``mtt-nc md`` trajectory (extxyz frames
+    with ``time_fs`` in their info), from ``start_fs`` on.
+
+    :raises UserInputError: too few frames after ``start_fs``.
+    """
+    import ase.io
+
+    frames = [f for f in ase.io.read(path, ":") if f.info["time_fs"] >= start_fs - 1e-6]
+    if not frames:
+        raise UserInputError(f"no frames after {start_fs} fs in {path}")
+    periodic = bool(frames[0].pbc.all())
+    return diffusion_coefficients(
+        np.array([f.positions for f in frames]),
+        np.array([f.info["time_fs"] for f in frames]) / 1000.0,
+        frames[0].numbers,
+        frames[0].get_masses(),
+        cell=frames[0].cell.array if periodic else None,
+        segments=segments,
+    )

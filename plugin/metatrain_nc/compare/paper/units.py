@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import ase
-import ase.io
 import numpy as np
 
 from ..models import ModelEntry
@@ -40,7 +39,7 @@ def nvt_run(
         A^2/ps), ``heating_rate_K_per_ps``, ``wall_time_s``, ``inner_steps_per_s``,
         ``warnings`` and the run's ``folder``.
     """
-    from ...dynamics.diffusion import diffusion_coefficients
+    from ...dynamics.diffusion import trajectory_diffusion
     from ...dynamics.md import MDSettings, run_md
     from ...dynamics.outputs import FILES
 
@@ -81,19 +80,11 @@ def nvt_run(
     }
     if summary["status"] != "completed":
         return record
-    frames = ase.io.read(outdir / FILES["trajectory"], ":")
-    production = [
-        f for f in frames if f.info["time_fs"] >= settings.equilibration_fs - 1e-6
-    ]
-    periodic = bool(production[0].pbc.all())
     try:
-        record["diffusion"] = diffusion_coefficients(
-            np.array([f.positions for f in production]),
-            np.array([f.info["time_fs"] for f in production]) / 1000.0,
-            production[0].numbers,
-            production[0].get_masses(),
-            cell=production[0].cell.array if periodic else None,
-            segments=settings.diffusion_segments,
+        record["diffusion"] = trajectory_diffusion(
+            outdir / FILES["trajectory"],
+            settings.equilibration_fs,
+            settings.diffusion_segments,
         )
     except Exception as error:  # the temperatures stand without it
         record["diffusion_error"] = str(error)
