@@ -6,6 +6,8 @@ own architectures. The dataset is overridden with bundled ethanol frames that ca
 force labels (the suites' default file is not installed with metatrain, and our
 trainers need forces). Reference checkpoints per version live in
 ``reference/<architecture>/checkpoints/``: a change that breaks loading them fails.
+The training suites count epochs of restarts and fine-tunings: they train the tiny
+model of the other tests (tests/conftest.py) on 20 frames, not the default PET on 100.
 """
 
 import copy
@@ -23,7 +25,7 @@ from metatrain.utils.testing import (
     TrainingTests,
 )
 
-from ..conftest import ETHANOL
+from ..conftest import ETHANOL, TINY_MODEL, write_frames
 
 REFERENCE = Path(__file__).parent / "reference"
 
@@ -102,10 +104,25 @@ class TestExportedPETNC(ExportedTests, PETNCTests): ...
 class TestExportedPETM(ExportedTests, PETMTests): ...
 
 
-class TestTrainingPETNC(TrainingTests, PETNCTests): ...
+class _TinyTraining(TrainingTests):
+    @pytest.fixture(scope="class")
+    def training_frames(self, tmp_path_factory) -> str:
+        folder = tmp_path_factory.mktemp("suite_training")
+        return str(write_frames(ETHANOL, folder / "ethanol_20.xyz", 20))
+
+    @pytest.fixture
+    def dataset_path(self, training_frames) -> str:
+        return training_frames
+
+    @pytest.fixture
+    def model_hypers(self):
+        return dict(get_default_hypers(self.architecture)["model"], **TINY_MODEL)
 
 
-class TestTrainingPETM(TrainingTests, PETMTests): ...
+class TestTrainingPETNC(_TinyTraining, PETNCTests): ...
+
+
+class TestTrainingPETM(_TinyTraining, PETMTests): ...
 
 
 class TestCheckpointsPETNC(CheckpointTests, PETNCTests): ...
