@@ -187,6 +187,7 @@ def export_pair_model(
     atomic_types: Sequence[int] = (1, 6, 8),
     direct_forces: bool = True,
     energy_unit: str = "eV",
+    cutoff: float = CUTOFF,
 ) -> str:
     """Save the analytic pair model as a metatomic ``AtomisticModel`` at ``path``.
 
@@ -201,6 +202,7 @@ def export_pair_model(
         model, to test errors about missing outputs).
     :param energy_unit: ``"eV"`` or ``"kcal/mol"``: the unit the model declares and
         computes in (the same physics either way).
+    :param cutoff: range of the pair energy and of the neighbour list (A).
     :return: ``path`` as a string.
     """
     scale = {"eV": 1.0, "kcal/mol": 23.060547830619026}[energy_unit]
@@ -219,13 +221,13 @@ def export_pair_model(
     capabilities = ModelCapabilities(
         outputs=outputs,
         atomic_types=[int(t) for t in atomic_types],
-        interaction_range=CUTOFF,
+        interaction_range=cutoff,
         length_unit="angstrom",
         supported_devices=["cpu"],
         dtype=dtype,
     )
     module = PairModel(
-        CUTOFF, float(nonconservative_strength), bool(stress), scale
+        float(cutoff), float(nonconservative_strength), bool(stress), scale
     ).eval()
     model = AtomisticModel(
         module, ModelMetadata(name="analytic pair model"), capabilities

@@ -25,7 +25,7 @@ before and after the outer step (symmetric splitting); their energy exchange ent
 refused. If the positions change between ``run()`` calls, the forces are recomputed.
 """
 
-from typing import IO, Any, Optional, Union
+from typing import IO, Any, List, Optional, Union
 
 import ase
 import numpy as np
@@ -112,14 +112,16 @@ class MultipleTimeStep(MolecularDynamics):
         self.force_mode = forces
         self.stride = int(stride)
         self.pair: Optional[ForcePair] = None
+        #: what the pair's check says about the structure (cutoff mismatch)
+        self.pair_warnings: List[str] = []
         if forces == "mts":
             fast_model = None if fast is None else load_force_model(fast)
             self.pair = ForcePair(self.provider, fast_model)
-            if fast_model is not None:
-                fast_model.check(atoms, "the structure (fast model)")
         else:
             self.provider.require(DIRECT if forces == DIRECT else CONSERVATIVE)
         self.provider.check(atoms)
+        if self.pair is not None:
+            self.pair_warnings = self.pair.check(atoms)
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
         self.rng = rng

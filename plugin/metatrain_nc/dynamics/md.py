@@ -286,7 +286,11 @@ def run_md(
             equilibration=settings.equilibration_fraction,
         )
         summary["equipartition"] = checks["equipartition"]
-        summary["warnings"] = checks["warnings"]
+        summary["warnings"] = [
+            {"kind": "pair", "message": message} for message in dyn.pair_warnings
+        ] + checks["warnings"]
+        if dyn.pair is not None and not dyn.pair.shared:
+            summary["pair"] = dyn.pair.describe()
         write_csv(folder.path / FILES["log"], monitor.columns, monitor.rows)
         if settings.plots and monitor.rows:
             title = f"{settings.forces} forces, {settings.ensemble}"

@@ -43,8 +43,9 @@ def label_structures(
     :param stress: label the stress of periodic structures (``None``: when there is
         one; for ``forces="direct"`` the model's direct stress, which it must have).
     :param progress: called after each structure.
-    :raises UserInputError: a head the model lacks, a structure it cannot evaluate
-        (all structures are checked before any evaluation).
+    :raises UserInputError: a head the model lacks or was not trained for (the
+        ``-dE/dr`` of a ``pet_nc`` model), a structure it cannot evaluate (all
+        structures are checked before any evaluation).
     """
     from ..force_models.loading import load_force_model
 
@@ -53,7 +54,11 @@ def label_structures(
         raise UserInputError(
             f"--forces must be 'conservative' or 'direct', got '{forces}'"
         )
-    model.require(forces)
+    other = DIRECT if forces == CONSERVATIVE else CONSERVATIVE
+    model.require_trained(
+        forces,
+        f": label with --forces {other}" if other in model.trained_heads else "",
+    )
     frames = list(frames)
     if not frames:
         raise UserInputError("no structures to label")

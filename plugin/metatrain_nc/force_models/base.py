@@ -139,6 +139,20 @@ class ForceModel(abc.ABC):
             what = "no conservative forces (an ASE calculator declared direct)"
         raise UserInputError(f"model '{self.source}' has {what}{fix}")
 
+    def require_trained(self, head: str, fix: str = "") -> None:
+        """Raise :class:`UserInputError` unless ``head`` is one of the model's
+        :attr:`trained_heads`: a ``pet_nc`` model has ``-dE/dr`` of its energy head,
+        but that head never saw forces, so it is not a force field to learn from
+        (labels) or to correct with (the slow model of multiple time stepping)."""
+        self.require(head, fix)
+        if head in self.trained_heads:
+            return
+        raise UserInputError(
+            f"model '{self.source}' is a {self.architecture} model: its energy head "
+            "was never trained on forces, so -dE/dr is not a force it learned "
+            f"(only its direct head is){fix}"
+        )
+
     def require_direct(self) -> None:
         """Raise :class:`UserInputError` if the model has no direct head."""
         self.require(
