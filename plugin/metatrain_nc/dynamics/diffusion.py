@@ -2,10 +2,14 @@
 
 ``D = lim MSD(t) / (6 t)``: the mean-square displacement of the atoms of one species,
 averaged over time origins, grows linearly once the motion is diffusive. The slope is
-fitted over a window of lag times that leaves out the ballistic start and the noisy
-long lags. The error comes from independent segments: the trajectory is cut into
-``segments`` equal parts, ``D`` is estimated in each, and the error is their standard
-deviation over ``sqrt(segments)``.
+fitted over a window of lag times (by default 10% to 30% of the trajectory) that
+leaves out the ballistic and caged start and the noisy long lags. The time origins
+(those whose whole window fits in the trajectory) are cut into ``segments`` blocks of
+consecutive origins; ``D`` is estimated with the origins of each block, and the error
+is the standard deviation of the blocks over ``sqrt(segments)``. Neighbouring blocks
+share part of their displacements when the lags are longer than a block: the error is
+then somewhat optimistic, the price of lags long enough to leave the cage of a liquid
+in a trajectory of a picosecond.
 
 Positions are unwrapped frame to frame (minimum image of each displacement), so a
 trajectory written with or without wrapping gives the same result, as long as no atom
@@ -25,8 +29,11 @@ import numpy as np
 
 from ..errors import UserInputError
 
-#: the lag window of the fit, as fractions of a segment's length
-FIT_WINDOW = (0.2, 0.6)
+#: the lag window of the fit, as fractions of the trajectory's length
+FIT_WINDOW = (0.1, 0.3)
+#: names the estimator (records made with another one are recomputed where their
+#: trajectory is still there)
+METHOD = "einstein-origin-blocks-1"
 #: most lags evaluated in the window (evenly spaced)
 MAX_LAGS = 32
 
@@ -52,14 +59,23 @@ def unwrap(positions: np.ndarray, cell: Optional[np.ndarray]) -> np.ndarray:
     return out
 
 
-def mean_square_displacement(positions: np.ndarray, lags: Sequence[int]) -> np.ndarray:
+def mean_square_displacement(
+    positions: np.ndarray, lags: Sequence[int], origins: Optional[slice] = None
+) -> np.ndarray:
     """MSD (A^2) at the given lags (frames, >= 1), averaged over atoms and origins.
 
     :param positions: ``(frames, atoms, 3)`` unwrapped positions in A.
+    :param origins: the time origins (frames) averaged over; default: every origin
+        ``t`` with ``t + lag`` in the trajectory.
     """
     msd = np.zeros(len(lags))
     for k, lag in enumerate(lags):
-        moved = positions[lag:] - positions[:-lag]
+        if origins is None:
+            start, stop = positions[:-lag], positions[lag:]
+        else:
+            start = positions[origins]
+            stop = positions[origins.start + lag : origins.stop + lag]
+        moved = stop - start
         msd[k] = float(np.mean(np.sum(moved * moved, axis=-1)))
     return msd
 
@@ -79,15 +95,15 @@ def diffusion_coefficients(
     segments: int = 4,
     window: Tuple[float, float] = FIT_WINDOW,
 ) -> Dict[str, Dict[str, float]]:
-    """``D`` per species with its error from ``segments`` independent parts.
+    """``D`` per species with its error from ``segments`` blocks of time origins.
 
     :param positions: ``(frames, atoms, 3)`` positions in A (wrapped or not).
     :param times_ps: time of each frame (ps), evenly spaced.
     :param numbers: atomic numbers ``(atoms,)``.
     :param masses: atomic masses ``(atoms,)`` (for the centre of mass).
     :param cell: the (fixed) cell of a periodic system, else ``None``.
-    :param segments: independent parts of the trajectory (>= 2).
-    :param window: lags fitted, as fractions ``(start, end)`` of a segment.
+    :param segments: blocks of time origins (>= 2).
+    :param window: lags fitted, as fractions ``(start, end)`` of the trajectory.
     :return: ``{symbol: {"D_A2_per_ps", "error_A2_per_ps", "segments",
         "fit_lag_ps": [start, end]}}``.
     :raises UserInputError: too few frames for the segments and the window.
@@ -98,13 +114,14 @@ def diffusion_coefficients(
     masses = np.asarray(masses, dtype=float)
     if segments < 2:
         raise UserInputError(f"diffusion needs at least 2 segments, got {segments}")
-    length = len(positions) // segments
-    lag_start = int(math.floor(window[0] * length))
-    lag_end = int(math.floor(window[1] * length))
-    if lag_start < 1 or lag_end - lag_start < 2:
+    frames = len(positions)
+    lag_start = int(math.floor(window[0] * frames))
+    lag_end = int(math.floor(window[1] * frames))
+    length = (frames - lag_end) // segments  # origins per block
+    if lag_start < 1 or lag_end - lag_start < 2 or length < 1:
         raise UserInputError(
-            f"{len(positions)} frames are too few to estimate diffusion over "
-            f"{segments} segments: write frames more often or run longer"
+            f"{frames} frames are too few to estimate diffusion over "
+            f"{segments} blocks: write frames more often or run longer"
         )
     dt = float(np.mean(np.diff(times)))
     unwrapped = unwrap(positions, cell)
@@ -116,8 +133,8 @@ def diffusion_coefficients(
         mask = numbers == z
         estimates = []
         for k in range(segments):
-            part = unwrapped[k * length : (k + 1) * length, mask]
-            msd = mean_square_displacement(part, lags)
+            origins = slice(k * length, (k + 1) * length)
+            msd = mean_square_displacement(unwrapped[:, mask], lags, origins)
             estimates.append(_slope(lags * dt, msd) / 6.0)
         estimates = np.array(estimates)
         result[ase.data.chemical_symbols[z]] = {

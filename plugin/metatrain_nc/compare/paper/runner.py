@@ -97,6 +97,25 @@ def _open_folder(
     return None
 
 
+def _update_diffusion(outdir: Path, settings: PaperSettings) -> None:
+    """Recompute the diffusion of finished NVT units made with another estimator,
+    where their trajectory is still there (:data:`~metatrain_nc.dynamics.diffusion.
+    METHOD`)."""
+    from ...dynamics.diffusion import METHOD
+    from ...dynamics.outputs import FILES
+    from .units import add_diffusion
+
+    for path in sorted((outdir / "units").glob("nvt-*.json")):
+        record = json.loads(path.read_text())
+        if record.get("diffusion_method") == METHOD or record.get("status") != (
+            "completed"
+        ):
+            continue
+        if not (Path(record["folder"]) / FILES["trajectory"]).is_file():
+            continue
+        _write_atomic(path, clean_json(add_diffusion(record, settings)))
+
+
 def _relax_entry(entry: ModelEntry, settings: PaperSettings, device: str):
     """The model for relaxations: float64 when it allows it, with a note if not."""
     if not settings.float64 or entry.model_kind != "metatomic":
@@ -229,6 +248,7 @@ def run_paper_protocol(
         path = outdir / "units" / f"{uid}.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
+    _update_diffusion(outdir, settings)
     failures: List[Tuple[str, str]] = []
     data: Dict[str, Any] = {}
 

@@ -39,9 +39,7 @@ def nvt_run(
         A^2/ps), ``heating_rate_K_per_ps``, ``wall_time_s``, ``inner_steps_per_s``,
         ``warnings`` and the run's ``folder``.
     """
-    from ...dynamics.diffusion import trajectory_diffusion
     from ...dynamics.md import MDSettings, run_md
-    from ...dynamics.outputs import FILES
 
     total = settings.equilibration_fs + settings.production_fs
     md = MDSettings(
@@ -80,14 +78,26 @@ def nvt_run(
     }
     if summary["status"] != "completed":
         return record
+    return add_diffusion(record, settings)
+
+
+def add_diffusion(record: Dict[str, Any], settings: PaperSettings) -> Dict[str, Any]:
+    """Diffusion coefficients of an NVT record from its run's trajectory (production
+    part), with the estimator's name; an error is noted, not raised."""
+    from ...dynamics.diffusion import METHOD, trajectory_diffusion
+    from ...dynamics.outputs import FILES
+
+    record.pop("diffusion_error", None)
     try:
         record["diffusion"] = trajectory_diffusion(
-            outdir / FILES["trajectory"],
+            Path(record["folder"]) / FILES["trajectory"],
             settings.equilibration_fs,
             settings.diffusion_segments,
         )
     except Exception as error:  # the temperatures stand without it
+        record["diffusion"] = None
         record["diffusion_error"] = str(error)
+    record["diffusion_method"] = METHOD
     return record
 
 
