@@ -10,11 +10,16 @@ A model has a ``"conservative"`` head (``-dE/dr`` of its energy) unless it is a
 ``pet_nc`` model, whose energy head is not trained for forces, or an ASE calculator
 declared direct; and a ``"direct"`` head when it has direct forces. The MD force modes
 follow: conservative, direct, and ``mts`` for models with both heads.
+
+A *pair* (``--pair SLOW+FAST``, :func:`describe_pair`) is one more entry of kind
+``"pair"``: a conservative teacher whose multiple-time-step inner steps are driven by
+a second, cheaper model (a distilled student); it has one MD mode, ``mts``, and
+appears in the cost and MD sections only.
 """
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import ase.data
 
@@ -50,10 +55,24 @@ class ModelEntry:
     outputs: List[str] = field(default_factory=list)
     model_kind: str = "metatomic"
     model: Any = field(default=None, repr=False, compare=False)
+    #: a pair only: the fast (inner-step) model, what the user named it, its label
+    fast: Any = field(default=None, repr=False, compare=False)
+    fast_path: Optional[str] = None
+    fast_name: Optional[str] = None
+    slow_name: Optional[str] = None
+    #: what the report's header says about this entry (a pair's cutoff mismatch)
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def is_pair(self) -> bool:
+        """A teacher (``model``) with a separate fast model for MTS inner steps."""
+        return self.fast is not None
 
     @property
     def modes(self) -> List[str]:
         """MD force modes this model supports."""
+        if self.is_pair:
+            return ["mts"]
         modes = list(self.heads)
         if "conservative" in self.heads and "direct" in self.heads:
             modes.append("mts")
@@ -61,7 +80,9 @@ class ModelEntry:
 
     @property
     def kind(self) -> str:
-        """``"conservative"``, ``"direct"`` or ``"hybrid"``."""
+        """``"conservative"``, ``"direct"``, ``"hybrid"`` or ``"pair"``."""
+        if self.is_pair:
+            return "pair"
         if len(self.heads) == 2:
             return "hybrid"
         return self.heads[0]
@@ -74,9 +95,10 @@ class ModelEntry:
 
     def reset_counters(self) -> None:
         """Zero the model's forward/backward counts (each MD run reports its own)."""
-        if self.model is not None:
-            self.model.n_forward = 0
-            self.model.n_backward = 0
+        for model in (self.model, self.fast):
+            if model is not None:
+                model.n_forward = 0
+                model.n_backward = 0
 
     def as_dict(self) -> Dict[str, Any]:
         species = (
@@ -96,7 +118,16 @@ class ModelEntry:
             "units": self.units,
             "outputs": self.outputs,
             "dtype": getattr(self.model, "dtype", None),
-        }
+        } | (
+            {
+                "slow": self.slow_name,
+                "fast": self.fast_name,
+                "fast_path": self.fast_path,
+                "fast_architecture": getattr(self.fast, "architecture", ""),
+            }
+            if self.is_pair
+            else {}
+        )
 
 
 def describe_model(
@@ -210,7 +241,8 @@ def compatibility_notes(
 
     :param species: atomic numbers present in the test structures.
     """
-    notes = []
+    notes = [note for e in entries for note in e.notes]
+    entries = [e for e in entries if not e.is_pair]
     energy_units = {e.name: e.units.get("energy", "") for e in entries}
     if len(set(energy_units.values())) > 1:
         listed = ", ".join(f"{k}: {v or 'none'}" for k, v in energy_units.items())
@@ -230,3 +262,141 @@ def compatibility_notes(
                 "structures: its sections are skipped."
             )
     return notes
+
+
+#: separates the slow and the fast model of a pair (``--pair SLOW+FAST``)
+PAIR_SEPARATOR = "+"
+
+
+def split_pair(spec: Any, known_names: Sequence[str] = ()) -> Tuple[Any, Any]:
+    """``"SLOW+FAST"`` (or a ``(slow, fast)`` tuple) -> ``(slow, fast)``.
+
+    Each side is a model file, ``[direct:]module:callable`` or the label of a compared
+    model; a path containing ``+`` is found by trying every ``+`` of ``spec``.
+
+    :raises UserInputError: no ``+``, a side that names no model, or more than one
+        way to read ``spec``.
+    """
+    from ..force_models.specs import is_calculator, split_direct_prefix
+
+    if isinstance(spec, (tuple, list)):
+        if len(spec) != 2:
+            raise UserInputError(f"a pair is (slow, fast), got {len(spec)} models")
+        return spec[0], spec[1]
+    text = os.fspath(spec)
+
+    def resolves(part: str) -> bool:
+        bare = split_direct_prefix(part)[0]
+        return part in known_names or os.path.exists(bare) or is_calculator(bare)
+
+    splits = [
+        (text[:k], text[k + 1 :])
+        for k, char in enumerate(text)
+        if char == PAIR_SEPARATOR and 0 < k < len(text) - 1
+    ]
+    if not splits:
+        raise UserInputError(
+            f"--pair '{text}': write the slow (conservative) and the fast model "
+            f"joined by '{PAIR_SEPARATOR}', e.g. pet_c.pt{PAIR_SEPARATOR}student.pt"
+        )
+    good = [s for s in splits if resolves(s[0]) and resolves(s[1])]
+    if len(good) == 1:
+        return good[0]
+    if good:
+        raise UserInputError(
+            f"--pair '{text}' can be read as {[f'{a} + {b}' for a, b in good]}: "
+            "rename the files so that only one '+' separates two models"
+        )
+    names = f" or one of the compared models {list(known_names)}" if known_names else ""
+    unknown = [p for p in splits[0] if not resolves(p)] if len(splits) == 1 else []
+    what = f"'{unknown[0]}' is" if len(unknown) == 1 else "the parts are"
+    raise UserInputError(
+        f"--pair '{text}': {what} not a model file, an ASE calculator "
+        f"(module:callable){names}"
+    )
+
+
+def describe_pair(
+    spec: Any,
+    entries: Sequence[ModelEntry],
+    name: Optional[str] = None,
+    *,
+    md_atoms=None,
+    direct: bool = False,
+    float64: bool = False,
+    device: str = "cpu",
+) -> ModelEntry:
+    """A teacher-student pair as one more entry of the comparison.
+
+    :param spec: ``"SLOW+FAST"`` or ``(slow, fast)`` (see :func:`split_pair`); a side
+        naming a compared model reuses it (loaded once).
+    :param entries: the compared models.
+    :param md_atoms: the MD structure: the pair is checked on it (species of the fast
+        model, cutoffs) before any work; warnings go to the entry's ``notes``.
+    :raises UserInputError: a slow model without trained conservative forces, a fast
+        model that cannot cover the MD structure, anything a model load refuses.
+    """
+    from ..force_models.pair import ForcePair
+    from ..force_models.specs import load_listed_model, model_label
+
+    slow_spec, fast_spec = split_pair(spec, [e.name for e in entries])
+
+    def listed(part):
+        for entry in entries:
+            if isinstance(part, str) and part in (entry.name, entry.path):
+                return entry
+            if part is entry.model:
+                return entry
+        return None
+
+    slow = listed(slow_spec) or describe_model(
+        slow_spec, direct=direct, float64=float64, device=device
+    )
+    fast_entry = listed(fast_spec)
+    if fast_entry is not None:
+        fast_model, fast_name = fast_entry.model, fast_entry.name
+    else:
+        fast_model = load_listed_model(
+            fast_spec, direct=direct, float64=float64, device=device
+        )
+        fast_name = model_label(fast_spec)
+    slow_name = slow.name if listed(slow_spec) else model_label(slow_spec)
+    pair = ForcePair(slow.model, fast_model)
+    notes: List[str] = []
+    if md_atoms is not None:
+        slow.model.check(md_atoms, "the MD structure")
+        notes = pair.check(md_atoms)
+    fast_architecture = getattr(fast_model, "architecture", "") or "-"
+    entry = ModelEntry(
+        name=name or f"{slow_name}{PAIR_SEPARATOR}{fast_name}",
+        path=slow.path,
+        architecture=f"{slow.architecture or '-'} + {fast_architecture}",
+        heads=["conservative"],
+        atomic_types=slow.atomic_types,
+        units=dict(slow.units),
+        outputs=list(slow.outputs),
+        model_kind=slow.model_kind,
+        model=slow.model,
+        fast=fast_model,
+        fast_path=os.fspath(fast_spec) if isinstance(fast_spec, str) else None,
+        fast_name=fast_name,
+        slow_name=slow_name,
+    )
+    entry.notes = [f"Pair '{entry.name}': {note}" for note in notes]
+    return entry
+
+
+def add_pairs(
+    entries: List[ModelEntry], pairs: Sequence[Any], md_atoms, **load: Any
+) -> List[ModelEntry]:
+    """``entries`` followed by one entry per pair of ``pairs`` (:func:`describe_pair`,
+    labels ``SLOW+FAST`` made unique); ``load``: ``direct``, ``float64``, ``device``."""
+    out = list(entries)
+    for spec in pairs:
+        entry = describe_pair(spec, entries, md_atoms=md_atoms, **load)
+        label, k = entry.name, 2
+        while label in [e.name for e in out]:
+            label, k = f"{entry.name}-{k}", k + 1
+        entry.name = label
+        out.append(entry)
+    return out

@@ -26,7 +26,13 @@ from ..files import (
     read_structures,
     write_json,
 )
-from .models import ModelEntry, compatibility_notes, describe_model, unique_names
+from .models import (
+    ModelEntry,
+    add_pairs,
+    compatibility_notes,
+    describe_model,
+    unique_names,
+)
 from .settings import CompareSettings
 
 
@@ -46,6 +52,8 @@ def _export_checkpoints(entries: Sequence[ModelEntry], folder: Path) -> None:
     """Save the exports of ``.ckpt`` models into ``folder/models/`` (in the dtype they
     are evaluated in), for use with other tools."""
     for entry in entries:
+        if entry.is_pair:  # its teacher is exported as a model of its own, if listed
+            continue
         if entry.model_kind == "metatomic" and entry.path.endswith(".ckpt"):
             (folder / "models").mkdir(exist_ok=True)
             target = folder / "models" / f"{entry.name}.pt"
@@ -109,6 +117,7 @@ def compare(
     log: Callable[[str], None] = print,
     direct: bool = False,
     device: str = "cpu",
+    pairs: Sequence[Any] = (),
 ) -> Dict[str, Any]:
     """Compare force models on test structures; write the report into ``outdir``.
 
@@ -127,6 +136,9 @@ def compare(
     :param direct: every ASE calculator's forces are direct (``--direct``).
     :param device: torch device of the metatomic models (``settings.float64``
         chooses their precision).
+    :param pairs: teacher-student pairs for multiple time stepping, each
+        ``"SLOW+FAST"`` or ``(slow, fast)`` (a side may name a compared model): one
+        more entry each, in the cost, NVE and NVT sections (see :mod:`.pairs`).
     :return: the content of ``report.json`` plus ``output_dir`` and ``failures``.
     """
     if settings is None:
@@ -142,6 +154,8 @@ def compare(
         describe_model(m, n, direct=direct, float64=settings.float64, device=device)
         for m, n in zip(models, labels, strict=True)
     ]
+    load = dict(direct=direct, float64=settings.float64, device=device)
+    entries = add_pairs(entries, pairs, md_atoms, **load)
     species = sorted(
         {int(z) for a in frames for z in a.numbers} | set(md_atoms.numbers)
     )
@@ -187,6 +201,7 @@ def _run(
 ) -> Dict[str, Any]:
     from tqdm.auto import tqdm
 
+    from .pairs import pair_stage_functions
     from .report import write_report
     from .stages import (
         accuracy_stage,
@@ -240,6 +255,7 @@ def _run(
         "nvt": lambda e: md_stage(e, md_atoms, settings, path / "md", "svr"),
         "relax": lambda e: relax_stage(e, frames, settings),
     }
+    pair_functions = pair_stage_functions(md_atoms, settings, path)
     failures: List[str] = []
     missing = {e.name: _missing_species(e, species) for e in entries}
     bar = tqdm(
@@ -250,12 +266,16 @@ def _run(
     )
     for stage in settings.stages:
         for entry in entries:
+            functions = pair_functions if entry.is_pair else stage_functions
+            if stage not in functions:  # a pair has no heads of its own to test
+                bar.update()
+                continue
             bar.set_postfix_str(f"{stage}: {entry.name}")
             section = data["models"][entry.name]
             try:
                 if missing[entry.name]:
                     raise UserInputError(missing[entry.name])
-                section[stage] = stage_functions[stage](entry)
+                section[stage] = functions[stage](entry)
             except SkippedStage as skipped:
                 section.setdefault("skipped", {})[stage] = str(skipped)
                 data["notes"].append(

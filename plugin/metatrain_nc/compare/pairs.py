@@ -1,0 +1,106 @@
+"""The sections of a teacher-student pair (``mtt-nc compare --pair SLOW+FAST``).
+
+A pair is a conservative model (the teacher, slow) whose multiple-time-step inner
+steps are driven by a second model (a distilled student, fast): it has no force head
+of its own to test, so it appears in the cost section (the teacher's conservative
+evaluation, the fast model's evaluation and their MTS average) and in the MD
+sections (one run, ``mts``), next to the hybrid models' own ``mts`` rows. Its NVE
+run starts from the teacher's equilibrated structure, as the teacher's own runs do.
+"""
+
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+import ase
+
+from ..force_models.names import CONSERVATIVE, DIRECT
+from ..force_models.pair import ForcePair
+from .models import ModelEntry
+from .settings import CompareSettings
+
+#: the stages a pair takes part in
+PAIR_STAGES = ("cost", "nve", "nvt")
+
+
+def pair_cost_stage(
+    entry: ModelEntry, atoms: ase.Atoms, settings: CompareSettings
+) -> Dict[str, Any]:
+    """Wall time of one evaluation (ms): the slow model's conservative forces, the
+    fast model's inner forces, and an inner step of MTS on average,
+    ``fast + conservative / stride`` (every inner step evaluates the fast model, every
+    outer step the slow one once more)."""
+    from .stages import _median_ms
+
+    slow, fast = entry.model, entry.fast
+    head = ForcePair(slow, fast).inner_head
+    calls = {
+        "conservative": lambda: slow.evaluate(atoms, conservative=True, direct=False),
+        "fast": lambda: fast.evaluate(
+            atoms, conservative=head == CONSERVATIVE, direct=head == DIRECT
+        ),
+    }
+    times = {
+        name: _median_ms(call, settings.cost_repeats) for name, call in calls.items()
+    }
+    times["mts_per_inner_step"] = (
+        times["fast"] + times["conservative"] / settings.stride
+    )
+    return {
+        "n_atoms": len(atoms),
+        "repeats": settings.cost_repeats,
+        "fast_head": head,
+        "ms": times,
+        "ms_per_atom": {k: v / len(atoms) for k, v in times.items()},
+    }
+
+
+def pair_md_stage(
+    entry: ModelEntry,
+    atoms: ase.Atoms,
+    settings: CompareSettings,
+    folder: Path,
+    ensemble: str,
+) -> Dict[str, Any]:
+    """The pair's ``mts`` run (NVE, or NVT with SVR), as
+    :func:`~.stages.md_stage` runs a hybrid model's, with the fast model driving the
+    inner steps."""
+    from ..dynamics.md import MDSettings, run_md
+    from .stages import MD_KEYS, equilibrate
+
+    total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
+    if ensemble == "nve" and settings.equilibration_fs > 0:
+        atoms = equilibrate(entry, atoms, settings)  # the teacher's own forces
+    md = MDSettings(
+        forces="mts",
+        timestep_fs=settings.mts_outer_fs,
+        stride=settings.stride,
+        steps=settings.outer_steps(total),
+        ensemble=ensemble,
+        temperature_K=settings.temperature_K,
+        tau_fs=settings.tau_fs,
+        seed=settings.seed,
+        max_temperature_K=settings.max_temperature_K,
+    )
+    outdir = folder / f"{entry.name}-{ensemble}-mts"
+    entry.reset_counters()
+    summary = run_md(entry.model, atoms, outdir, md, fast=entry.fast)
+    data = {key: summary.get(key) for key in MD_KEYS}
+    for key, value in summary.items():
+        if key.startswith("mean_temperature_") or key.startswith("deviation_"):
+            data[key] = value
+    data["fast_model_forward_passes"] = summary.get("fast_model_forward_passes")
+    inner = summary["outer_steps_done"] * settings.stride
+    data["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
+    data["folder"] = str(outdir.relative_to(folder.parent))
+    return {"mts": data}
+
+
+def pair_stage_functions(
+    md_atoms: ase.Atoms, settings: CompareSettings, folder: Path
+) -> Dict[str, Callable[[ModelEntry], Dict[str, Any]]]:
+    """``stage -> function(entry)`` for the stages of :data:`PAIR_STAGES`."""
+    return {
+        "cost": lambda e: pair_cost_stage(e, md_atoms, settings),
+        "nve": lambda e: pair_md_stage(e, md_atoms, settings, folder / "md", "nve"),
+        "nvt": lambda e: pair_md_stage(e, md_atoms, settings, folder / "md", "svr"),
+    }
