@@ -1,20 +1,24 @@
 """Shared fixtures: tiny pet_nc / pet_m models trained by the real, unmodified ``mtt``.
 
 Training happens once per test session, in subprocesses (exactly as a user runs
-``mtt train``), on a few frames of the bundled data with tiny hypers.
+``mtt train``), on a few frames of the bundled data with tiny hypers. Under
+pytest-xdist (``scripts/test.sh`` runs two workers) the workers share one training of
+each tiny model (:func:`shared`), and the slowest test files start first.
 """
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import ase.io
 import pytest
 import yaml
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "recipes" / "data"
@@ -144,6 +148,46 @@ def train_tiny(
     )
 
 
+def shared(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> Any:
+    """``build(folder)``, once per test run: pytest-xdist workers share the result
+    (it must pickle), the first one builds it while the others wait. Without xdist,
+    a plain session-scoped ``build``."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent / "shared"
+    root.mkdir(exist_ok=True)
+    result = root / f"{name}.pickle"
+    with FileLock(str(root / f"{name}.lock")):
+        if result.exists():
+            return pickle.loads(result.read_bytes())
+        folder = root / name
+        if folder.exists():  # a worker that failed building it: start again
+            shutil.rmtree(folder)
+        value = build(folder)
+        result.write_bytes(pickle.dumps(value))
+        return value
+
+
+#: test files that take minutes, started first so that the two xdist workers finish
+#: together (``--dist loadfile --no-loadscope-reorder`` hands out files in collection
+#: order)
+SLOW_FILES = (
+    "tests/test_demo.py",
+    "tests/architectures/test_metatrain_suites.py",
+    "tests/compare/test_compare.py",
+    "tests/test_registration.py",
+    "tests/dynamics/test_trained.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return SLOW_FILES.index(path) if path in SLOW_FILES else len(SLOW_FILES)
+
+    items.sort(key=rank)  # stable: the order within and among the others is kept
+
+
 @pytest.fixture(scope="session")
 def ethanol_frames(tmp_path_factory) -> Path:
     """20 ethanol frames in eV (energy, forces), non-periodic."""
@@ -159,23 +203,62 @@ def water_frames(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_pet_nc(tmp_path_factory, ethanol_frames) -> SimpleNamespace:
     """A tiny ``pet_nc`` trained by ``mtt train`` on ethanol (checkpoint, exported)."""
-    return train_tiny(tmp_path_factory.mktemp("pet_nc"), "pet_nc", ethanol_frames)
+    return shared(
+        tmp_path_factory,
+        "pet_nc",
+        lambda folder: train_tiny(folder, "pet_nc", ethanol_frames),
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_pet_m(tmp_path_factory, ethanol_frames) -> SimpleNamespace:
     """A tiny ``pet_m`` trained by ``mtt train`` on ethanol (checkpoint, exported)."""
-    return train_tiny(tmp_path_factory.mktemp("pet_m"), "pet_m", ethanol_frames)
+    return shared(
+        tmp_path_factory,
+        "pet_m",
+        lambda folder: train_tiny(folder, "pet_m", ethanol_frames),
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_pet_nc_periodic(tmp_path_factory, water_frames) -> SimpleNamespace:
     """A tiny ``pet_nc`` trained on periodic water with stress labels."""
-    return train_tiny(
-        tmp_path_factory.mktemp("pet_nc_water"),
-        "pet_nc",
-        water_frames,
-        stress=True,
-        epochs=1,
-        training={"batch_size": 2},
+    return shared(
+        tmp_path_factory,
+        "pet_nc_water",
+        lambda folder: train_tiny(
+            folder,
+            "pet_nc",
+            water_frames,
+            stress=True,
+            epochs=1,
+            training={"batch_size": 2},
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_pet_nc_atom_head(tmp_path_factory, ethanol_frames) -> SimpleNamespace:
+    """A one-epoch ``pet_nc`` with the ``atom`` direct head, a checkpoint every epoch
+    and the stochastic lambda estimate (2 structures, 4 probes) at each checkpoint
+    and at the end: one training for the tests of either feature."""
+    return shared(
+        tmp_path_factory,
+        "pet_nc_atom_head",
+        lambda folder: train_tiny(
+            folder,
+            "pet_nc",
+            ethanol_frames,
+            epochs=1,
+            model={"direct_force_head": "atom"},
+            training={
+                "checkpoint_interval": 1,
+                "lambda_estimate": {
+                    "structures": 2,
+                    "exact_max_atoms": 0,  # every structure stochastic
+                    "probes": 4,
+                    "every_checkpoints": 1,
+                },
+            },
+        ),
     )

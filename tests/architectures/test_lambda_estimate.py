@@ -83,31 +83,20 @@ def test_pet_m_line_names_direct_head_and_conservative_zero(tiny_pet_m):
     assert record["output"] == "non_conservative_force"
 
 
-def test_stochastic_estimate_and_intermediate_checkpoints(tmp_path, ethanol_frames):
-    write_options(
-        tmp_path / "options.yaml",
-        "pet_nc",
-        str(ethanol_frames),
-        epochs=1,
-        training={
-            "checkpoint_interval": 1,
-            "lambda_estimate": {
-                "structures": 2,
-                "exact_max_atoms": 0,  # every structure stochastic
-                "probes": 4,
-                "every_checkpoints": 1,
-            },
-        },
-    )
-    run = run_mtt(["train", "options.yaml"], cwd=tmp_path)
-    lines = _lines(run.stdout + run.stderr)
+def test_stochastic_estimate_and_intermediate_checkpoints(tiny_pet_nc_atom_head):
+    """One epoch, every structure stochastic, an estimate at every checkpoint (the
+    hypers of the fixture, tests/conftest.py)."""
+    run = tiny_pet_nc_atom_head
+    hypers = torch.load(run.checkpoint, weights_only=False)["train_hypers"]
+    assert hypers["lambda_estimate"]["exact_max_atoms"] == 0
+    lines = _lines(run.log)
     assert [line[:3] for line in lines] == [("latest", "0", "2"), ("best", "0", "2")]
     for line in lines:
         assert line[5] == "stochastic, 4 probes" and float(line[4]) > 0
-    (intermediate,) = list(tmp_path.glob("outputs/*/*/model_0.ckpt"))
+    (intermediate,) = list(run.workdir.glob("outputs/*/*/model_0.ckpt"))
     stored = read_estimate(torch.load(intermediate, weights_only=False))
     assert (stored["model"], stored["epoch"], stored["stochastic"]) == ("latest", 0, 2)
-    final = read_estimate(torch.load(tmp_path / "model.ckpt", weights_only=False))
+    final = read_estimate(torch.load(run.checkpoint, weights_only=False))
     assert final["model"] == "best" and final["error"] > 0
 
 

@@ -2,7 +2,6 @@
 
 import ase.io
 import numpy as np
-import pytest
 import torch
 from metatomic.torch import load_atomistic_model
 from metatomic_ase import MetatomicCalculator
@@ -53,18 +52,13 @@ def test_zero_net_force_inside_model(tiny_pet_nc, ethanol_frames):
     assert torch.all(net.abs() < 1e-5 * max(1.0, float(scale)))
 
 
-@pytest.mark.parametrize("head", ["atom"])
-def test_atom_head_zero_net_force(tmp_path, ethanol_frames, head):
-    write_options(
-        tmp_path / "options.yaml",
-        "pet_nc",
-        str(ethanol_frames),
-        epochs=1,
-        model={"direct_force_head": head},
-    )
-    run_mtt(["train", "options.yaml"], cwd=tmp_path)
+def test_atom_head_zero_net_force(tiny_pet_nc_atom_head, ethanol_frames):
+    checkpoint = torch.load(tiny_pet_nc_atom_head.checkpoint, weights_only=False)
+    assert checkpoint["model_data"]["model_hypers"]["direct_force_head"] == "atom"
     frames = ase.io.read(ethanol_frames, ":3")
-    values = evaluate(tmp_path / "model.pt", frames, ["non_conservative_force"])
+    values = evaluate(
+        tiny_pet_nc_atom_head.exported, frames, ["non_conservative_force"]
+    )
     net = values["non_conservative_force"].reshape(3, -1, 3).sum(dim=1)
     assert torch.all(net.abs() < 1e-4)
 
