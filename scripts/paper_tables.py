@@ -16,6 +16,11 @@ result next to the paper's numbers.
 
     python scripts/paper_tables.py            # every part, in order
     python scripts/paper_tables.py --part 1   # one part
+    python scripts/paper_tables.py --doc      # only refresh docs/paper_tables.md
+
+After the parts, the generated part of docs/paper_tables.md (between its GENERATED
+markers: the report's tables, figures and cost) is replaced by the current report;
+the discussion around it is kept.
 """
 
 import argparse
@@ -29,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "recipes" / "demo" / "pretrained"
 DATA = ROOT / "recipes" / "data" / "water_64h2o_40frames.xyz"
 OUT = Path("docs") / "paper_run"
+DOC = ROOT / "docs" / "paper_tables.md"
+BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
 TEST = Path("docs") / "paper_run_inputs" / "water_test_split.xyz"
 
 #: the protocol's settings, the same for every part (a resume checks them)
@@ -36,6 +43,7 @@ SETTINGS = [
     "--timestep", "0.5",
     "--stride", "2",
     "--equilibration", "500",
+    "--equilibration-thermostat", "same",
     "--nvt-time", "1000",
     "--gas-structures", "20",
     "--relax-structures", "2",
@@ -60,10 +68,33 @@ def test_split() -> Path:
     return TEST
 
 
+def refresh_doc() -> None:
+    """Put the report (docs/paper_run/report.md) between the markers of the doc, its
+    headings one level down and its figures linked from docs/."""
+    report = (ROOT / OUT / "report.md").read_text()
+    lines = []
+    for line in report.splitlines():
+        if line.startswith("#"):
+            line = "#" + line
+        line = line.replace("](table", f"]({OUT.name}/table")
+        lines.append(line)
+    text = DOC.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
+    print(f"[paper_tables] refreshed {DOC.relative_to(ROOT)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", type=int, choices=sorted(PARTS), action="append")
+    parser.add_argument(
+        "--doc", action="store_true", help="only refresh docs/paper_tables.md"
+    )
     args = parser.parse_args()
+    if args.doc:
+        refresh_doc()
+        return 0
     structures = test_split()
     models = [f"recipes/demo/pretrained/{m}.ckpt" for m in ("pet_c", "pet_nc", "pet_m")]
     mtt_nc = str(Path(sys.executable).parent / "mtt-nc")
@@ -78,6 +109,8 @@ def main() -> int:
         if status != 0:
             print(f"[paper_tables] part {part} exited with {status}", flush=True)
             return status
+        if DOC.exists():
+            refresh_doc()
     return 0
 
 

@@ -117,6 +117,11 @@ def test_protocol_runs_every_unit_and_reports_both_tables(protocol):
     species = run["equipartition"]["species"]
     assert set(species) == {"H", "C", "O"}
     assert all(s["error"] is not None and s["error"] > 0 for s in species.values())
+    # equilibrated on its own under the local Langevin thermostat (the default),
+    # the production run continues from its last frame
+    assert run["equilibration"]["thermostat"] == "langevin:100"
+    assert run["production_start_fs"] == 0.0
+    assert Path(run["folder"] + ".equilibration", "summary.json").is_file()
     diffusion = run["diffusion"]
     assert set(diffusion) == {"H", "C", "O"}
     assert all(
@@ -191,6 +196,15 @@ def test_bad_protocol_input(protocol, tmp_path):
         (base + ["-o", out, *QUICK], "--resume"),
         # resume with other settings
         (base + ["-o", out, *QUICK, "--resume", "--seed", "5"], "settings.seed"),
+        (
+            base
+            + ["-o", out, *QUICK, "--resume", "--equilibration-thermostat", "same"],
+            "settings.equilibration_thermostat",
+        ),
+        (
+            base + ["-o", tmp_path / "g", *QUICK, "--equilibration-thermostat", "x"],
+            "--equilibration-thermostat must be",
+        ),
         # options of the standard comparison
         (base + ["-o", tmp_path / "a", *QUICK, "--tau", "5"], "--tau"),
         # options of the paper protocol without it
@@ -207,7 +221,7 @@ def test_bad_protocol_input(protocol, tmp_path):
         assert code == 2, (argv, stdout, stderr)
         assert expected in stderr, (expected, stderr)
     assert sorted(p.name for p in out.rglob("*")) == before
-    assert not any((tmp_path / name).exists() for name in "abcdef")
+    assert not any((tmp_path / name).exists() for name in "abcdefg")
 
 
 # -- the pieces ------------------------------------------------------------------

@@ -36,15 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--md-index", type=int, default=0, help="frame of the MD structure (0)"
     )
     parser.add_argument(
-        "--pair",
-        action="append",
-        default=[],
-        metavar="SLOW+FAST",
-        help="a teacher-student pair for multiple time stepping, e.g. "
-        "pet_c.pt+student.pt (a side may be the name of a compared MODEL): one more "
-        "mts row in the cost, NVE and NVT sections; repeatable",
-    )
-    parser.add_argument(
         "--quick", action="store_true", help="short runs: a first look in minutes"
     )
     parser.add_argument(
@@ -101,6 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "gas,bulk; default: all)",
     )
     paper.add_argument(
+        "--equilibration-thermostat",
+        help="paper protocol: thermostat of the equilibration, ENSEMBLE:TAU_FS or "
+        "'same' (the run's own; default langevin:100, which brings every species "
+        "to the target before the run's thermostat takes over)",
+    )
+    paper.add_argument(
         "--gas-structures",
         type=int,
         help="paper protocol: molecules relaxed in the gas phase (20)",
@@ -155,10 +152,17 @@ PAPER_OVERRIDES = {
     "relax_structures": "bulk_structures",
     "relax_steps": "relax_steps",
     "gas_structures": "gas_structures",
+    "equilibration_thermostat": "equilibration_thermostat",
 }
 #: options of the standard comparison that mean nothing to the paper protocol
 STANDARD_ONLY = ("stages", "nve_time", "tau", "lambda_structures", "fmax")
-PAPER_ONLY = ("resume", "thermostats", "parts", "gas_structures")
+PAPER_ONLY = (
+    "resume",
+    "thermostats",
+    "parts",
+    "gas_structures",
+    "equilibration_thermostat",
+)
 
 
 def parse_thermostats(text: str):
@@ -253,12 +257,6 @@ def run(args: argparse.Namespace) -> int:
     from .run import compare
 
     if args.protocol == "paper":
-        if args.pair:
-            raise UserInputError(
-                "--pair adds a teacher-student row to the standard comparison; the "
-                "paper protocol compares the listed models only: drop --pair or "
-                "--protocol paper"
-            )
         return run_paper(args)
     given = [o for o in PAPER_ONLY if getattr(args, o, None) not in (None, False)]
     if given:
@@ -283,7 +281,6 @@ def run(args: argparse.Namespace) -> int:
         quick=args.quick,
         direct=args.direct,
         device=args.device,
-        pairs=args.pair,
     )
     out = result["output_dir"]
     print(f"report: {out}/report.md (also report.html, report.json)")

@@ -32,6 +32,8 @@ from .settings import PaperSettings
 #: them, or only the report uses them); every other setting must stay the same for
 #: ``--resume``
 PART_SETTINGS = ("parts", "thermostats", "sigma")
+#: settings a protocol folder made before they existed ran with
+LEGACY_SETTINGS = {"equilibration_thermostat": "same"}
 
 
 def _unit_id(*parts: Any) -> str:
@@ -69,7 +71,11 @@ def _open_folder(
         ]
         fixed = {k: v for k, v in saved["settings"].items() if k not in PART_SETTINGS}
         mine = {k: v for k, v in protocol["settings"].items() if k not in PART_SETTINGS}
-        differences += [f"settings.{k}" for k in mine if fixed.get(k) != mine[k]]
+        differences += [
+            f"settings.{k}"
+            for k in mine
+            if fixed.get(k, LEGACY_SETTINGS.get(k)) != mine[k]
+        ]
         if differences:
             raise UserInputError(
                 f"--resume: '{outdir}' was started with other {differences} than "

@@ -3,7 +3,7 @@
 import dataclasses
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ...dynamics.monitor import RESOLVED_SIGMA
 from ...errors import UserInputError
@@ -27,6 +27,9 @@ class PaperSettings:
     NVT (Table 2): every force mode of every model (conservative, direct, and ``mts``
     for models with both heads) under each thermostat of ``thermostats``, from the MD
     structure, ``equilibration_fs`` then ``production_fs`` at ``temperature_K``;
+    the equilibration runs under ``equilibration_thermostat`` (``"ensemble:tau_fs"``;
+    default a local Langevin thermostat, which brings every species to the target
+    whatever the start; ``"same"``: the thermostat of the run, one MD run in all);
     inner step ``timestep_fs`` for every mode, MTS outer step ``stride`` inner steps.
     The production part gives the per-species temperature deviations (block averages)
     and the diffusion coefficients (mean-square displacement of frames written every
@@ -47,6 +50,7 @@ class PaperSettings:
     timestep_fs: float = 0.5
     stride: int = 4
     equilibration_fs: float = 250.0
+    equilibration_thermostat: str = "langevin:100"
     production_fs: float = 1000.0
     sample_fs: float = 5.0
     diffusion_segments: int = 4
@@ -95,6 +99,7 @@ class PaperSettings:
             raise UserInputError(
                 f"unknown or no protocol part(s) {unknown}; choose from {list(PARTS)}"
             )
+        self.equilibration_ensemble()
         for ensemble, tau in self.thermostats:
             if ensemble not in ("svr", "langevin") or not tau > 0:
                 raise UserInputError(
@@ -136,6 +141,23 @@ class PaperSettings:
                 f"coefficient over {self.diffusion_segments} segments (at least "
                 f"{10 * self.diffusion_segments}); run longer or sample more often"
             )
+
+    def equilibration_ensemble(self) -> Optional[Tuple[str, float]]:
+        """``(ensemble, tau_fs)`` of the equilibration, ``None`` for ``"same"``."""
+        spec = self.equilibration_thermostat.strip().lower()
+        if spec == "same":
+            return None
+        ensemble, _, tau = spec.partition(":")
+        try:
+            value = float(tau)
+        except ValueError:
+            value = float("nan")
+        if ensemble not in ("svr", "langevin") or not value > 0:
+            raise UserInputError(
+                f"--equilibration-thermostat must be 'same' or ENSEMBLE:TAU_FS with "
+                f"svr or langevin and tau > 0, got '{self.equilibration_thermostat}'"
+            )
+        return ensemble, value
 
     def as_dict(self) -> Dict[str, Any]:
         data = asdict(self)

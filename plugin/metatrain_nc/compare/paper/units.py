@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import ase
+import ase.io
 import numpy as np
 
 from ..models import ModelEntry
@@ -27,21 +28,29 @@ def nvt_run(
     settings: PaperSettings,
     outdir: Path,
 ) -> Dict[str, Any]:
-    """Equilibration then production under one thermostat, in one MD run.
+    """Equilibration, then production under one thermostat.
 
-    The first ``equilibration_fs`` are left out of every number: the temperatures
-    (block averages, :func:`~metatrain_nc.dynamics.monitor.equipartition`) and the
-    diffusion coefficients (:func:`~metatrain_nc.dynamics.diffusion.
-    diffusion_coefficients`) come from the production part.
+    With ``settings.equilibration_thermostat`` ``"same"``, one MD run whose first
+    ``equilibration_fs`` are left out of every number; otherwise the equilibration is
+    its own run (``<outdir>.equilibration``) under that thermostat, and the production
+    run continues from its last frame and momenta. The temperatures (block averages,
+    :func:`~metatrain_nc.dynamics.monitor.equipartition`) and the diffusion
+    coefficients (:func:`~metatrain_nc.dynamics.diffusion.diffusion_coefficients`)
+    come from the production part.
 
     :return: ``status``, the run's ``equipartition`` (temperatures, deviations from the
         target, species splits with errors and verdicts), ``diffusion`` (per species,
         A^2/ps), ``heating_rate_K_per_ps``, ``wall_time_s``, ``inner_steps_per_s``,
         ``warnings`` and the run's ``folder``.
     """
-    from ...dynamics.md import MDSettings, run_md
+    import dataclasses
 
-    total = settings.equilibration_fs + settings.production_fs
+    from ...dynamics.md import MDSettings, run_md
+    from ...dynamics.outputs import FILES
+
+    equilibration = settings.equilibration_ensemble()
+    separate = equilibration is not None and settings.equilibration_fs > 0
+    total = settings.production_fs + (0 if separate else settings.equilibration_fs)
     md = MDSettings(
         forces=mode,
         timestep_fs=settings.outer_fs,
@@ -54,9 +63,36 @@ def nvt_run(
         max_temperature_K=settings.max_temperature_K,
         trajectory_every=settings.sample_every,
         chemiscope=False,
-        equilibration_fraction=settings.equilibration_fs / total,
+        equilibration_fraction=0.0 if separate else settings.equilibration_fs / total,
     )
     entry.reset_counters()
+    equilibration_summary = None
+    if separate:
+        steps = settings.outer_steps(settings.equilibration_fs)
+        first = dataclasses.replace(
+            md,
+            ensemble=equilibration[0],
+            tau_fs=equilibration[1],
+            steps=steps,
+            trajectory_every=steps,
+            plots=False,
+            equilibration_fraction=0.0,
+        )
+        folder = outdir.with_name(outdir.name + ".equilibration")
+        equilibration_summary = run_md(entry.model, atoms, folder, first, force=True)
+        if equilibration_summary["status"] != "completed":
+            return {
+                "model": entry.name,
+                "mode": mode,
+                "ensemble": ensemble,
+                "tau_fs": tau_fs,
+                "status": equilibration_summary["status"],
+                "message": "during the equilibration: "
+                + str(equilibration_summary.get("message")),
+                "folder": str(outdir),
+            }
+        atoms = ase.io.read(folder / FILES["trajectory"], -1)
+        md = dataclasses.replace(md, velocities="structure")
     summary = run_md(entry.model, atoms, outdir, md)
     record: Dict[str, Any] = {
         "model": entry.name,
@@ -75,6 +111,14 @@ def nvt_run(
         "warnings": summary.get("warnings", []),
         "folder": str(outdir),
         "diffusion": None,
+        "production_start_fs": 0.0 if separate else settings.equilibration_fs,
+        "equilibration": None
+        if equilibration_summary is None
+        else {
+            "thermostat": settings.equilibration_thermostat,
+            "equipartition": equilibration_summary.get("equipartition"),
+            "wall_time_s": equilibration_summary["wall_time_s"],
+        },
     }
     if summary["status"] != "completed":
         return record
@@ -91,7 +135,7 @@ def add_diffusion(record: Dict[str, Any], settings: PaperSettings) -> Dict[str, 
     try:
         record["diffusion"] = trajectory_diffusion(
             Path(record["folder"]) / FILES["trajectory"],
-            settings.equilibration_fs,
+            record.get("production_start_fs", settings.equilibration_fs),
             settings.diffusion_segments,
         )
     except Exception as error:  # the temperatures stand without it
