@@ -36,6 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--md-index", type=int, default=0, help="frame of the MD structure (0)"
     )
     parser.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="SLOW+FAST",
+        help="a teacher-student pair for multiple time stepping, e.g. "
+        "pet_c.pt+student.pt (a side may be the name of a compared MODEL): one more "
+        "mts row in the cost, NVE and NVT sections; repeatable",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="short runs: a first look in minutes"
     )
     parser.add_argument(
@@ -257,6 +266,12 @@ def run(args: argparse.Namespace) -> int:
     from .run import compare
 
     if args.protocol == "paper":
+        if args.pair:
+            raise UserInputError(
+                "--pair adds a teacher-student row to the standard comparison; the "
+                "paper protocol compares the listed models only: drop --pair or "
+                "--protocol paper"
+            )
         return run_paper(args)
     given = [o for o in PAPER_ONLY if getattr(args, o, None) not in (None, False)]
     if given:
@@ -281,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
         quick=args.quick,
         direct=args.direct,
         device=args.device,
+        pairs=args.pair,
     )
     out = result["output_dir"]
     print(f"report: {out}/report.md (also report.html, report.json)")
