@@ -220,6 +220,14 @@ def test_bad_protocol_input(protocol, tmp_path):
         code, stdout, stderr = _run(argv)
         assert code == 2, (argv, stdout, stderr)
         assert expected in stderr, (expected, stderr)
+    # a second process in the same folder would remove the first one's unfinished
+    # runs: refused while the first holds the folder
+    import fcntl
+
+    with open(out / ".running", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, stdout, stderr = _run(base + ["-o", out, *QUICK, "--resume"])
+        assert code == 2 and "is working in" in stderr, stderr
     assert sorted(p.name for p in out.rglob("*")) == before
     assert not any((tmp_path / name).exists() for name in "abcdefg")
 

@@ -122,6 +122,36 @@ def _update_diffusion(outdir: Path, settings: PaperSettings) -> None:
         _write_atomic(path, clean_json(add_diffusion(record, settings)))
 
 
+LOCK_FILE = ".running"
+
+
+def _lock(outdir: Path):
+    """Hold an exclusive lock on ``outdir`` while this process works in it (released
+    when the process ends, however it ends).
+
+    :raises UserInputError: another process holds it (two runs in one folder would
+        remove each other's unfinished MD runs).
+    """
+    import fcntl
+
+    handle = open(outdir / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise UserInputError(
+            f"another `mtt-nc compare --protocol paper` (process {owner}) is working "
+            f"in '{outdir}'; wait for it to finish, or stop it and --resume"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 def _relax_entry(entry: ModelEntry, settings: PaperSettings, device: str):
     """The model for relaxations: float64 when it allows it, with a note if not."""
     if not settings.float64 or entry.model_kind != "metatomic":
@@ -159,12 +189,7 @@ def run_paper_protocol(
     :param force: replace an existing ``outdir``.
     :return: the content of ``report.json`` plus ``output_dir`` and ``failures``.
     """
-    from tqdm.auto import tqdm
-
-    from ..run import _missing_species, _versions
-    from .report import write_report
-    from .structures import bulk_starts, gas_starts
-    from .units import nvt_run, relax_set
+    from ..run import _missing_species
 
     settings = settings or PaperSettings()
     settings.check()
@@ -194,6 +219,47 @@ def run_paper_protocol(
         "settings": settings.as_dict(),
     }
     replaced = _open_folder(outdir, protocol, resume, force)
+    lock = _lock(outdir)
+    try:
+        return _run_units(
+            entries,
+            frames,
+            md_atoms,
+            settings,
+            outdir,
+            protocol,
+            replaced,
+            structures=structures,
+            device=device,
+            progress=progress,
+            log=log,
+        )
+    finally:
+        lock.close()
+
+
+def _run_units(
+    entries: List[ModelEntry],
+    frames,
+    md_atoms,
+    settings: PaperSettings,
+    outdir: Path,
+    protocol: Dict[str, Any],
+    replaced: Optional[Path],
+    *,
+    structures,
+    device: str,
+    progress: bool,
+    log: Callable[[str], None],
+) -> Dict[str, Any]:
+    """The units of the protocol in ``outdir`` (locked by this process)."""
+    from tqdm.auto import tqdm
+
+    from ..run import _versions
+    from .report import write_report
+    from .structures import bulk_starts, gas_starts
+    from .units import nvt_run, relax_set
+
     _write_atomic(outdir / "protocol.json", protocol)
     (outdir / "units").mkdir(exist_ok=True)
     runs_dir = outdir / "runs" / "nvt"
