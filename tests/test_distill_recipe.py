@@ -1,0 +1,55 @@
+"""recipes/distill/distill.py in its quick form, so that the recipe cannot rot: the
+demo teacher exported with ``mtt export``, sampled with ``mtt-nc md``, labelled with
+``mtt-nc label``, a student trained with ``mtt train`` for one epoch, its accuracy,
+cost and stride scan, and the report."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "distill" / "distill.py"
+
+
+def test_distill_quick(tmp_path):
+    out = tmp_path / "distill"
+    result = subprocess.run(
+        [sys.executable, str(RECIPE), "--out", str(out), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["quick"] and report["cpu_time_min"] > 0
+    # the teacher's labels, read back: 2 temperatures x 6 frames, 1 held out each
+    assert report["data"] == {"train": 10, "test": 2, "atoms": 192}
+    train = ase.io.read(out / "data" / "train.xyz", ":")
+    assert len(train) == 10 and train[0].get_forces().shape == (192, 3)
+    assert "stress" in train[0].calc.results
+    (size,) = report["students"]
+    student = report["students"][size]
+    assert Path(student["model"]).is_file()  # exported by mtt train
+    assert student["force_rmse_meV_per_A"] > 0 and student["ms_per_call"] > 0
+    scan = student["stride_scan"]
+    assert scan["rows"][0]["status"] == "reference"
+    assert set(report["nve"]) == {"teacher", size}
+    assert report["nve"]["teacher"]["status"] == "completed"
+    markdown = (out / "report.md").read_text()
+    assert "| student | parameters |" in markdown
+    assert f"{out / 'report.md'}" in result.stdout
+
+
+def test_distill_refuses_an_existing_folder(tmp_path):
+    (tmp_path / "keep.txt").write_text("user data")
+    result = subprocess.run(
+        [sys.executable, str(RECIPE), "--out", str(tmp_path), "--quick"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "exists" in result.stderr
+    assert (tmp_path / "keep.txt").read_text() == "user data"
