@@ -134,7 +134,8 @@ def build_blocks(
             "(correlated samples). A split (T_A - T_B, analysed as its own series) or "
             f"a slow-down is 'resolved' beyond {sigma:g} standard errors, else "
             "'within error'. Diffusion: Einstein relation on the production part, "
-            f"error from {s['diffusion_segments']} independent segments; slow-down = "
+            "lags 10-30% of it, error from "
+            f"{s['diffusion_segments']} blocks of time origins; slow-down = "
             "D of the same model and forces under SVR divided by D of the row.",
         )
     )
