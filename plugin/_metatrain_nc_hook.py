@@ -20,7 +20,12 @@ start; it only puts :data:`FINDER` first in ``sys.meta_path``. It imports nothin
    (a metatrain that reads entry points itself) is left alone: the hook is a no-op
    for it;
 4. right after ``metatrain.cli.train`` executes, ``train_model`` refuses a
-   ``--restart`` across architectures when a plugin architecture is involved.
+   ``--restart`` across architectures when a plugin architecture is involved, and
+   a fine-tuning of a ``pet_nc`` / ``pet_m`` checkpoint as an architecture other
+   than ``pet_nc``, ``pet_m`` and ``pet``; it records the architecture of the run
+   (:data:`RUN`) while it runs, so that the ``model_from_checkpoint`` it calls
+   converts a ``pet_nc`` / ``pet_m`` checkpoint fine-tuned as stock ``pet`` into a
+   stock PET model (``metatrain_nc.direct.conversion``).
 
 Setting the environment variable ``METATRAIN_NC_DISABLE_HOOK=1`` keeps the finder
 out. No failure here ever breaks interpreter start-up or an import: errors are kept
@@ -43,6 +48,15 @@ STATE = {
     "patched": [],  # metatrain modules patched after they executed
     "errors": [],  # anything that went wrong, as text
 }
+
+#: the ``mtt train`` run in progress in this interpreter (set by the patched
+#: ``metatrain.cli.train.train_model`` while it runs)
+RUN = {"architecture": None}
+
+#: plugin architectures whose checkpoints convert to stock ``pet`` (modules of this
+#: package; a third-party plugin's checkpoints are left to metatrain)
+_OWN_PACKAGE = "metatrain_nc."
+_CONVERTS_TO = ("pet",)
 
 # metatrain sub-packages that are not architectures
 _RESERVED = ("cli", "utils", "share", "experimental", "deprecated")
@@ -81,11 +95,18 @@ class _PatchingLoader:
     def exec_module(self, module):
         self.loader.exec_module(module)
         module.__loader__ = self.loader
-        try:
-            self.patch(module)
+        patches = self.patch if isinstance(self.patch, tuple) else (self.patch,)
+        failed = False
+        for patch in patches:
+            try:
+                patch(module)
+            except Exception as error:  # never break metatrain's own import
+                failed = True
+                STATE["errors"].append(
+                    f"patching {module.__name__} ({patch.__name__}): {error!r}"
+                )
+        if not failed:
             STATE["patched"].append(module.__name__)
-        except Exception as error:  # never break metatrain's own import
-            STATE["errors"].append(f"patching {module.__name__}: {error!r}")
 
     def __getattr__(self, name):
         return getattr(self.loader, name)
@@ -285,12 +306,15 @@ def _patch_architectures(module):
 
 
 def _patch_train_cli(module):
-    """Refuse ``mtt train --restart`` across architectures when a plugin is involved.
+    """Check the checkpoint a ``mtt train`` run starts from; record the run.
 
     metatrain continues a checkpoint with the checkpoint's own architecture, whatever
     the options file says. With a plugin architecture on either side, that silently
     trains something else than asked (e.g. a ``pet_nc`` checkpoint continued as
-    ``pet_nc`` by a ``pet_m`` options file): refuse, naming the way out.
+    ``pet_nc`` by a ``pet_m`` options file), or fails deep inside the trainer:
+    refuse ``--restart`` across architectures and a fine-tuning that cannot work,
+    naming the way out, before any data is read. While the run goes on, its
+    architecture is in :data:`RUN` (for :func:`_patch_train_loading`).
     """
     original = module.train_model
     signature = _signature_with(original, ("options", "restart_from"))
@@ -305,7 +329,14 @@ def _patch_train_cli(module):
         restart_from = _bound_argument(bound, "restart_from")
         if restart_from is not None and options is not None:
             _check_restart_architecture(options, restart_from)
-        return original(*args, **kwargs)
+        elif options is not None:
+            _check_finetune_architecture(options)
+        previous = RUN["architecture"]
+        RUN["architecture"] = _option(options, "architecture", "name")
+        try:
+            return original(*args, **kwargs)
+        finally:
+            RUN["architecture"] = previous
 
     train_model.__doc__ = original.__doc__
     train_model.__wrapped__ = original
@@ -366,14 +397,108 @@ def _check_restart_architecture(options, restart_from):
         f"architecture, but the options ask for '{wanted}'. `--restart` continues a "
         f"run with its own architecture: set `architecture.name: {written_by}` to "
         f"continue it, or start '{wanted}' from it with `training.finetune.read_from:"
-        f" {restart_from}` (e.g. pet_nc -> pet_m), or drop --restart."
+        f" {restart_from}` (e.g. pet_nc -> pet_m or pet), or drop --restart."
     )
+
+
+def _option(options, *keys):
+    """``options[keys[0]][keys[1]]...``, or ``None`` if any level is missing."""
+    value = options
+    for key in keys:
+        try:
+            value = value.get(key)
+        except Exception:
+            return None
+        if value is None:
+            return None
+    return value
+
+
+def _own_architectures():
+    """Plugin architectures of this package served by the hook."""
+    return {
+        name
+        for name, module in registered_architectures().items()
+        if module.startswith(_OWN_PACKAGE) and name not in STATE["native"]
+    }
+
+
+def _checkpoint_architecture(path):
+    """The ``architecture_name`` of the checkpoint at ``path`` (``None`` if the file
+    does not read: metatrain's own error is the right one)."""
+    try:
+        import torch
+
+        checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+        return checkpoint.get("architecture_name")
+    except Exception:
+        return None
+
+
+def _check_finetune_architecture(options):
+    """Refuse ``finetune.read_from`` of a ``pet_nc`` / ``pet_m`` checkpoint by an
+    architecture that cannot continue it (all but ``pet_nc``, ``pet_m`` and
+    ``pet``): metatrain would hand a PET-with-direct-heads to that architecture's
+    trainer, which fails with an unrelated message deep inside training."""
+    wanted = _option(options, "architecture", "name")
+    read_from = _option(options, "architecture", "training", "finetune", "read_from")
+    own = _own_architectures()
+    if read_from is None or wanted is None or wanted in own or wanted in _CONVERTS_TO:
+        return
+    written_by = _checkpoint_architecture(read_from)
+    if written_by not in own:
+        return
+    allowed = ", ".join(sorted(own)) + " or stock " + " or ".join(_CONVERTS_TO)
+    raise ValueError(
+        f"the checkpoint '{read_from}' (`training.finetune.read_from`) was written by "
+        f"the '{written_by}' architecture, which '{wanted}' cannot fine-tune: a "
+        f"{written_by} checkpoint can be fine-tuned as {allowed} (stock pet keeps "
+        f"its backbone and energy head). Start '{wanted}' from scratch instead."
+    )
+
+
+def _patch_train_loading(module):
+    """Let ``mtt train`` of stock ``pet`` fine-tune a ``pet_nc`` / ``pet_m``
+    checkpoint.
+
+    ``cli/train.py`` builds the model to fine-tune with the checkpoint's own
+    architecture (``model_from_checkpoint``), then calls its ``restart`` and gives it
+    to the run's trainer. Only the name ``model_from_checkpoint`` inside
+    ``metatrain.cli.train`` is wrapped (``metatrain.utils.io`` and every other user
+    are untouched), and it only acts while a ``train_model`` run of stock ``pet``
+    (:data:`RUN`) loads a checkpoint of this package's architectures: then it
+    returns a stock PET model with the checkpoint's backbone and energy head
+    (``metatrain_nc.direct.conversion``), whose own ``restart`` and trainer run next.
+    """
+    original = module.model_from_checkpoint
+
+    def model_from_checkpoint(checkpoint, context, *args, **kwargs):
+        wanted = RUN["architecture"]
+        written_by = None
+        if isinstance(checkpoint, dict):
+            written_by = checkpoint.get("architecture_name")
+        if (
+            wanted is None
+            or args
+            or kwargs
+            or written_by == wanted
+            or wanted not in _CONVERTS_TO
+            or written_by not in _own_architectures()
+        ):
+            return original(checkpoint, context, *args, **kwargs)
+        from metatrain_nc.direct.conversion import model_for_architecture
+
+        return model_for_architecture(checkpoint, context, wanted, original)
+
+    model_from_checkpoint.__doc__ = original.__doc__
+    model_from_checkpoint.__wrapped__ = original
+    module.model_from_checkpoint = model_from_checkpoint
 
 
 #: metatrain modules patched right after they execute
 _PATCHES = {
     "metatrain.utils.architectures": _patch_architectures,
-    "metatrain.cli.train": _patch_train_cli,
+    "metatrain.cli.train": (_patch_train_cli, _patch_train_loading),
 }
 
 #: the finder this hook puts first in ``sys.meta_path``

@@ -24,8 +24,10 @@ The options file is the one of stock ``pet``: an ``energy`` target with ``forces
         direct_forces_weight: 10.0   # direct forces (default: the same as above)
 
 A ``pet_nc`` checkpoint can be continued as ``pet_m`` with metatrain's fine-tuning
-(``training.finetune.read_from``) or ``--restart``: pre-train direct, fine-tune
-conservative (the paper's Appendix H).
+(``training.finetune.read_from``): pre-train direct, fine-tune conservative (the
+paper's Appendix H). Stock ``pet`` starts from a ``pet_nc`` or ``pet_m`` checkpoint
+the same way (it keeps the backbone and the energy head, the direct heads are
+dropped).
 
 Zero net force: with the default ``edge`` head the direct forces are pair forces
 (Newton's third law), so they sum to zero over every system the model evaluates; the
