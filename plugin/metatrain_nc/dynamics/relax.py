@@ -305,3 +305,23 @@ def success_interval(
     half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials**2))
     half /= denominator
     return rate, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference_interval(
+    successes_a: int, trials_a: int, successes_b: int, trials_b: int, z: float = 1.96
+) -> Tuple[float, float, float]:
+    """Difference of two success rates, ``rate_a - rate_b``, with Newcombe's hybrid
+    score interval (95% for ``z = 1.96``), built from the two Wilson intervals of
+    :func:`success_interval` (Newcombe, Stat. Med. 17, 873 (1998), method 10). It
+    stays inside [-1, 1] and behaves at rates of 0 and 1, where the normal
+    approximation gives an empty interval.
+
+    :return: ``(difference, low, high)``, fractions.
+    :raises UserInputError: as :func:`success_interval`.
+    """
+    rate_a, low_a, high_a = success_interval(successes_a, trials_a, z)
+    rate_b, low_b, high_b = success_interval(successes_b, trials_b, z)
+    difference = rate_a - rate_b
+    low = difference - math.sqrt((rate_a - low_a) ** 2 + (high_b - rate_b) ** 2)
+    high = difference + math.sqrt((high_a - rate_a) ** 2 + (rate_b - low_b) ** 2)
+    return difference, max(-1.0, low), min(1.0, high)

@@ -11,6 +11,7 @@ from ..render import Block, render_html, render_markdown
 from .tables import (
     TABLE_7_HEADERS,
     findings,
+    relaxation_findings,
     table_2_headers,
     table_2_rows,
     table_7_rows,
@@ -160,6 +161,7 @@ def build_blocks(
             "cannot be met reliably.",
         )
     )
+    blocks += [("p", sentence) for sentence in relaxation_findings(sets)]
     if sets:
         blocks.append(("table", TABLE_7_HEADERS, table_7_rows(sets)))
     if figures.get("success"):
