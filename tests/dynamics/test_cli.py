@@ -216,3 +216,24 @@ def test_help_is_listed(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "--output-dir" in capsys.readouterr().out
+
+
+def test_relax_says_where_direct_relaxations_end():
+    from metatrain_nc.dynamics.command_relax import _direct_endpoints
+
+    records = [
+        {"forces": "direct", "optimizer": "LBFGS", "converged": True,
+         "conservative_fmax_final": value}
+        for value in (0.3, 0.1, 0.2)
+    ] + [
+        {"forces": "direct", "optimizer": "FIRE", "converged": False,
+         "conservative_fmax_final": 5.0},
+        {"forces": "conservative", "optimizer": "LBFGS", "converged": True,
+         "conservative_fmax_final": 1e-6},
+    ]  # fmt: skip
+    lines = _direct_endpoints(records, ["conservative", "direct"])
+    assert len(lines) == 1  # FIRE never converged: nothing to say about it
+    assert "LBFGS, 3 runs" in lines[0]
+    assert "fmax 0.2 eV/A (median; largest 0.3)" in lines[0]
+    # without a trained conservative head (pet_nc) there is nothing to compare with
+    assert _direct_endpoints(records, ["direct"]) == []

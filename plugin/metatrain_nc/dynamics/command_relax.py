@@ -135,5 +135,37 @@ def run(args: argparse.Namespace) -> int:
                 if reason != "converged"
             )
             print(f"  {mode:<14}{name:<7}{text}")
+    for line in _direct_endpoints(result["records"], model.heads):
+        print(line)
     print(f"results in {target}")
     return 0
+
+
+def _direct_endpoints(records, heads) -> list:
+    """Lines on where direct relaxations ended, for a model with a trained
+    conservative head: the largest conservative force (eV/A) at the points where the
+    direct head converged (a ``pet_nc`` model's -dE/dr is not a force model: none)."""
+    if "conservative" not in heads:
+        return []
+    lines = []
+    for mode in heads:
+        if mode == "conservative":
+            continue
+        for name in sorted({r["optimizer"] for r in records if r["forces"] == mode}):
+            values = sorted(
+                r["conservative_fmax_final"]
+                for r in records
+                if r["forces"] == mode
+                and r["optimizer"] == name
+                and r["converged"]
+                and r.get("conservative_fmax_final") is not None
+            )
+            if not values:
+                continue
+            lines.append(
+                f"where {mode} forces converged ({name}, {len(values)} runs), the "
+                f"conservative forces reach fmax {values[len(values) // 2]:.3g} eV/A "
+                f"(median; largest {values[-1]:.3g}): not a minimum of the energy "
+                "unless that is small; finish with --forces conservative"
+            )
+    return lines

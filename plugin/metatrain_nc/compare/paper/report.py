@@ -158,7 +158,9 @@ def build_blocks(
             "Wilson 95% intervals; a failure says why it stopped (energy_rising, "
             "step_collapse, force_stalled, step_limit). The round-off floor is the "
             "largest force change under a rigid translation: a threshold below it "
-            "cannot be met reliably.",
+            "cannot be met reliably. For a model with both heads, the conservative "
+            "forces' fmax where the direct head converged shows how far a direct "
+            "relaxation ends from a minimum of the energy.",
         )
     )
     blocks += [("p", sentence) for sentence in relaxation_findings(sets)]
