@@ -1,6 +1,7 @@
 """``mtt-nc relax``: fraction of structures converged per force mode and optimiser."""
 
 import argparse
+import statistics
 
 from ..files import add_output_dir_arguments
 from ..force_models.arguments import MODEL_HELP, add_model_arguments
@@ -143,8 +144,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _direct_endpoints(records, heads) -> list:
     """Lines on where direct relaxations ended, for a model with a trained
-    conservative head: the largest conservative force (eV/A) at the points where the
-    direct head converged (a ``pet_nc`` model's -dE/dr is not a force model: none)."""
+    conservative head: the conservative fmax (eV/A) at the points where the direct
+    head converged (a ``pet_nc`` model's -dE/dr is not a force model: none)."""
+    from .relax import direct_endpoints
+
     if "conservative" not in heads:
         return []
     lines = []
@@ -152,19 +155,12 @@ def _direct_endpoints(records, heads) -> list:
         if mode == "conservative":
             continue
         for name in sorted({r["optimizer"] for r in records if r["forces"] == mode}):
-            values = sorted(
-                r["conservative_fmax_final"]
-                for r in records
-                if r["forces"] == mode
-                and r["optimizer"] == name
-                and r["converged"]
-                and r.get("conservative_fmax_final") is not None
-            )
+            values = direct_endpoints(records, mode, name)
             if not values:
                 continue
             lines.append(
                 f"where {mode} forces converged ({name}, {len(values)} runs), the "
-                f"conservative forces reach fmax {values[len(values) // 2]:.3g} eV/A "
+                f"conservative forces reach fmax {statistics.median(values):.3g} eV/A "
                 f"(median; largest {values[-1]:.3g}): not a minimum of the energy "
                 "unless that is small; finish with --forces conservative"
             )

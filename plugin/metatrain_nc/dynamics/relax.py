@@ -307,6 +307,22 @@ def success_interval(
     return rate, max(0.0, centre - half), min(1.0, centre + half)
 
 
+def direct_endpoints(
+    records: Sequence[Dict[str, Any]], forces: str, optimizer: str
+) -> List[float]:
+    """Conservative fmax (eV/A), sorted, at the end of every relaxation driven by
+    ``forces`` with ``optimizer`` that converged: how far a direct head's stationary
+    points are from a minimum of the energy (records of :func:`relaxation_check`)."""
+    return sorted(
+        r["conservative_fmax_final"]
+        for r in records
+        if r["forces"] == forces
+        and r["optimizer"] == optimizer
+        and r["converged"]
+        and r.get("conservative_fmax_final") is not None
+    )
+
+
 def difference_interval(
     successes_a: int, trials_a: int, successes_b: int, trials_b: int, z: float = 1.96
 ) -> Tuple[float, float, float]:

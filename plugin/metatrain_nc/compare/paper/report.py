@@ -8,15 +8,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..render import Block, render_html, render_markdown
-from .tables import (
-    TABLE_7_HEADERS,
-    findings,
-    relaxation_findings,
-    table_2_headers,
-    table_2_rows,
-    table_7_rows,
-    thermostat_label,
-)
+from .relaxation_tables import TABLE_7_HEADERS, relaxation_findings, table_7_rows
+from .tables import findings, table_2_headers, table_2_rows, thermostat_label
 
 
 def _plt():

@@ -1,4 +1,5 @@
-"""Table 2 and Table 7 of the paper protocol, with resolved and unresolved marks.
+"""Table 2 of the paper protocol (thermostats), with resolved and unresolved marks
+(Table 7, relaxations: :mod:`.relaxation_tables`).
 
 A number is *resolved* when it lies beyond ``sigma`` standard errors from what it is
 compared with (the target temperature, zero for a species split, 1 for a diffusion
@@ -9,7 +10,7 @@ reading a difference into it.
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..sections import fmt, fmt_error
+from ..sections import fmt_error
 from . import paper_numbers
 
 Row = List[str]
@@ -209,177 +210,6 @@ def table_2_headers(runs: Sequence[Dict[str, Any]]) -> List[str]:
         + [f"slow-down of D_{s} vs SVR" for s in symbols]
         + ["paper: all / H / O (K)"]
     )
-
-
-def relaxation_reference(
-    sets: Sequence[Dict[str, Any]], record: Dict[str, Any], head: str
-) -> Optional[Tuple[Dict[str, Any], str]]:
-    """The conservative relaxations a direct head's are read against: the same
-    model's conservative head if it has one, else the first model with a conservative
-    head in the same phase; ``None`` for a conservative head or without one."""
-    if head == "conservative":
-        return None
-    if "conservative" in record["summary"]:
-        return record, "conservative"
-    for other in sets:
-        if other["kind"] == record["kind"] and "conservative" in other["summary"]:
-            return other, "conservative"
-    return None
-
-
-def rate_difference(
-    s: Dict[str, Any], reference: Dict[str, Any]
-) -> Tuple[float, float, float, str]:
-    """``(difference, low, high, verdict)`` of two success rates (fractions; Newcombe
-    95% interval): 'resolved' when the interval excludes 0."""
-    from ...dynamics.relax import difference_interval
-
-    difference, low, high = difference_interval(
-        s["successes"], s["trials"], reference["successes"], reference["trials"]
-    )
-    word = "resolved" if low > 0 or high < 0 else "within error"
-    return difference, low, high, word
-
-
-def _points(difference: float, low: float, high: float) -> str:
-    return f"{100 * difference:+.0f} [{100 * low:+.0f}, {100 * high:+.0f}]"
-
-
-def conservative_fmax_where_converged(
-    record: Dict[str, Any], head: str, optimizer: str
-) -> Optional[float]:
-    """Median of the conservative forces' fmax (eV/A) at the points where ``head``
-    converged with ``optimizer``: how far a direct head's stationary points are from
-    the energy's. ``None`` for a conservative head, a model without a trained
-    conservative head (``pet_nc``: its -dE/dr is not a force model), or no
-    convergence."""
-    if head == "conservative" or "conservative" not in record["summary"]:
-        return None
-    values = [
-        r["conservative_fmax_final"]
-        for r in record.get("records", [])
-        if r["forces"] == head
-        and r["optimizer"] == optimizer
-        and r["converged"]
-        and r.get("conservative_fmax_final") is not None
-    ]
-    if not values:
-        return None
-    values.sort()
-    middle = len(values) // 2
-    if len(values) % 2:
-        return float(values[middle])
-    return 0.5 * float(values[middle - 1] + values[middle])
-
-
-def table_7_rows(sets: Sequence[Dict[str, Any]]) -> List[Row]:
-    """One row per model, head, phase and optimiser: successes, the rate with its
-    Wilson 95% interval, a direct head's difference from the conservative rate (with
-    its 95% interval and whether it is resolved), why the others stopped, the
-    round-off floor, the paper."""
-    rows = []
-    for record in sets:
-        for head, per in record["summary"].items():
-            floor = record["round_off_floor_eV_per_A"].get(head)
-            above = record["floor_above_threshold"].get(head)
-            floor_cell = fmt(floor)
-            if above:
-                floor_cell += " (above fmax)"
-            reference = relaxation_reference(sets, record, head)
-            for optimizer, s in per.items():
-                low, high = s["interval_95"]
-                failures = {
-                    k: v for k, v in s["stop_reasons"].items() if k != "converged"
-                }
-                against = "-"
-                if reference is not None and optimizer in reference[0]["summary"].get(
-                    reference[1], {}
-                ):
-                    ref = reference[0]["summary"][reference[1]][optimizer]
-                    difference, d_low, d_high, word = rate_difference(s, ref)
-                    against = (
-                        f"{_points(difference, d_low, d_high)} vs "
-                        f"{reference[0]['model']} {reference[1]}, {word}"
-                    )
-                rows.append(
-                    [
-                        record["model"],
-                        head,
-                        f"{record['kind']} ({record['fmax_eV_per_A']:g} eV/Å)",
-                        optimizer,
-                        f"{s['successes']}/{s['trials']}",
-                        f"{100 * s['rate']:.0f}% [{100 * low:.0f}, {100 * high:.0f}]",
-                        against,
-                        ", ".join(f"{k} {v}" for k, v in failures.items()) or "-",
-                        fmt(conservative_fmax_where_converged(record, head, optimizer)),
-                        fmt(s["mean_steps"]),
-                        f"{record['dtype']}, {floor_cell}",
-                        paper_numbers.table_7(head, record["kind"], optimizer) or "-",
-                    ]
-                )
-    return rows
-
-
-TABLE_7_HEADERS = [
-    "model",
-    "forces",
-    "structures (fmax)",
-    "optimiser",
-    "converged",
-    "rate [95% CI]",
-    "direct - conservative (points) [95% CI]",
-    "failures: why they stopped",
-    "conservative fmax where converged (median, eV/Å)",
-    "mean steps",
-    "dtype, round-off floor (eV/Å)",
-    "paper (L-BFGS)",
-]
-
-
-def relaxation_findings(sets: Sequence[Dict[str, Any]]) -> List[str]:
-    """One sentence per phase and optimiser: each direct head's success rate against
-    its conservative reference, resolved only when the 95% interval of the
-    difference excludes 0 (and how many trials would resolve it otherwise)."""
-    sentences = []
-    kinds = []
-    for record in sets:
-        if record["kind"] not in kinds:
-            kinds.append(record["kind"])
-    for kind in kinds:
-        optimizers: List[str] = []
-        for record in sets:
-            if record["kind"] != kind:
-                continue
-            for per in record["summary"].values():
-                optimizers += [o for o in per if o not in optimizers]
-        for optimizer in optimizers:
-            parts = []
-            for record in sets:
-                if record["kind"] != kind:
-                    continue
-                for head, per in record["summary"].items():
-                    reference = relaxation_reference(sets, record, head)
-                    if reference is None or optimizer not in per:
-                        continue
-                    ref = reference[0]["summary"][reference[1]].get(optimizer)
-                    if ref is None:
-                        continue
-                    s = per[optimizer]
-                    difference, low, high, word = rate_difference(s, ref)
-                    parts.append(
-                        f"{record['model']} {head} {100 * s['rate']:.0f}% against "
-                        f"{reference[0]['model']} {reference[1]} "
-                        f"{100 * ref['rate']:.0f}%: "
-                        f"{_points(difference, low, high)} points, {word}"
-                    )
-            if parts:
-                sentences.append(
-                    f"{kind.capitalize()} phase, {optimizer} (difference of success "
-                    "rates with its 95% interval; resolved when it excludes 0): "
-                    + "; ".join(parts)
-                    + "."
-                )
-    return sentences
 
 
 def findings(runs: Sequence[Dict[str, Any]], sigma: float) -> List[str]:
