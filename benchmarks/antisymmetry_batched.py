@@ -13,16 +13,28 @@ evaluate` computes lambda of the direct head for all frames
   when the first chunk says it is faster; one backward pass gives one row of every
   structure's Jacobian) against ``packing="single"`` (one structure at a time, the
   evaluator before packing; its VJP strategy is still chosen automatically);
-- stochastic (``--probes`` probes per structure): the same two ways.
+- stochastic (``--probes`` probes per structure): the same two ways;
+- exact, as a reference (``--reference``, on by default): one structure at a time
+  with all of its rows in ONE batched backward pass (``strategy="batched"``,
+  ``chunk_size`` = the largest 3N), the best one-at-a-time strategy for small
+  molecules; ``packing="single"`` spends its first 16 rows in the timed loop of
+  ``strategy="auto"``.
 
-Reported: median wall time of each, the ratio single / packed, and the largest
-relative difference of the per-structure lambdas between the two (round-off).
+Reported: median wall time of each, the ratio single / packed, the largest relative
+difference of the per-structure lambdas between the two (round-off), and where the
+time of the last repeat of each mode went (exclusive wall time): model calls that
+build forward graphs (neighbour lists included), backward passes
+(``torch.autograd.grad``: rows, probes, the double-backward graph of ``J v``), the
+forces of the other head written to the chemiscope file, and the rest (Python,
+per-atom lambda, packing decisions).
 
     OMP_NUM_THREADS=1 python benchmarks/antisymmetry_batched.py [--repeats 3]
-                                        [--frames 100] [--probes 4]
+                                        [--frames 100] [--probes 4] [--no-reference]
 """
 
 import argparse
+import contextlib
+import functools
 import statistics
 import sys
 import tempfile
@@ -40,7 +52,9 @@ from metatrain.utils.data.target_info import get_energy_target_info
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from antisymmetry_common import setup_threads  # noqa: E402
 
+import metatrain_nc.antisymmetry.api as antisymmetry_api  # noqa: E402
 from metatrain_nc.antisymmetry import evaluate, load_force_model  # noqa: E402
+from metatrain_nc.antisymmetry.packing import Pack  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ETHANOL = ROOT / "recipes" / "data" / "ethanol_100_eV.xyz"
@@ -62,6 +76,60 @@ def small_pet_nc(path: Path) -> Path:
     return path
 
 
+class Breakdown:
+    """Exclusive wall time of a few phases of :func:`evaluate` (nested phases are
+    charged to the innermost one, except inside the other head's forces, charged
+    to them as a whole), by wrapping the functions that run them."""
+
+    PHASES = {
+        "forward": (Pack, "__init__"),
+        "backward": (torch.autograd, "grad"),
+        "other head": (antisymmetry_api, "packed_forces"),
+    }
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self.calls = dict.fromkeys(self.PHASES, 0)
+        self._stack = []  # [phase, start, time of nested phases]
+
+    def _wrap(self, phase, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            if any(frame[0] == "other head" for frame in self._stack):
+                return function(*args, **kwargs)
+            self._stack.append([phase, time.perf_counter(), 0.0])
+            try:
+                return function(*args, **kwargs)
+            finally:
+                _, start, nested = self._stack.pop()
+                spent = time.perf_counter() - start
+                self.seconds[phase] += spent - nested
+                self.calls[phase] += 1
+                if self._stack:
+                    self._stack[-1][2] += spent
+
+        return wrapper
+
+    @contextlib.contextmanager
+    def active(self):
+        saved = {k: getattr(owner, name) for k, (owner, name) in self.PHASES.items()}
+        for phase, (owner, name) in self.PHASES.items():
+            setattr(owner, name, self._wrap(phase, saved[phase]))
+        try:
+            yield self
+        finally:
+            for phase, (owner, name) in self.PHASES.items():
+                setattr(owner, name, saved[phase])
+
+    def describe(self, total: float) -> str:
+        parts = [
+            f"{phase} {self.seconds[phase]:.2f} s ({self.calls[phase]} calls)"
+            for phase in self.PHASES
+        ]
+        rest = total - sum(self.seconds.values())
+        return ", ".join(parts) + f", rest {rest:.2f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="exported model (default: untrained pet_nc)")
@@ -70,6 +138,12 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=4)
     parser.add_argument(
         "--paths", default="exact,stochastic", help="exact, stochastic or both"
+    )
+    parser.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the exact path one at a time with all rows in one batched pass",
     )
     args = parser.parse_args()
     setup_threads()
@@ -84,30 +158,47 @@ def main() -> None:
             f"{torch.get_num_threads()} thread(s)"
         )
         evaluate(frames[:4], model, pairs=False)  # warm-up
+        largest = max(3 * len(a) for a in frames)
         for name in args.paths.split(","):
             options = {"pairs": False}
             if name == "stochastic":
                 options.update(stochastic=True, probes=args.probes)
-            times = {"auto": [], "single": []}
+            modes = {"auto": {"packing": "auto"}, "single": {"packing": "single"}}
+            if name == "exact" and args.reference:
+                modes["batched"] = {
+                    "packing": "single",
+                    "strategy": "batched",
+                    "chunk_size": largest,
+                }
+            times = {mode: [] for mode in modes}
             lambdas = {}
+            breakdowns = {}
             for repeat in range(args.repeats):
-                for packing in ("auto", "single"):
-                    start = time.perf_counter()
-                    report = evaluate(frames, model, packing=packing, **options)
-                    times[packing].append(time.perf_counter() - start)
-                    lambdas[packing] = report.lambdas
+                for mode, extra in modes.items():
+                    with Breakdown().active() as breakdown:
+                        start = time.perf_counter()
+                        report = evaluate(frames, model, **options, **extra)
+                        times[mode].append(time.perf_counter() - start)
+                    breakdowns[mode] = breakdown.describe(times[mode][-1])
+                    lambdas[mode] = report.lambdas
                     used = report.settings["packing_used"]
                     graphs = report.settings["forward_graphs"]
                     print(
-                        f"  {name:10s} repeat {repeat}: packing={packing:6s} "
-                        f"{times[packing][-1]:7.2f} s (used: {used}, "
+                        f"  {name:10s} repeat {repeat}: {mode:7s} "
+                        f"{times[mode][-1]:7.2f} s (used: {used}, "
                         f"{graphs} forward graph(s))",
                         flush=True,
                     )
-            packed = statistics.median(times["auto"])
-            single = statistics.median(times["single"])
-            difference = np.max(
-                np.abs(lambdas["auto"] - lambdas["single"]) / np.abs(lambdas["single"])
+            medians = {mode: statistics.median(times[mode]) for mode in modes}
+            packed, single = medians["auto"], medians["single"]
+            difference = max(
+                float(
+                    np.max(
+                        np.abs(lambdas[mode] - lambdas["single"])
+                        / np.abs(lambdas["single"])
+                    )
+                )
+                for mode in modes
             )
             what = "exact" if name == "exact" else f"stochastic, {args.probes} probes"
             print(
@@ -118,6 +209,14 @@ def main() -> None:
                 f"{np.mean(lambdas['auto']):.4g}, largest relative difference "
                 f"{difference:.1e}"
             )
+            if "batched" in modes:
+                batched = medians["batched"]
+                print(
+                    f"{what}: one at a time, all {largest} rows in one batched pass "
+                    f"{batched:.2f} s: packed is {batched / packed:.2f}x faster"
+                )
+            for mode in modes:
+                print(f"  time of {mode} (last repeat): {breakdowns[mode]}")
 
 
 if __name__ == "__main__":
