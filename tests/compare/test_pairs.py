@@ -51,7 +51,12 @@ def test_pair_next_to_a_hybrid(
     steps = nve["outer_steps_done"]
     assert nve["model_backward_passes"] == steps + 1
     assert nve["fast_model_forward_passes"] == 4 * steps + 1
-    assert "mts" in pair["nvt"]
+    # the pair's NVT row carries the equipartition check as a hybrid model's does
+    hybrid_nvt = report["models"]["pet_m"]["nvt"]["mts"]
+    assert isinstance(hybrid_nvt.get("equipartition"), dict)
+    assert pair["nvt"]["mts"]["equipartition"].keys() == (
+        hybrid_nvt["equipartition"].keys()
+    )
     # the pair starts from the teacher's own equilibrated state: the teacher's
     # conservative run and the pair's run begin with the same potential energy
     start_teacher = _first_row(
@@ -119,3 +124,29 @@ def test_label_a_head_the_model_lacks(tiny_pet, ethanol_frames, tmp_path, capsys
     assert not out.exists()
     assert main(argv) == 0
     assert len(ase.io.read(out, ":")) == len(ase.io.read(ethanol_frames, ":"))
+
+
+def test_pair_nvt_is_read_against_its_teacher():
+    """A pair's NVT splits are read against its teacher's conservative run, not the
+    first conservative model of the comparison."""
+    from metatrain_nc.compare.sections import _reference
+
+    def run(split):
+        return {"equipartition": {"splits": {"H-O": {"difference": split}}}}
+
+    data = {
+        "models": {
+            "other": {"info": {}, "nvt": {"conservative": run(-5.0)}},
+            "teacher": {"info": {}, "nvt": {"conservative": run(-40.0)}},
+            "teacher+student": {
+                "info": {"slow": "teacher", "kind": "pair"},
+                "nvt": {"mts": run(-42.0)},
+            },
+            "hybrid": {"info": {}, "nvt": {"mts": run(3.0)}},
+        }
+    }
+    name, check = _reference(data, "teacher+student")
+    assert name == "teacher"
+    assert check["splits"]["H-O"]["difference"] == -40.0
+    # a model without a conservative run of its own: the first conservative run
+    assert _reference(data, "hybrid")[0] == "other"

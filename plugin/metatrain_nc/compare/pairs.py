@@ -64,35 +64,11 @@ def pair_md_stage(
     """The pair's ``mts`` run (NVE, or NVT with SVR), as
     :func:`~.stages.md_stage` runs a hybrid model's, with the fast model driving the
     inner steps."""
-    from ..dynamics.md import MDSettings, run_md
-    from .stages import MD_KEYS, equilibrate
+    from .stages import equilibrate, md_row
 
-    total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
     if ensemble == "nve" and settings.equilibration_fs > 0:
         atoms = equilibrate(entry, atoms, settings)  # the teacher's own forces
-    md = MDSettings(
-        forces="mts",
-        timestep_fs=settings.mts_outer_fs,
-        stride=settings.stride,
-        steps=settings.outer_steps(total),
-        ensemble=ensemble,
-        temperature_K=settings.temperature_K,
-        tau_fs=settings.tau_fs,
-        seed=settings.seed,
-        max_temperature_K=settings.max_temperature_K,
-    )
-    outdir = folder / f"{entry.name}-{ensemble}-mts"
-    entry.reset_counters()
-    summary = run_md(entry.model, atoms, outdir, md, fast=entry.fast)
-    data = {key: summary.get(key) for key in MD_KEYS}
-    for key, value in summary.items():
-        if key.startswith("mean_temperature_") or key.startswith("deviation_"):
-            data[key] = value
-    data["fast_model_forward_passes"] = summary.get("fast_model_forward_passes")
-    inner = summary["outer_steps_done"] * settings.stride
-    data["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
-    data["folder"] = str(outdir.relative_to(folder.parent))
-    return {"mts": data}
+    return {"mts": md_row(entry, atoms, settings, folder, ensemble, "mts", entry.fast)}
 
 
 def pair_stage_functions(

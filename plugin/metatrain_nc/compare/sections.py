@@ -329,12 +329,15 @@ def _checks(data: Dict[str, Any]) -> List[Tuple[str, str, Dict[str, Any]]]:
 
 
 def _reference(data: Dict[str, Any], name: str) -> Optional[Tuple[str, Dict[str, Any]]]:
-    """The conservative NVT run a run of ``name`` is read against: the model's own,
-    else the first conservative run of another model (all start from the same
-    structure, velocities and seed)."""
+    """The conservative NVT run a run of ``name`` is read against: the model's own
+    (a teacher-student pair's: its teacher's, when the teacher is compared too), else
+    the first conservative run of another model (all start from the same structure,
+    velocities and seed)."""
     conservative = [(n, c) for n, mode, c in _checks(data) if mode == "conservative"]
+    info = data.get("models", {}).get(name, {}).get("info", {})
+    own = info.get("slow") or name
     for other, check in conservative:
-        if other == name:
+        if other == own:
             return other, check
     return conservative[0] if conservative else None
 

@@ -254,6 +254,54 @@ def equilibrate(
     return end
 
 
+def md_row(
+    entry: ModelEntry,
+    atoms: ase.Atoms,
+    settings: CompareSettings,
+    folder: Path,
+    ensemble: str,
+    mode: str,
+    fast=None,
+) -> Dict[str, Any]:
+    """One MD run of ``entry`` with forces ``mode`` from ``atoms`` into
+    ``folder/NAME-ENSEMBLE-MODE``, and its row of the report: the summary numbers
+    (:data:`MD_KEYS`, per-species temperatures, the equipartition check of NVT runs),
+    inner steps per second and the run's folder relative to the report.
+
+    :param ensemble: ``"nve"`` or ``"svr"``.
+    :param fast: the fast model of a teacher-student pair (``mode`` ``"mts"``).
+    """
+    from ..dynamics.md import MDSettings, run_md
+
+    total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
+    md = MDSettings(
+        forces=mode,
+        timestep_fs=settings.mts_outer_fs,
+        stride=settings.stride,
+        steps=settings.outer_steps(total),
+        ensemble=ensemble,
+        temperature_K=settings.temperature_K,
+        tau_fs=settings.tau_fs,
+        seed=settings.seed,
+        max_temperature_K=settings.max_temperature_K,
+    )
+    outdir = folder / f"{entry.name}-{ensemble}-{mode}"
+    entry.reset_counters()  # each run reports its own model calls
+    summary = run_md(entry.model, atoms, outdir, md, fast=fast)
+    data = {key: summary.get(key) for key in MD_KEYS}
+    for key, value in summary.items():
+        if key.startswith("mean_temperature_") or key.startswith("deviation_"):
+            data[key] = value
+    if summary.get("equipartition") is not None:  # NVT: splits, error bars
+        data["equipartition"] = summary["equipartition"]
+    if fast is not None:
+        data["fast_model_forward_passes"] = summary.get("fast_model_forward_passes")
+    inner = summary["outer_steps_done"] * settings.stride
+    data["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
+    data["folder"] = str(outdir.relative_to(folder.parent))
+    return data
+
+
 def md_stage(
     entry: ModelEntry,
     atoms: ase.Atoms,
@@ -268,37 +316,11 @@ def md_stage(
     :return: per mode, the run's summary numbers, steps per second and the path of its
         folder (trajectory, log, figures, chemiscope).
     """
-    from ..dynamics.md import MDSettings, run_md
-
-    total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
     if ensemble == "nve" and settings.equilibration_fs > 0:
         atoms = equilibrate(entry, atoms, settings)
     results: Dict[str, Any] = {}
     for mode in entry.modes:
-        md = MDSettings(
-            forces=mode,
-            timestep_fs=settings.mts_outer_fs,
-            stride=settings.stride,
-            steps=settings.outer_steps(total),
-            ensemble=ensemble,
-            temperature_K=settings.temperature_K,
-            tau_fs=settings.tau_fs,
-            seed=settings.seed,
-            max_temperature_K=settings.max_temperature_K,
-        )
-        outdir = folder / f"{entry.name}-{ensemble}-{mode}"
-        entry.reset_counters()  # each run reports its own model calls
-        summary = run_md(entry.model, atoms, outdir, md)
-        data = {key: summary.get(key) for key in MD_KEYS}
-        for key, value in summary.items():
-            if key.startswith("mean_temperature_") or key.startswith("deviation_"):
-                data[key] = value
-        if summary.get("equipartition") is not None:  # NVT: splits, error bars
-            data["equipartition"] = summary["equipartition"]
-        inner = summary["outer_steps_done"] * settings.stride
-        data["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
-        data["folder"] = str(outdir.relative_to(folder.parent))
-        results[mode] = data
+        results[mode] = md_row(entry, atoms, settings, folder, ensemble, mode)
         if progress is not None:
             progress()
     return results
