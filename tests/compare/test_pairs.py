@@ -129,7 +129,7 @@ def test_label_a_head_the_model_lacks(tiny_pet, ethanol_frames, tmp_path, capsys
 def test_pair_nvt_is_read_against_its_teacher():
     """A pair's NVT splits are read against its teacher's conservative run, not the
     first conservative model of the comparison."""
-    from metatrain_nc.compare.sections import _reference
+    from metatrain_nc.compare.nvt_reading import reference_run
 
     def run(split):
         return {"equipartition": {"splits": {"H-O": {"difference": split}}}}
@@ -145,8 +145,8 @@ def test_pair_nvt_is_read_against_its_teacher():
             "hybrid": {"info": {}, "nvt": {"mts": run(3.0)}},
         }
     }
-    name, check = _reference(data, "teacher+student")
+    name, check = reference_run(data, "teacher+student")
     assert name == "teacher"
     assert check["splits"]["H-O"]["difference"] == -40.0
     # a model without a conservative run of its own: the first conservative run
-    assert _reference(data, "hybrid")[0] == "other"
+    assert reference_run(data, "hybrid")[0] == "other"

@@ -10,8 +10,9 @@ import ase.io
 import numpy as np
 import pytest
 
+from metatrain_nc.compare.nvt_reading import nvt_verdict
 from metatrain_nc.compare.render import render_html, render_markdown
-from metatrain_nc.compare.sections import build_blocks, nvt_verdict
+from metatrain_nc.compare.sections import build_blocks
 from metatrain_nc.compare.viewer import (
     MAX_FRAMES,
     VIEWER_START,

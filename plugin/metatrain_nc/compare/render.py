@@ -22,6 +22,8 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 from . import viewer
 
 Block = Tuple[Any, ...]
+#: one row of a table: its cells, as text
+Row = List[str]
 
 
 # -- Markdown ------------------------------------------------------------------------
