@@ -26,7 +26,7 @@ from pathlib import Path
 import ase.io
 from make_demo_models import train  # scripts/ is on sys.path
 
-from metatrain_nc.compare.sections import nvt_verdict
+from metatrain_nc.compare.nvt_reading import nvt_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "recipes" / "demo"
