@@ -3,6 +3,7 @@ demo teacher exported with ``mtt export``, sampled with ``mtt-nc md``, labelled 
 ``mtt-nc label``, a student trained with ``mtt train`` for one epoch, its accuracy,
 cost and stride scan, and the report."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def test_distill_quick(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["quick"] and report["cpu_time_min"] > 0
     # the teacher's labels, read back: 2 temperatures x 6 frames, 1 held out each
-    assert report["data"] == {"train": 10, "test": 2, "atoms": 192}
+    assert report["data"] == {"train": 10, "test": 2, "atoms": 192, "stress": True}
     train = ase.io.read(out / "data" / "train.xyz", ":")
     assert len(train) == 10 and train[0].get_forces().shape == (192, 3)
     assert "stress" in train[0].calc.results
@@ -53,3 +54,28 @@ def test_distill_refuses_an_existing_folder(tmp_path):
     assert result.returncode != 0
     assert "exists" in result.stderr
     assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+def _recipe_module():
+    spec = importlib.util.spec_from_file_location("distill_recipe", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_student_options_drop_the_stress_of_molecules(tmp_path):
+    """Labels of non-periodic structures have no stress: a student asked to fit one
+    would stop `mtt train`, so the options drop the target and its loss."""
+    recipe = _recipe_module()
+    train = tmp_path / "train.xyz"
+    periodic = recipe.student_options("d8-L1-c3.5", 7, train, stress=True)
+    molecule = recipe.student_options("d8-L1-c3.5", 7, train, stress=False)
+    for options in (periodic, molecule):
+        assert options["architecture"]["training"]["num_epochs"] == 7
+        assert options["architecture"]["model"]["d_pet"] == 8
+        assert options["training_set"]["systems"]["read_from"] == str(train)
+    assert periodic["training_set"]["targets"]["energy"]["stress"] == {"key": "stress"}
+    assert "stress" in periodic["architecture"]["training"]["loss"]["energy"]
+    assert molecule["training_set"]["targets"]["energy"]["stress"] is False
+    assert "stress" not in molecule["architecture"]["training"]["loss"]["energy"]
+    assert molecule["architecture"]["training"]["loss"]["energy"]["forces"]

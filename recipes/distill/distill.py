@@ -250,21 +250,41 @@ def split_and_label(
         "train": parts.count("train"),
         "test": parts.count("test"),
         "atoms": len(frames[0]),
+        # `mtt-nc label` writes a stress only when a structure is periodic
+        "stress": any(
+            atoms.calc is not None and "stress" in atoms.calc.results
+            for atoms in labelled
+        ),
     }
 
 
-def train_students(plan: Plan, out: Path, runner: Runner) -> Dict[str, Job]:
+def student_options(
+    size: str, epochs: int, train_file: Path, stress: bool = True
+) -> Dict[str, object]:
+    """``mtt train`` options of one student: student.yaml with the hypers of ``size``,
+    ``epochs`` and the training file; without the stress target and its loss when
+    the labels have none (molecules: `mtt-nc label` writes a stress only for
+    periodic structures)."""
     options = yaml.safe_load(STUDENT_YAML.read_text())
+    options["architecture"]["model"].update(SIZES[size])
+    options["architecture"]["training"]["num_epochs"] = epochs
+    options["training_set"]["systems"]["read_from"] = str(train_file)
+    if not stress:
+        options["training_set"]["targets"]["energy"]["stress"] = False
+        options["architecture"]["training"]["loss"]["energy"].pop("stress", None)
+    return options
+
+
+def train_students(
+    plan: Plan, out: Path, runner: Runner, stress: bool = True
+) -> Dict[str, Job]:
+    """Train every student size with ``mtt train`` (see :func:`student_options`)."""
     batch = []
     # the most expensive first, so that parallel jobs finish together
     for size in sorted(plan.sizes, key=_training_cost, reverse=True):
         folder = out / "students" / size
         folder.mkdir(parents=True)
-        student = json.loads(json.dumps(options))
-        student["architecture"]["model"].update(SIZES[size])
-        student["architecture"]["training"]["num_epochs"] = plan.epochs
-        systems = student["training_set"]["systems"]
-        systems["read_from"] = str(out / "data" / "train.xyz")
+        student = student_options(size, plan.epochs, out / "data" / "train.xyz", stress)
         (folder / "options.yaml").write_text(yaml.safe_dump(student, sort_keys=False))
         command = [tool("mtt"), "train", "options.yaml", "-o", "student.pt"]
         batch.append((f"train_{size}", command, folder))
@@ -623,7 +643,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     trajectories = sample(teacher, Path(args.structures), plan, out, runner)
     data = split_and_label(teacher, trajectories, plan, out, runner)
     print(f"[distill] 3/5 training students {list(plan.sizes)}", flush=True)
-    trained = train_students(plan, out, runner)
+    trained = train_students(plan, out, runner, stress=data["stress"])
     print("[distill] 4/5 accuracy, cost and stride scans", flush=True)
     errors = accuracy(plan, out, runner)
     ms = costs(teacher, plan, out)
