@@ -79,3 +79,16 @@ def test_student_options_drop_the_stress_of_molecules(tmp_path):
     assert molecule["training_set"]["targets"]["energy"]["stress"] is False
     assert "stress" not in molecule["architecture"]["training"]["loss"]["energy"]
     assert molecule["architecture"]["training"]["loss"]["energy"]["forces"]
+
+
+def test_distill_refuses_missing_structures_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(RECIPE), "--out", str(out), "--quick",
+         "--structures", str(tmp_path / "missing.xyz")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "missing.xyz" in result.stderr and "does not exist" in result.stderr
+    assert not out.exists()
