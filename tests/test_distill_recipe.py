@@ -92,3 +92,16 @@ def test_distill_refuses_missing_structures_and_writes_nothing(tmp_path):
     assert result.returncode != 0
     assert "missing.xyz" in result.stderr and "does not exist" in result.stderr
     assert not out.exists()
+
+
+def test_student_options_take_the_learning_rate_and_batch_size(tmp_path):
+    recipe = _recipe_module()
+    default = recipe.student_options("d16-L2-c4.5", 3, tmp_path / "t.xyz")
+    chosen = recipe.student_options(
+        "d16-L2-c4.5", 3, tmp_path / "t.xyz", learning_rate=1e-3, batch_size=10
+    )
+    assert default["architecture"]["training"]["learning_rate"] == 5e-3
+    assert default["architecture"]["training"]["batch_size"] == 2
+    assert chosen["architecture"]["training"]["learning_rate"] == 1e-3
+    assert chosen["architecture"]["training"]["batch_size"] == 10
+    assert chosen["architecture"]["model"]["num_gnn_layers"] == 2

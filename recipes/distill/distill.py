@@ -80,6 +80,10 @@ class Plan:
     test_fraction: float = 0.2
     sizes: Tuple[str, ...] = DEFAULT_SIZES
     epochs: int = 30
+    #: student training (None: student.yaml's, 5e-3 and 2, chosen on water; on
+    #: ethanol the students learned only at 1e-3 with batches of 10)
+    learning_rate: Optional[float] = None
+    batch_size: Optional[int] = None
     #: stride scan: NVE segments of scan_fs at the inner step inner_fs
     scan_fs: float = 60.0
     max_stride: int = 8
@@ -264,7 +268,12 @@ def split_and_label(
 
 
 def student_options(
-    size: str, epochs: int, train_file: Path, stress: bool = True
+    size: str,
+    epochs: int,
+    train_file: Path,
+    stress: bool = True,
+    learning_rate: Optional[float] = None,
+    batch_size: Optional[int] = None,
 ) -> Dict[str, object]:
     """``mtt train`` options of one student: student.yaml with the hypers of ``size``,
     ``epochs`` and the training file; without the stress target and its loss when
@@ -273,6 +282,10 @@ def student_options(
     options = yaml.safe_load(STUDENT_YAML.read_text())
     options["architecture"]["model"].update(SIZES[size])
     options["architecture"]["training"]["num_epochs"] = epochs
+    if learning_rate is not None:
+        options["architecture"]["training"]["learning_rate"] = learning_rate
+    if batch_size is not None:
+        options["architecture"]["training"]["batch_size"] = batch_size
     options["training_set"]["systems"]["read_from"] = str(train_file)
     if not stress:
         options["training_set"]["targets"]["energy"]["stress"] = False
@@ -289,7 +302,14 @@ def train_students(
     for size in sorted(plan.sizes, key=_training_cost, reverse=True):
         folder = out / "students" / size
         folder.mkdir(parents=True)
-        student = student_options(size, plan.epochs, out / "data" / "train.xyz", stress)
+        student = student_options(
+            size,
+            plan.epochs,
+            out / "data" / "train.xyz",
+            stress,
+            learning_rate=plan.learning_rate,
+            batch_size=plan.batch_size,
+        )
         (folder / "options.yaml").write_text(yaml.safe_dump(student, sort_keys=False))
         command = [tool("mtt"), "train", "options.yaml", "-o", "student.pt"]
         batch.append((f"train_{size}", command, folder))
@@ -505,7 +525,16 @@ def _markdown(r: Dict) -> List[str]:
         f"{data['test']} held out (the last {plan['test_fraction']:.0%} of each "
         "trajectory), labelled by the teacher (`mtt-nc label`).",
         f"- Students: `pet_nc` ({plan['epochs']} epochs of `mtt train`, "
-        "recipes/distill/student.yaml with the sizes below). Force error: direct "
+        "recipes/distill/student.yaml with the sizes below"
+        + "".join(
+            f", {label} {plan[key]:g}"
+            for key, label in (
+                ("learning_rate", "learning rate"),
+                ("batch_size", "batch size"),
+            )
+            if plan.get(key) is not None
+        )  # fmt: skip
+        + "). Force error: direct "
         "forces against the teacher's on the held-out frames. Cost: one force call "
         "on the NVE start, CPU ms of one thread, medians of interleaved calls in one "
         "process. Stride: the largest M whose NVE drift stays within 2x of the "
@@ -615,6 +644,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{','.join(DEFAULT_SIZES)})",
     )
     parser.add_argument("--epochs", type=int, help="training epochs per student")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        help="students' learning rate (student.yaml: 5e-3, chosen on water)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help="students' batch size (student.yaml: 2)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="parallel jobs (2)")
     args = parser.parse_args(argv)
 
@@ -632,6 +669,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sys.exit(f"[distill] unknown sizes {unknown}; choose from {list(SIZES)}")
     if args.epochs:
         plan.epochs = args.epochs
+    if args.learning_rate is not None:
+        if not args.learning_rate > 0:
+            sys.exit("[distill] --learning-rate must be positive")
+        plan.learning_rate = args.learning_rate
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            sys.exit("[distill] --batch-size must be at least 1")
+        plan.batch_size = args.batch_size
     plan.jobs = args.jobs
     out = Path(args.out).resolve()
     if out.exists():
