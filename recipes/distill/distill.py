@@ -80,8 +80,8 @@ class Plan:
     test_fraction: float = 0.2
     sizes: Tuple[str, ...] = DEFAULT_SIZES
     epochs: int = 30
-    #: student training (None: student.yaml's, 5e-3 and 2, chosen on water; on
-    #: ethanol the students learned only at 1e-3 with batches of 10)
+    #: student training (None: student.yaml's 5e-3 and 2, chosen on water; on
+    #: ethanol the two-layer student learned at 1e-3 with batches of 10, not there)
     learning_rate: Optional[float] = None
     batch_size: Optional[int] = None
     #: stride scan: NVE segments of scan_fs at the inner step inner_fs
@@ -507,6 +507,16 @@ def _pm(value, error, digits=2):
     return f"{value:.{digits}f} ± {error:.{digits}f}"
 
 
+def _overrides(plan: Dict) -> str:
+    """The student.yaml settings a run replaced, as ", learning rate 0.001"."""
+    names = {"learning_rate": "learning rate", "batch_size": "batch size"}
+    return "".join(
+        f", {label} {plan[key]:g}"
+        for key, label in names.items()
+        if plan.get(key) is not None
+    )
+
+
 def _markdown(r: Dict) -> List[str]:
     plan, data, teacher = r["plan"], r["data"], r["teacher"]
     lines = [
@@ -525,16 +535,8 @@ def _markdown(r: Dict) -> List[str]:
         f"{data['test']} held out (the last {plan['test_fraction']:.0%} of each "
         "trajectory), labelled by the teacher (`mtt-nc label`).",
         f"- Students: `pet_nc` ({plan['epochs']} epochs of `mtt train`, "
-        "recipes/distill/student.yaml with the sizes below"
-        + "".join(
-            f", {label} {plan[key]:g}"
-            for key, label in (
-                ("learning_rate", "learning rate"),
-                ("batch_size", "batch size"),
-            )
-            if plan.get(key) is not None
-        )  # fmt: skip
-        + "). Force error: direct "
+        f"recipes/distill/student.yaml with the sizes below{_overrides(plan)}). "
+        "Force error: direct "
         "forces against the teacher's on the held-out frames. Cost: one force call "
         "on the NVE start, CPU ms of one thread, medians of interleaved calls in one "
         "process. Stride: the largest M whose NVE drift stays within 2x of the "
@@ -684,12 +686,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # the steps run inside --out: paths given relative to here must not change
     teacher_spec = args.teacher
     if teacher_spec.endswith((".ckpt", ".pt")):
+        if not Path(teacher_spec).is_file():
+            sys.exit(f"[distill] teacher '{teacher_spec}' does not exist")
         teacher_spec = str(Path(teacher_spec).resolve())
     structures = Path(args.structures).resolve()
     if not structures.is_file():
         sys.exit(f"[distill] structure file '{args.structures}' does not exist")
-    if teacher_spec.endswith((".ckpt", ".pt")) and not Path(teacher_spec).is_file():
-        sys.exit(f"[distill] teacher '{teacher_spec}' does not exist")
     out.mkdir(parents=True)
     began_wall = time.perf_counter()
     began_cpu = time.process_time()
