@@ -31,6 +31,7 @@ BUILTIN_COMMANDS: Dict[str, str] = {
     "doctor": "metatrain_nc.doctor",
     "label": "metatrain_nc.evaluation.command_label",
     "md": "metatrain_nc.dynamics.command_md",
+    "reference": "metatrain_nc.reference_data.command",
     "relax": "metatrain_nc.dynamics.command_relax",
 }
 
