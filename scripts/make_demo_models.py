@@ -1,14 +1,20 @@
-"""Train the demo's pre-trained models (recipes/demo/pretrained/) from bundled data.
+"""Train the demo's pre-trained models (recipes/demo/pretrained/), or any recipe folder
+of PET-C / PET-NC / PET-M recipes, resumably.
 
-The README demo starts from small models trained for 20 to 45 minutes each on one CPU
-core rather than for the few minutes a demo can afford. This script is how they were
-made (``--force`` to remake them): it runs
-the unmodified ``mtt train`` on each recipe of ``recipes/demo/`` (bundled water
-subset, fixed seeds) and copies the checkpoints to ``recipes/demo/pretrained/``:
+It runs the unmodified ``mtt train`` on ``<recipes>/<prefix><name>.yaml`` for each
+model (the recipes' data paths made absolute, fixed seeds) in ``--workdir/<name>``:
 
     python scripts/make_demo_models.py [--only pet_m] [--workdir demo-training]
+    python scripts/make_demo_models.py --recipes recipes/water_chgnet \\
+        --workdir training/water_chgnet [--large] [--resume] [--to DIR]
 
-Checkpoints already in ``pretrained/`` are kept unless ``--force`` is given.
+With ``--resume`` a model whose run folder exists continues from its newest
+checkpoint (``mtt train --restart``); the newest checkpoint is also copied to
+``<workdir>/<name>/resume.ckpt`` every minute while training, so a run killed at any
+point (the end of a session) loses at most one epoch and can be committed and
+continued elsewhere. Finished checkpoints are copied to ``--to`` (default
+``recipes/demo/pretrained/`` for the demo recipes); existing ones are kept unless
+``--force``.
 """
 
 import argparse
@@ -17,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
@@ -24,63 +31,123 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "recipes" / "demo"
 PRETRAINED = DEMO / "pretrained"
 MODELS = ("pet_c", "pet_nc", "pet_m")
+DATASETS = ("training_set", "validation_set", "test_set")
 
 
-def train(name: str, workdir: Path, epochs: int = 0) -> Path:
-    """Run ``mtt train`` on ``recipes/demo/water_<name>.yaml``; return the checkpoint.
+def recipe_path(name: str, recipes: Path = DEMO, large: bool = False) -> Path:
+    """The recipe of model ``name`` in a recipe folder (``water_<name>.yaml`` in the
+    demo folder, ``[large_]<name>.yaml`` elsewhere)."""
+    if recipes.resolve() == DEMO.resolve():
+        return DEMO / f"water_{name}.yaml"
+    return recipes / f"{'large_' if large else ''}{name}.yaml"
+
+
+def _absolute_data(options: dict, folder: Path) -> None:
+    for key in DATASETS:
+        section = options.get(key)
+        if isinstance(section, dict):
+            systems = section["systems"]
+            systems["read_from"] = str((folder / systems["read_from"]).resolve())
+
+
+def newest_checkpoint(rundir: Path) -> Optional[Path]:
+    """The most recent checkpoint of a run folder (outputs/ and resume.ckpt)."""
+    found = list(rundir.glob("outputs/*/*/*.ckpt")) + list(rundir.glob("resume.ckpt"))
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def train(
+    name: str,
+    workdir: Path,
+    epochs: int = 0,
+    recipes: Path = DEMO,
+    large: bool = False,
+    resume: bool = False,
+) -> Path:
+    """Run ``mtt train`` on the recipe of ``name``; return the final checkpoint.
 
     :param epochs: override the recipe's number of epochs (0: keep it).
+    :param resume: continue the run in ``workdir/name`` from its newest checkpoint.
     """
-    recipe = DEMO / f"water_{name}.yaml"
+    recipe = recipe_path(name, recipes, large)
     options = yaml.safe_load(recipe.read_text())
-    data = (DEMO / options["training_set"]["systems"]["read_from"]).resolve()
-    options["training_set"]["systems"]["read_from"] = str(data)
+    _absolute_data(options, recipe.parent)
     if epochs:
         options["architecture"]["training"]["num_epochs"] = epochs
     rundir = workdir / name
-    rundir.mkdir(parents=True)
+    restart = newest_checkpoint(rundir) if resume and rundir.exists() else None
+    if rundir.exists() and not resume:
+        sys.exit(f"[models] '{rundir}' exists: pass --resume or another --workdir")
+    rundir.mkdir(parents=True, exist_ok=True)
     (rundir / "options.yaml").write_text(yaml.safe_dump(options, sort_keys=False))
     mtt = Path(sys.executable).parent / "mtt"
+    command = [str(mtt), "train", "options.yaml", "-o", f"{name}.pt"]
+    if restart is not None:
+        command += ["--restart", str(restart.resolve())]
     start = time.perf_counter()
-    print(f"[models] training {name} ({recipe.name}) in {rundir} ...", flush=True)
-    with open(rundir / "mtt.log", "w") as log:
-        status = subprocess.run(
-            [str(mtt), "train", "options.yaml", "-o", f"{name}.pt"],
-            cwd=rundir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    how = f"from {restart.name}" if restart is not None else "from scratch"
+    print(f"[models] training {name} ({recipe.name}, {how}) in {rundir}", flush=True)
+    with open(rundir / "mtt.log", "a") as log:
+        process = subprocess.Popen(
+            command, cwd=rundir, stdout=log, stderr=subprocess.STDOUT
         )
-    if status.returncode != 0:
+        while process.poll() is None:
+            time.sleep(60)
+            _keep_resume_copy(rundir)
+    if process.returncode != 0:
         sys.exit(f"[models] `mtt train` failed for {name}: see {rundir / 'mtt.log'}")
     minutes = (time.perf_counter() - start) / 60
     print(f"[models] {name} trained in {minutes:.1f} min", flush=True)
     return rundir / f"{name}.ckpt"
 
 
+def _keep_resume_copy(rundir: Path) -> None:
+    newest = newest_checkpoint(rundir)
+    if newest is None or newest.name == "resume.ckpt":
+        return
+    if time.time() - newest.stat().st_mtime < 10:
+        return  # possibly still being written: the next minute copies it
+    partial = rundir / ".resume.ckpt.partial"
+    shutil.copyfile(newest, partial)
+    partial.replace(rundir / "resume.ckpt")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=MODELS, action="append", help="model(s)")
-    parser.add_argument("--workdir", default="demo-training", help="new folder")
+    parser.add_argument("--recipes", default=str(DEMO), help="recipe folder")
+    parser.add_argument("--large", action="store_true", help="large_<name>.yaml")
+    parser.add_argument("--workdir", default="demo-training", help="run folder")
+    parser.add_argument("--resume", action="store_true", help="continue runs")
+    parser.add_argument("--to", default=None, help="where checkpoints go")
     parser.add_argument("--force", action="store_true", help="replace checkpoints")
     args = parser.parse_args()
+    recipes = Path(args.recipes).resolve()
     workdir = Path(args.workdir).resolve()
-    if workdir.exists():
-        sys.exit(f"[models] '{workdir}' exists: remove it or pass --workdir NEW")
+    if workdir.exists() and not args.resume:
+        sys.exit(f"[models] '{workdir}' exists: remove it, pass --resume or --workdir")
+    demo = recipes == DEMO.resolve()
+    target = Path(args.to) if args.to else (PRETRAINED if demo else None)
     names = args.only or list(MODELS)
     for name in names:
-        if (PRETRAINED / f"{name}.ckpt").exists() and not args.force:
+        if target and (target / f"{name}.ckpt").exists() and not args.force:
             sys.exit(
-                f"[models] {PRETRAINED / (name + '.ckpt')} exists: pass --force to "
+                f"[models] {target / (name + '.ckpt')} exists: pass --force to "
                 "replace it"
             )
-    PRETRAINED.mkdir(exist_ok=True)
     for name in names:
-        checkpoint = train(name, workdir)
-        shutil.copyfile(checkpoint, PRETRAINED / f"{name}.ckpt")
-        print(f"[models] wrote {PRETRAINED / (name + '.ckpt')}", flush=True)
-        # the same seed and split for every recipe: keep the test split once
-        indices = next((workdir / name).glob("outputs/*/*/indices/test.txt"))
-        shutil.copyfile(indices, PRETRAINED / "test_indices.txt")
+        checkpoint = train(
+            name, workdir, recipes=recipes, large=args.large, resume=args.resume
+        )
+        if target is None:
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoint, target / f"{name}.ckpt")
+        print(f"[models] wrote {target / (name + '.ckpt')}", flush=True)
+        if demo:
+            # the same seed and split for every recipe: keep the test split once
+            indices = next((workdir / name).glob("outputs/*/*/indices/test.txt"))
+            shutil.copyfile(indices, target / "test_indices.txt")
     return 0
 
 
