@@ -136,6 +136,24 @@ def test_a_finished_build_is_not_redone(tmp_path, copper):
     assert (out / "train.xyz").read_bytes() == before
 
 
+def test_verify_relabels_and_sees_a_changed_label(tmp_path, copper, capsys):
+    out = tmp_path / "set"
+    args = [EMT_SPEC, str(copper), "--out", str(out), "--trajectories", "3",
+            "--frames-per-trajectory", "2", "--equilibration-steps", "2",
+            "--interval-steps", "2"]  # fmt: skip
+    assert _cli([*args, "--verify", "3"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("relabelled ")
+    assert float(line.split("forces ")[1].split()[0]) < 1e-6
+    from metatrain_nc.reference_data.verify import verify_labels
+
+    frames = ase.io.read(out / "test.xyz", ":")
+    frames[0].calc.results["forces"][0, 0] += 0.01
+    ase.io.write(out / "test.xyz", frames)
+    check = verify_labels([out / "test.xyz"], EMT_SPEC, count=2)
+    assert check["max_force_difference"] == pytest.approx(0.01, abs=1e-6)
+
+
 @pytest.mark.parametrize(
     "reference, message",
     [
@@ -235,6 +253,7 @@ def test_workers_find_a_reference_module_in_the_current_folder(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "s per step per worker" in captured.out
+    assert "train 2 frames" in captured.out
     for split in ("train", "validation", "test"):
         frames = ase.io.read(tmp_path / "set" / f"{split}.xyz.gz", ":")
         assert len(frames) == 2

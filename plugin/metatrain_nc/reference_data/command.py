@@ -90,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write the splits without the frames the reference failed on",
     )
+    parser.add_argument(
+        "--verify",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the build, relabel N random frames with the reference and print "
+        "the largest differences from the stored labels",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -163,4 +171,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"reference set in {summary.out}: {files}")
     if summary.failures:
         print(f"left out {len(summary.failures)} frame(s) the reference failed on")
+    if args.verify > 0:
+        from .verify import verify_labels
+
+        check = verify_labels(
+            list(summary.files.values()), args.reference, count=args.verify
+        )
+        stress = check["max_stress_difference"]
+        print(
+            f"relabelled {', '.join(check['frames'])} with {args.reference}: largest "
+            f"differences from the stored labels: forces "
+            f"{check['max_force_difference']:.2e} eV/A, energy "
+            f"{check['max_energy_difference']:.2e} eV"
+            + (f", stress {stress:.2e} eV/A^3" if stress is not None else "")
+        )
     return 0
