@@ -19,7 +19,7 @@ import importlib
 import sys
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from . import __version__
 from .errors import UserInputError
@@ -55,11 +55,23 @@ def _all_commands() -> Dict[str, str]:
     return commands
 
 
-def _load(module_name: str) -> Optional[ModuleType]:
+def _load(module_name: str) -> Tuple[Optional[ModuleType], str]:
+    """The command's module, or ``None`` and why it cannot be imported."""
     try:
-        return importlib.import_module(module_name)
-    except ImportError:
-        return None
+        return importlib.import_module(module_name), ""
+    except Exception as error:  # a broken plugin must not break the others
+        return None, f"{type(error).__name__}: {error}"
+
+
+def _unavailable(name: str, module_name: str, reason: str):
+    def run(args: argparse.Namespace) -> int:
+        raise UserInputError(
+            f"this command is unavailable: its module '{module_name}' cannot be "
+            f"imported ({reason}); reinstall the package that provides it, or run "
+            "`mtt-nc doctor`"
+        )
+
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,8 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     evaluators = evaluator_entry_points()
     for name, module_name in _all_commands().items():
-        module = _load(module_name)
+        module, reason = _load(module_name)
         if module is None:
+            sub = subparsers.add_parser(
+                name,
+                help=f"unavailable: cannot import {module_name} ({reason})",
+                prefix_chars="\0",  # every argument lands in `arguments`
+                add_help=False,
+            )
+            sub.add_argument("arguments", nargs=argparse.REMAINDER)
+            sub.set_defaults(_run=_unavailable(name, module_name, reason))
             continue
         kind = " (evaluator)" if name in evaluators else ""
         sub = subparsers.add_parser(

@@ -291,88 +291,17 @@ def markdown_path(entry: Entry) -> str:
 
 
 # -- HTML ----------------------------------------------------------------------------
-STYLE = """
-.nc-viewer { margin: 1em 0; }
-.nc-viewer-bar { margin: 0.5em 0; font-size: 0.9em; }
-.nc-viewer-panels { display: flex; height: 540px; gap: 10px; }
-.nc-viewer-left, .nc-viewer-right { flex: 1; min-width: 0; height: 100%;
-  display: flex; flex-direction: column; position: relative; }
-.nc-viewer-left > div:last-child { flex: 1; min-height: 0; display: flex;
-  flex-direction: column; }
-.nc-viewer-left > div:last-child > div:first-child { flex: 1; min-height: 0;
-  height: auto !important; }
-.nc-viewer-structure { flex: 1; min-height: 0; width: 100%; }
-.nc-viewer-info { flex-shrink: 0; }
-.nc-viewer-error { color: #a94442; background: #f2dede; padding: 0.5em; }
-.nc-viewer-warning { color: #8a6d3b; background: #fcf8e3; padding: 0.5em; }
-"""
+def _asset(name: str) -> str:
+    """A file of ``compare/assets/`` (the viewer's stylesheet and loader)."""
+    from importlib.resources import files
 
-#: loads every viewer of the page (after the chemiscope script)
-LOADER = """
-(function () {
-  function parseWithNaN(text) {
-    // Python writes NaN (not JSON): chemiscope hides those points
-    return JSON.parse(text.replace(/\\bNaN\\b/g, '"***NaN***"'), function (key, value) {
-      return value === "***NaN***" ? NaN : value;
-    });
-  }
-  async function gunzip(base64) {
-    const bytes = Uint8Array.from(atob(base64), function (c) {
-      return c.charCodeAt(0);
-    });
-    const gzip = new DecompressionStream("gzip");
-    const stream = new Blob([bytes]).stream().pipeThrough(gzip);
-    return await new Response(stream).text();
-  }
-  async function show(root, index) {
-    const id = root.id;
-    const error = document.getElementById(id + "-error");
-    const warning = document.getElementById(id + "-warning");
-    error.hidden = true;
-    warning.hidden = true;
-    root.dataset.status = "loading";
-    root.dataset.shown = String(index);
-    if (root.chemiscopeViewer) {
-      root.chemiscopeViewer.remove();
-      root.chemiscopeViewer = null;
-    }
-    const messages = [];
-    try {
-      if (typeof Chemiscope === "undefined") {
-        throw new Error("the chemiscope viewer script did not load");
-      }
-      const warnings = new Chemiscope.Warnings();
-      warnings.addHandler(function (message) {
-        messages.push(String(message));
-        warning.textContent = "chemiscope: " + messages.join("; ");
-        warning.hidden = false;
-        if (root.dataset.status === "ok") {
-          root.dataset.status = "warning: " + messages.join(" | ");
-        }
-      });
-      const data = document.getElementById(id + "-data-" + index);
-      const dataset = parseWithNaN(await gunzip(data.textContent.trim()));
-      const config = {
-        map: id + "-map", info: id + "-info", meta: id + "-meta",
-        structure: id + "-structure",
-      };
-      root.chemiscopeViewer = await Chemiscope.DefaultVisualizer.load(
-        config, dataset, warnings
-      );
-      root.dataset.status = messages.length ? "warning: " + messages.join(" | ") : "ok";
-    } catch (e) {
-      root.dataset.status = "error: " + String(e);
-      error.textContent = "The viewer could not show this dataset: " + String(e);
-      error.hidden = false;
-    }
-  }
-  document.querySelectorAll(".nc-viewer").forEach(function (root) {
-    const select = document.getElementById(root.id + "-select");
-    select.addEventListener("change", function () { show(root, select.value); });
-    show(root, select.value);
-  });
-})();
-"""
+    return files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+
+
+#: the viewers' stylesheet (``assets/viewer.css``)
+STYLE = _asset("viewer.css")
+#: loads every viewer of the page after the chemiscope script (``assets/viewer.js``)
+LOADER = _asset("viewer.js")
 
 
 def _safe_script(text: str) -> str:
