@@ -1,7 +1,7 @@
 """Physics of a distilled teacher-student pair: long NVE with the teacher's
 conservative forces vs multiple time stepping with the student (issue 12).
 
-Takes the output folder of ``recipes/distill/distill.py`` (teacher, chosen student,
+Takes the output folder of ``mtt-nc distill`` (teacher, chosen student,
 its stride, the teacher's equilibrated 300 K frame) and runs, for each replica, two
 NVE trajectories of ``--time-ps`` (>= 2 ps) from the same start with the same inner
 step: velocity Verlet with the teacher's conservative forces, and MTS with the
@@ -23,7 +23,7 @@ temperature). Verdicts:
   combined standard errors.
 
 CPU time per inner step of each run is recorded too (separate processes run side by
-side: a rough ratio; ``recipes/distill`` measures the speed-up interleaved in one
+side: a rough ratio; ``mtt-nc distill`` measures the speed-up interleaved in one
 process).
 
     python benchmarks/distill_physics.py DISTILL_DIR [--time-ps 2] [--replicas 2]
@@ -117,7 +117,7 @@ def pooled(replicas: List[Dict], mode: str, key: str) -> Dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("distill", help="output folder of recipes/distill/distill.py")
+    parser.add_argument("distill", help="output folder of mtt-nc distill")
     parser.add_argument("--time-ps", type=float, default=2.0)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--blocks", type=int, default=4)
@@ -138,7 +138,8 @@ def main() -> int:
     student = report["students"][chosen]
     stride = args.stride or student["stride"]
     teacher = report["teacher"]["model"]
-    inner_fs = args.inner_fs or report["plan"]["inner_fs"]
+    settings = report.get("settings") or report["plan"]  # older runs: "plan"
+    inner_fs = args.inner_fs or settings["inner_fs"]
     start = folder / "data" / "nve_start.extxyz"
     print(
         f"teacher {teacher}\nstudent {chosen}: {student['model']}\nstride {stride}, "

@@ -28,6 +28,7 @@ from .errors import UserInputError
 BUILTIN_COMMANDS: Dict[str, str] = {
     "accuracy": "metatrain_nc.evaluation.command",
     "compare": "metatrain_nc.compare.command",
+    "distill": "metatrain_nc.distill.command",
     "doctor": "metatrain_nc.doctor",
     "label": "metatrain_nc.evaluation.command_label",
     "md": "metatrain_nc.dynamics.command_md",

@@ -73,9 +73,10 @@ def label_frame(
     :param provenance: reference name, version and method, the plan's seed.
     """
     trajectory = int(sampled.info["trajectory"])
-    strain = frame_strain(seed, frame, max_strain)
+    periodic = bool(np.all(sampled.pbc))
+    # a molecule has no cell to strain
+    strain = frame_strain(seed, frame, max_strain) if periodic else np.zeros((3, 3))
     atoms = strained(sampled, strain)
-    periodic = bool(np.all(atoms.pbc))
     where = f"trajectory {trajectory} frame {frame}"
     try:
         result = model.evaluate(atoms, conservative=True, direct=False, stress=periodic)
