@@ -177,6 +177,7 @@ SLOW_FILES = (
     "tests/compare/test_compare.py",
     "tests/test_registration.py",
     "tests/dynamics/test_trained.py",
+    "tests/distill/test_command.py",
 )
 
 

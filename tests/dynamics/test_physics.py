@@ -53,3 +53,28 @@ def test_mts_drift_close_to_conservative(runs):
     error = m["heating_rate_error_K_per_ps"] + c["heating_rate_error_K_per_ps"]
     assert abs(m["heating_rate_K_per_ps"] - c["heating_rate_K_per_ps"]) < 3 * error
     assert m["mean_temperature_K"] == pytest.approx(c["mean_temperature_K"], rel=0.05)
+
+
+def test_drift_ratio_separates_direct_from_conservative(runs):
+    """The drift benchmarks' ratio (energy change from the fitted drift over the
+    kinetic energy's standard deviation): well below 1 for conservative dynamics and
+    MTS, far above for direct forces."""
+    c, d, m = runs["conservative"], runs["direct"], runs["mts"]
+    assert c["drift_ratio"] < 0.1 and m["drift_ratio"] < 0.1
+    assert d["drift_ratio"] > 1.0
+
+
+def test_drift_ratio_by_hand():
+    from metatrain_nc.dynamics.monitor import drift_ratio
+
+    # 10 atoms, 1 ps, kinetic energy alternating 1.0 / 1.2 eV, drift 2 meV/atom/ps
+    rows = [
+        {"time_fs": 100.0 * i, "kinetic_eV": 1.0 + 0.2 * (i % 2)} for i in range(11)
+    ]
+    import numpy as np
+
+    spread = float(np.std([r["kinetic_eV"] for r in rows], ddof=1))
+    assert drift_ratio(rows, 2.0, 10) == pytest.approx(0.02 / spread)
+    assert drift_ratio(rows, -2.0, 10) == pytest.approx(0.02 / spread)
+    assert drift_ratio(rows, None, 10) is None
+    assert drift_ratio(rows[:2], 2.0, 10) is None

@@ -365,6 +365,7 @@ def _md_row(section: str, run: Dict[str, Any], species_keys: List[str]) -> Row:
                 run["drift_meV_per_atom_per_ps"],
                 run["drift_error_meV_per_atom_per_ps"],
             ),
+            fmt(run.get("drift_ratio")),
         ]
     return [fmt(run.get(key)) for key in ["deviation_temperature_K"] + species_keys]
 
@@ -386,7 +387,7 @@ def md_table(data: Dict[str, Any], section: str) -> List[Block]:
             )
     headers = ["model", "forces", "status"]
     if section == "nve":
-        headers += ["heating (K/ps)", "drift (meV/atom/ps)"]
+        headers += ["heating (K/ps)", "drift (meV/atom/ps)", "drift ratio"]
     else:
         headers += ["ΔT (K)"] + [
             f"ΔT {key[len(SPECIES_DEVIATION) : -2]} (K)" for key in species_keys

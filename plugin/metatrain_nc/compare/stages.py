@@ -217,6 +217,7 @@ MD_KEYS = (
     "heating_rate_error_K_per_ps",
     "drift_meV_per_atom_per_ps",
     "drift_error_meV_per_atom_per_ps",
+    "drift_ratio",
     "conserved_fluctuation_meV_per_atom",
     "mean_temperature_K",
 )

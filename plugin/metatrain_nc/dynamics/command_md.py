@@ -193,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
         f"{summary['status']}: {summary['outer_steps_done']} outer steps, "
         f"{summary['simulated_time_ps']:.3f} ps, "
         f"mean T {summary.get('mean_temperature_K', float('nan')):.1f} K, "
-        f"heating {_fmt(heating)} K/ps, drift {_fmt(drift)} meV/atom/ps; "
+        f"heating {_fmt(heating)} K/ps, drift {_fmt(drift)} meV/atom/ps "
+        f"(drift ratio {_fmt(summary.get('drift_ratio'))}); "
         f"results in {summary['output_dir']}"
     )
     check = summary.get("equipartition")

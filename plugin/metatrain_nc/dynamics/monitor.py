@@ -224,6 +224,26 @@ def _linear_fit(x: np.ndarray, y: np.ndarray) -> Dict[str, Optional[float]]:
     }
 
 
+def drift_ratio(
+    rows: List[Dict[str, float]], drift: Optional[float], n_atoms: int
+) -> Optional[float]:
+    """The drift ratio of the public drift benchmarks (mlipaudit, ml-peg): the
+    energy change over the run from the fitted drift, over the standard deviation of
+    the kinetic energy (dimensionless; ``None`` when either is undefined).
+
+    :param drift: fitted drift of the conserved energy (meV/atom/ps).
+    """
+    if drift is None or len(rows) < 3:
+        return None
+    kinetic = np.array([r["kinetic_eV"] for r in rows])
+    spread = float(kinetic.std(ddof=1))
+    if not spread > 0:
+        return None
+    duration_ps = (rows[-1]["time_fs"] - rows[0]["time_fs"]) / 1000.0
+    change_eV = abs(drift) * duration_ps * n_atoms / 1000.0
+    return change_eV / spread
+
+
 def summarise(
     rows: List[Dict[str, float]],
     n_atoms: int,
@@ -235,7 +255,8 @@ def summarise(
     :param n_atoms: number of atoms (for per-atom drifts).
     :param target_temperature_K: thermostat target, if any (deviations are reported).
     :return: a JSON-ready dictionary: ``heating_rate_K_per_ps`` (+ ``_error``),
-        ``drift_meV_per_atom_per_ps`` (+ ``_error``) of the conserved energy,
+        ``drift_meV_per_atom_per_ps`` (+ ``_error``) of the conserved energy and
+        its :func:`drift_ratio`,
         ``total_energy_drift_meV_per_atom_per_ps``,
         ``conserved_fluctuation_meV_per_atom`` (residual std about the fit),
         ``mean_temperature_K``, ``mean_temperature_<X>_K`` and, with a target,
@@ -258,6 +279,7 @@ def summarise(
     summary["drift_error_meV_per_atom_per_ps"] = conserved["slope_error"]
     summary["conserved_fluctuation_meV_per_atom"] = conserved["residual_std"]
     summary["total_energy_drift_meV_per_atom_per_ps"] = total["slope"]
+    summary["drift_ratio"] = drift_ratio(rows, conserved["slope"], n_atoms)
     keys = [k for k in rows[0] if k.startswith("temperature")]
     for key in keys:
         mean = float(np.mean([r[key] for r in rows]))
