@@ -4,6 +4,7 @@ reproduces, resume after an interruption, failing references, bad input."""
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import ase.io
@@ -245,6 +246,7 @@ def test_workers_find_a_reference_module_in_the_current_folder(
         "from ase.calculators.emt import EMT\n\ndef make():\n    return EMT()\n"
     )
     monkeypatch.chdir(tmp_path)
+    path_before = list(sys.path)
     code = _cli(
         ["localref:make", copper.name, "--out", "set", "--workers", "2",
          "--trajectories", "3", "--frames-per-trajectory", "2",
@@ -254,6 +256,7 @@ def test_workers_find_a_reference_module_in_the_current_folder(
     assert code == 0, captured.err
     assert "s per step per worker" in captured.out
     assert "train 2 frames" in captured.out
+    assert sys.path == path_before  # found from the current folder, path unchanged
     for split in ("train", "validation", "test"):
         frames = ase.io.read(tmp_path / "set" / f"{split}.xyz.gz", ":")
         assert len(frames) == 2

@@ -13,6 +13,7 @@ arguments; it must return an ASE ``Calculator``.
 """
 
 import importlib
+import os
 import re
 import sys
 from typing import Any, List, Sequence
@@ -44,10 +45,8 @@ def calculator_from_factory(spec: str) -> BaseCalculator:
         callable, the call fails, or it returns something that is not a calculator.
     """
     module_name, _, attribute = spec.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # as `python -m` and uvicorn do: the current folder
     try:
-        target: Any = importlib.import_module(module_name)
+        target: Any = _import_from_here(module_name)
     except Exception as error:
         raise UserInputError(
             f"'{spec}' is not a model file, and as module:callable its module "
@@ -75,6 +74,21 @@ def calculator_from_factory(spec: str) -> BaseCalculator:
             f"'{spec}()' returned {type(calculator).__name__}, not an ASE calculator"
         )
     return calculator
+
+
+def _import_from_here(module_name: str) -> Any:
+    """Import ``module_name`` from ``sys.path`` or, as ``python -m`` and uvicorn do,
+    from the current folder; the current folder is on the path only during the
+    import (no lasting ``sys.path`` change)."""
+    here = os.getcwd()
+    added = here not in sys.path and "" not in sys.path and "." not in sys.path
+    if added:
+        sys.path.insert(0, here)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        if added and here in sys.path:
+            sys.path.remove(here)
 
 
 class CalculatorModel(ForceModel):

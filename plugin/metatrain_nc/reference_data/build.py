@@ -209,7 +209,6 @@ def build_reference_set(
             f"--out '{out}' exists and holds no reference build (no plan.json): "
             "choose a new folder, or the folder of the build to continue"
         )
-    _import_path_of_caller()
     model = load_reference(plan.reference)
     model.check(frames[plan.trajectories[0].start_frame], "the first start structure")
     if plan.sampler is not None:
@@ -250,12 +249,6 @@ def build_reference_set(
         return summary
     _assemble(plan, out_path, gzip, summary)
     return summary
-
-
-def _import_path_of_caller() -> None:
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
 
 
 # --- workers -------------------------------------------------------------------------
