@@ -19,13 +19,13 @@ start; it only puts :data:`FINDER` first in ``sys.meta_path``. It imports nothin
    instead of metatrain's generic import error. A name that metatrain already lists
    (a metatrain that reads entry points itself) is left alone: the hook is a no-op
    for it;
-4. right after ``metatrain.cli.train`` executes, ``train_model`` refuses a
-   ``--restart`` across architectures when a plugin architecture is involved, and
-   a fine-tuning of a ``pet_nc`` / ``pet_m`` checkpoint as an architecture other
-   than ``pet_nc``, ``pet_m`` and ``pet``; it records the architecture of the run
-   (:data:`RUN`) while it runs, so that the ``model_from_checkpoint`` it calls
-   converts a ``pet_nc`` / ``pet_m`` checkpoint fine-tuned as stock ``pet`` into a
-   stock PET model (``metatrain_nc.direct.conversion``).
+4. right after ``metatrain.cli.train`` executes, the patches of
+   ``metatrain_nc.train_patches`` check the checkpoint a ``mtt train`` run starts
+   from and let stock ``pet`` fine-tune a ``pet_nc`` / ``pet_m`` checkpoint.
+
+Each patch raises if what it relies on has moved in metatrain; the outcome of every
+patch is in ``STATE["patches"]`` (:func:`expected_patches` lists them all) and
+``mtt-nc doctor`` fails when one did not apply.
 
 Setting the environment variable ``METATRAIN_NC_DISABLE_HOOK=1`` keeps the finder
 out. No failure here ever breaks interpreter start-up or an import: errors are kept
@@ -46,17 +46,9 @@ STATE = {
     "refused": {},  # name -> why the hook does not serve it
     "native": [],  # registered names that metatrain lists by itself
     "patched": [],  # metatrain modules patched after they executed
+    "patches": {},  # patch name -> "applied" | "failed: why" (see patch_name)
     "errors": [],  # anything that went wrong, as text
 }
-
-#: the ``mtt train`` run in progress in this interpreter (set by the patched
-#: ``metatrain.cli.train.train_model`` while it runs)
-RUN = {"architecture": None}
-
-#: plugin architectures whose checkpoints convert to stock ``pet`` (modules of this
-#: package; a third-party plugin's checkpoints are left to metatrain)
-_OWN_PACKAGE = "metatrain_nc."
-_CONVERTS_TO = ("pet",)
 
 # metatrain sub-packages that are not architectures
 _RESERVED = ("cli", "utils", "share", "experimental", "deprecated")
@@ -85,9 +77,8 @@ class _AliasLoader:
 class _PatchingLoader:
     """Runs metatrain's real loader, then patches the module it executed."""
 
-    def __init__(self, loader, patch):
+    def __init__(self, loader):
         self.loader = loader
-        self.patch = patch
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
@@ -95,18 +86,7 @@ class _PatchingLoader:
     def exec_module(self, module):
         self.loader.exec_module(module)
         module.__loader__ = self.loader
-        patches = self.patch if isinstance(self.patch, tuple) else (self.patch,)
-        failed = False
-        for patch in patches:
-            try:
-                patch(module)
-            except Exception as error:  # never break metatrain's own import
-                failed = True
-                STATE["errors"].append(
-                    f"patching {module.__name__} ({patch.__name__}): {error!r}"
-                )
-        if not failed:
-            STATE["patched"].append(module.__name__)
+        _apply_patches(module)
 
     def __getattr__(self, name):
         return getattr(self.loader, name)
@@ -146,7 +126,9 @@ class _Finder:
             if spec is None:
                 continue
             if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                spec.loader = _PatchingLoader(spec.loader, _PATCHES[fullname])
+                spec.loader = _PatchingLoader(spec.loader)
+            else:
+                STATE["errors"].append(f"cannot patch {fullname}: unusual loader")
             return spec
         return None
 
@@ -305,201 +287,50 @@ def _patch_architectures(module):
         setattr(module, function.__name__, function)
 
 
-def _patch_train_cli(module):
-    """Check the checkpoint a ``mtt train`` run starts from; record the run.
-
-    metatrain continues a checkpoint with the checkpoint's own architecture, whatever
-    the options file says. With a plugin architecture on either side, that silently
-    trains something else than asked (e.g. a ``pet_nc`` checkpoint continued as
-    ``pet_nc`` by a ``pet_m`` options file), or fails deep inside the trainer:
-    refuse ``--restart`` across architectures and a fine-tuning that cannot work,
-    naming the way out, before any data is read. While the run goes on, its
-    architecture is in :data:`RUN` (for :func:`_patch_train_loading`).
-    """
-    original = module.train_model
-    signature = _signature_with(original, ("options", "restart_from"))
-
-    def train_model(*args, **kwargs):
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError:  # metatrain's own call error is the right one
-            return original(*args, **kwargs)
-        bound.apply_defaults()
-        options = _bound_argument(bound, "options")
-        restart_from = _bound_argument(bound, "restart_from")
-        if restart_from is not None and options is not None:
-            _check_restart_architecture(options, restart_from)
-        elif options is not None:
-            _check_finetune_architecture(options)
-        previous = RUN["architecture"]
-        RUN["architecture"] = _option(options, "architecture", "name")
-        try:
-            return original(*args, **kwargs)
-        finally:
-            RUN["architecture"] = previous
-
-    train_model.__doc__ = original.__doc__
-    train_model.__wrapped__ = original
-    module.train_model = train_model
-
-
-def _signature_with(function, names):
-    """The signature of ``function``; raises if it cannot receive ``names``.
-
-    Arguments are then found by name (:func:`_bound_argument`), whether they are
-    passed by position or by keyword and wherever a metatrain version puts them.
-    """
-    import inspect
-
-    signature = inspect.signature(function)
-    parameters = signature.parameters.values()
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        missing = [name for name in names if name not in signature.parameters]
-        if missing:
-            raise TypeError(
-                f"{function.__qualname__}{signature} has no parameter "
-                f"{', '.join(map(repr, missing))}: not patched"
-            )
-    return signature
-
-
-def _bound_argument(bound, name):
-    """The value of argument ``name`` in ``bound`` (``inspect.BoundArguments``,
-    defaults applied), also when it went into a ``**kwargs`` parameter."""
-    import inspect
-
-    for parameter in bound.signature.parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            extra = bound.arguments.get(parameter.name, {})
-            if name in extra:
-                return extra[name]
-        elif parameter.name == name:
-            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-                return None
-            return bound.arguments.get(name)
-    return None
-
-
-def _check_restart_architecture(options, restart_from):
-    try:
-        import torch
-
-        wanted = options["architecture"]["name"]
-        checkpoint = torch.load(restart_from, weights_only=False, map_location="cpu")
-        written_by = checkpoint.get("architecture_name")
-    except Exception:  # unreadable: metatrain's own error is the right one
-        return
-    plugin = set(registered_architectures()) - set(STATE["native"])
-    if written_by == wanted or not ({wanted, written_by} & plugin):
-        return
-    raise ValueError(
-        f"the checkpoint '{restart_from}' was written by the '{written_by}' "
-        f"architecture, but the options ask for '{wanted}'. `--restart` continues a "
-        f"run with its own architecture: set `architecture.name: {written_by}` to "
-        f"continue it, or start '{wanted}' from it with `training.finetune.read_from:"
-        f" {restart_from}` (e.g. pet_nc -> pet_m or pet), or drop --restart."
-    )
-
-
-def _option(options, *keys):
-    """``options[keys[0]][keys[1]]...``, or ``None`` if any level is missing."""
-    value = options
-    for key in keys:
-        try:
-            value = value.get(key)
-        except Exception:
-            return None
-        if value is None:
-            return None
-    return value
-
-
-def _own_architectures():
-    """Plugin architectures of this package served by the hook."""
-    return {
-        name
-        for name, module in registered_architectures().items()
-        if module.startswith(_OWN_PACKAGE) and name not in STATE["native"]
-    }
-
-
-def _checkpoint_architecture(path):
-    """The ``architecture_name`` of the checkpoint at ``path`` (``None`` if the file
-    does not read: metatrain's own error is the right one)."""
-    try:
-        import torch
-
-        checkpoint = torch.load(path, weights_only=False, map_location="cpu")
-        return checkpoint.get("architecture_name")
-    except Exception:
-        return None
-
-
-def _check_finetune_architecture(options):
-    """Refuse ``finetune.read_from`` of a ``pet_nc`` / ``pet_m`` checkpoint by an
-    architecture that cannot continue it (all but ``pet_nc``, ``pet_m`` and
-    ``pet``): metatrain would hand a PET-with-direct-heads to that architecture's
-    trainer, which fails with an unrelated message deep inside training."""
-    wanted = _option(options, "architecture", "name")
-    read_from = _option(options, "architecture", "training", "finetune", "read_from")
-    own = _own_architectures()
-    if read_from is None or wanted is None or wanted in own or wanted in _CONVERTS_TO:
-        return
-    written_by = _checkpoint_architecture(read_from)
-    if written_by not in own:
-        return
-    allowed = ", ".join(sorted(own)) + " or stock " + " or ".join(_CONVERTS_TO)
-    raise ValueError(
-        f"the checkpoint '{read_from}' (`training.finetune.read_from`) was written by "
-        f"the '{written_by}' architecture, which '{wanted}' cannot fine-tune: a "
-        f"{written_by} checkpoint can be fine-tuned as {allowed} (stock pet keeps "
-        f"its backbone and energy head). Start '{wanted}' from scratch instead."
-    )
-
-
-def _patch_train_loading(module):
-    """Let ``mtt train`` of stock ``pet`` fine-tune a ``pet_nc`` / ``pet_m``
-    checkpoint.
-
-    ``cli/train.py`` builds the model to fine-tune with the checkpoint's own
-    architecture (``model_from_checkpoint``), then calls its ``restart`` and gives it
-    to the run's trainer. Only the name ``model_from_checkpoint`` inside
-    ``metatrain.cli.train`` is wrapped (``metatrain.utils.io`` and every other user
-    are untouched), and it only acts while a ``train_model`` run of stock ``pet``
-    (:data:`RUN`) loads a checkpoint of this package's architectures: then it
-    returns a stock PET model with the checkpoint's backbone and energy head
-    (``metatrain_nc.direct.conversion``), whose own ``restart`` and trainer run next.
-    """
-    original = module.model_from_checkpoint
-
-    def model_from_checkpoint(checkpoint, context, *args, **kwargs):
-        wanted = RUN["architecture"]
-        written_by = None
-        if isinstance(checkpoint, dict):
-            written_by = checkpoint.get("architecture_name")
-        if (
-            wanted is None
-            or args
-            or kwargs
-            or written_by == wanted
-            or wanted not in _CONVERTS_TO
-            or written_by not in _own_architectures()
-        ):
-            return original(checkpoint, context, *args, **kwargs)
-        from metatrain_nc.direct.conversion import model_for_architecture
-
-        return model_for_architecture(checkpoint, context, wanted, original)
-
-    model_from_checkpoint.__doc__ = original.__doc__
-    model_from_checkpoint.__wrapped__ = original
-    module.model_from_checkpoint = model_from_checkpoint
-
-
-#: metatrain modules patched right after they execute
+#: metatrain modules patched right after they execute: module -> patches, each a
+#: function of this module or ``"module:function"`` (imported when needed)
 _PATCHES = {
-    "metatrain.utils.architectures": _patch_architectures,
-    "metatrain.cli.train": (_patch_train_cli, _patch_train_loading),
+    "metatrain.utils.architectures": (_patch_architectures,),
+    "metatrain.cli.train": (
+        "metatrain_nc.train_patches:patch_train_cli",
+        "metatrain_nc.train_patches:patch_train_loading",
+    ),
 }
+
+
+def patch_name(module_name, patch):
+    """``"<module>: <function>"``, the name of a patch in ``STATE["patches"]``."""
+    function = patch if isinstance(patch, str) else patch.__name__
+    return f"{module_name}: {function.rsplit(':', 1)[-1]}"
+
+
+def expected_patches():
+    """Names of every patch the hook applies (see :func:`patch_name`)."""
+    return [patch_name(m, p) for m, patches in _PATCHES.items() for p in patches]
+
+
+def _apply_patches(module):
+    """Apply the patches of ``module`` (just executed); record each outcome in
+    ``STATE["patches"]``, and failures in ``STATE["errors"]``. Never raises."""
+    failed = False
+    for patch in _PATCHES[module.__name__]:
+        name = patch_name(module.__name__, patch)
+        try:
+            if isinstance(patch, str):
+                import importlib
+
+                where, function = patch.split(":")
+                patch = getattr(importlib.import_module(where), function)
+            patch(module)
+        except Exception as error:  # never break metatrain's own import
+            failed = True
+            STATE["patches"][name] = f"failed: {error}"
+            STATE["errors"].append(f"patching {name}: {error!r}")
+        else:
+            STATE["patches"][name] = "applied"
+    if not failed:
+        STATE["patched"].append(module.__name__)
+
 
 #: the finder this hook puts first in ``sys.meta_path``
 FINDER = _Finder()

@@ -178,6 +178,8 @@ SLOW_FILES = (
     "tests/test_registration.py",
     "tests/dynamics/test_trained.py",
     "tests/distill/test_command.py",
+    "tests/architectures/test_finetune_across_periodicity.py",
+    "tests/architectures/test_stored_checkpoints.py",
 )
 
 

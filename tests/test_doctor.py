@@ -40,6 +40,9 @@ def test_doctor_ok_lists_architectures_evaluators_and_versions(tmp_path):
     own = next(line for line in out.splitlines() if "metatrain's own" in line)
     assert "pet," in own and "soap_bpnn" in own and "pet_nc" not in own
     assert "antisymmetry" in out
+    for patch in ("_patch_architectures", "patch_train_cli", "patch_train_loading"):
+        line = next(line for line in out.splitlines() if f": {patch}" in line)
+        assert line.split()[-1] == "applied", line
     for package in ("python", "torch", "metatrain ", "metatomic-torch"):
         assert f"  {package}" in out
     for package in ("metatomic-ase", "ase", "metatrain-nc"):

@@ -1,6 +1,7 @@
 """The start-up hook finds ``train_model``'s arguments by name, not by position.
 
-The hook wraps ``metatrain.cli.train.train_model`` to refuse a ``--restart`` across
+The hook wraps ``metatrain.cli.train.train_model`` (with
+``metatrain_nc.train_patches.patch_train_cli``) to refuse a ``--restart`` across
 architectures (a ``pet_nc`` checkpoint continued by a ``pet_m`` options file). It
 must find ``options`` and ``restart_from`` however they are passed (metatrain's own
 ``mtt`` passes every argument by keyword) and wherever a metatrain version puts
@@ -13,6 +14,8 @@ from typing import Optional, Union
 
 import _metatrain_nc_hook as hook
 import pytest
+
+from metatrain_nc import train_patches
 
 REFUSAL = "`--restart` continues a run with its own architecture"
 
@@ -40,7 +43,7 @@ def future_train_model(calls: list):
 
 def patched(train_model) -> SimpleNamespace:
     module = SimpleNamespace(train_model=train_model)
-    hook._patch_train_cli(module)
+    train_patches.patch_train_cli(module)
     return module
 
 
@@ -48,6 +51,7 @@ def test_real_train_model_is_patched():
     import metatrain.cli.train
 
     assert "metatrain.cli.train" in hook.STATE["patched"]
+    assert hook.STATE["patches"]["metatrain.cli.train: patch_train_cli"] == "applied"
     assert metatrain.cli.train.train_model.__wrapped__ is not None
 
 
@@ -124,5 +128,5 @@ def test_signature_without_restart_from_is_not_patched():
     def train_model(options, output="model.pt"):
         pass
 
-    with pytest.raises(TypeError, match="no parameter 'restart_from'"):
+    with pytest.raises(train_patches.PatchError, match="no parameter 'restart_from'"):
         patched(train_model)

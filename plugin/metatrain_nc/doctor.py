@@ -2,9 +2,10 @@
 
 Reports, for the interpreter it runs in: whether the start-up hook is loaded and active,
 which architectures metatrain sees (its own and the registered ones, and any registered
-name the hook refused), which evaluators are registered, the versions in use, and for
-each problem what to do. Exit code 0 when every architecture that metatrain-nc declares
-is usable through ``mtt``, 1 otherwise.
+name the hook refused), whether each patch the hook makes to metatrain applied, which
+evaluators are registered, the versions in use, and for each problem what to do. Exit
+code 0 when every architecture that metatrain-nc declares is usable through ``mtt``
+and every patch applied, 1 otherwise.
 """
 
 import argparse
@@ -103,7 +104,8 @@ def diagnose() -> Dict[str, Any]:
     """Everything ``mtt-nc doctor`` reports, without printing.
 
     :return: keys ``versions`` (name -> version), ``hook`` (``loaded``, ``active``,
-        ``file``, ``state``), ``pth`` (``expected``, ``exists``, ``in_site_dir``),
+        ``file``, ``state``), ``patches`` (patch name -> status), ``pth``
+        (``expected``, ``exists``, ``in_site_dir``),
         ``site_disabled``, ``registered`` and ``own`` (name -> module),
         ``metatrain_own`` and ``seen`` (names), ``refused`` (name -> reason),
         ``evaluators`` (name -> module), ``supported`` (bool), ``problems`` and
@@ -152,6 +154,13 @@ def diagnose() -> Dict[str, Any]:
             problems.append(
                 (f"metatrain cannot list its architectures: {error!r}", fix_version)
             )
+    if installed is not None and report["supported"]:
+        try:  # the other module the hook patches (torch, metatrain: a few seconds)
+            _import_quietly("metatrain.cli.train")
+        except Exception as error:
+            problems.append(
+                (f"metatrain's `mtt train` cannot be imported: {error!r}", fix_version)
+            )
     # what the hook did (refresh: listing the architectures may have run it)
     state = dict(getattr(hook, "STATE", {})) if hook is not None else {}
     report["hook"]["state"] = state
@@ -165,7 +174,13 @@ def diagnose() -> Dict[str, Any]:
     report["metatrain_own"] = [name for name in report["seen"] if name not in served]
 
     _hook_problems(report, problems)
+    report["patches"] = _patch_status(hook, state)
+    patching = report["hook"]["in_meta_path"]  # the hook is there to patch
+    if patching:
+        _patch_problems(report["patches"], problems)
     for error in state.get("errors", []):
+        if patching and error.startswith("patching "):  # said above, with the fix
+            continue
         problems.append(
             (f"start-up hook error: {error}", "report it to metatrain-nc developers")
         )
@@ -193,6 +208,55 @@ def diagnose() -> Dict[str, Any]:
     report["problems"] = problems
     report["warnings"] = warnings
     return report
+
+
+def _import_quietly(name: str) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # metatrain's own deprecation notes
+        warnings.simplefilter("ignore")
+        importlib.import_module(name)
+
+
+def _patch_status(hook: Any, state: Dict[str, Any]) -> Dict[str, str]:
+    """Every patch the hook should have applied -> ``"applied"``, ``"failed: ..."``,
+    ``"not applied"`` (its module ran without the hook's patching loader) or
+    ``"module not imported"``."""
+    expected = getattr(hook, "expected_patches", None)
+    done = dict(state.get("patches", {}))
+    names = list(expected()) if callable(expected) else list(done)
+    status = {}
+    for name in names:
+        if name in done:
+            status[name] = done[name]
+        elif name.split(":")[0] in sys.modules:
+            status[name] = "not applied"
+        else:
+            status[name] = "module not imported"
+    return status
+
+
+def _patch_problems(patches: Dict[str, str], problems: List[Problem]) -> None:
+    from .compat import supported_range
+
+    for name, status in patches.items():
+        if status in ("applied", "module not imported"):  # the latter said above
+            continue
+        module = name.split(":")[0]
+        why = (
+            status[len("failed: ") :]
+            if status.startswith("failed: ")
+            else f"{module} was imported without the hook's patching loader"
+        )
+        problems.append(
+            (
+                f"the start-up hook's patch {name} did not apply ({why}): `mtt "
+                "train` runs without it",
+                f"use a metatrain this release supports (`pip install "
+                f"'{supported_range()}'`) or a metatrain-nc release made for "
+                "yours, and report it to metatrain-nc developers",
+            )
+        )
 
 
 def _unsupported(installed: Optional[str]) -> str:
@@ -278,6 +342,9 @@ def _print_report(report: Dict[str, Any]) -> None:
             print(f"  {name:<16} {'':<32} REFUSED: {reason}")
     own = ", ".join(report["metatrain_own"]) or "-"
     print(f"metatrain's own architectures: {own}")
+    print("start-up hook patches:")
+    for name, status in report["patches"].items():
+        print(f"  {name:<52} {status}")
     print("evaluators (entry points, group metatrain.evaluators):")
     for name, module in report["evaluators"].items():
         print(f"  {name:<16} {module}")
@@ -301,5 +368,8 @@ def run(args: argparse.Namespace) -> int:
     if report["problems"]:
         return 1
     if not args.quiet:
-        print("ok: metatrain finds every architecture metatrain-nc registers")
+        print(
+            "ok: metatrain finds every architecture metatrain-nc registers, and "
+            "every patch of the start-up hook applied"
+        )
     return 0

@@ -138,8 +138,10 @@ def test_only_the_name_in_cli_train_is_wrapped():
     import metatrain.cli.train
     import metatrain.utils.io
 
+    from metatrain_nc.train_patches import RUN
+
     wrapped = metatrain.cli.train.model_from_checkpoint
     assert wrapped.__wrapped__ is metatrain.utils.io.model_from_checkpoint
     assert "__wrapped__" not in vars(metatrain.utils.io.model_from_checkpoint)
-    assert hook.RUN["architecture"] is None
+    assert RUN["architecture"] is None
     assert not [e for e in hook.STATE["errors"] if "cli.train" in e]

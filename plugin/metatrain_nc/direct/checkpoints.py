@@ -7,6 +7,8 @@ Both chains are walked with :func:`upgrade`; the plugin's own update functions l
 in this module as ``model_update_vN_vN+1`` / ``trainer_update_vN_vN+1``, PET's in
 ``metatrain.pet.checkpoints``.
 
+Model versions: 1 (first); 2 marks the routed targets with an explicit field,
+``model_data["routed_targets"]``, instead of recognising them by their description.
 Trainer versions: 1 (first); 2 adds the ``lambda_estimate`` trainer hyper.
 """
 
@@ -54,6 +56,34 @@ def upgrade(
 def this_module() -> ModuleType:
     """This module, the home of the plugin's own update functions."""
     return sys.modules[__name__]
+
+
+#: how model version 1 told routed targets from the user's: by these exact
+#: descriptions (frozen here; the live code marks them explicitly)
+V1_ROUTED_DESCRIPTIONS = {
+    "non_conservative_force": (
+        "direct forces, learned from the energy's force labels",
+        "positions",
+    ),
+    "non_conservative_stress": (
+        "direct stress, learned from the energy's stress labels",
+        "strain",
+    ),
+}
+
+
+def model_update_v1_v2(checkpoint: Dict) -> None:
+    """Version 2 marks routed targets explicitly: ``model_data["routed_targets"]``
+    (direct target -> energy gradient), found in version 1 by their descriptions."""
+    from .routing import ROUTED_TARGETS_KEY
+
+    model_data = checkpoint["model_data"]
+    targets = model_data["dataset_info"].targets
+    model_data[ROUTED_TARGETS_KEY] = {
+        name: gradient
+        for name, (description, gradient) in V1_ROUTED_DESCRIPTIONS.items()
+        if name in targets and targets[name].description == description
+    }
 
 
 def trainer_update_v1_v2(checkpoint: Dict) -> None:

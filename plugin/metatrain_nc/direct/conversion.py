@@ -3,11 +3,11 @@
 Pre-training with direct forces, then fine-tuning conservative (the paper's
 Appendix H) works with stock ``pet`` as with ``pet_m``: ``architecture: {name: pet,
 training: {finetune: {method: full, read_from: pet_nc.ckpt}}}``. metatrain builds a
-fine-tuned model with the *checkpoint's* architecture, so the start-up hook
-(``_metatrain_nc_hook``) hands a ``pet_nc`` / ``pet_m`` checkpoint fine-tuned as
-``pet`` to :func:`model_for_architecture`, which loads it and converts it with
-:func:`to_stock_pet`; PET's own ``restart``, trainer and fine-tuning strategy then
-run unchanged.
+fine-tuned model with the *checkpoint's* architecture, so the start-up hook's patch
+of ``mtt train`` (``metatrain_nc.train_patches``) hands a ``pet_nc`` / ``pet_m``
+checkpoint fine-tuned as ``pet`` to :func:`model_for_architecture`, which loads it
+and converts it with :func:`to_stock_pet`; PET's own ``restart``, trainer and
+fine-tuning strategy then run unchanged.
 
 The conversion is exact for what it keeps: a :class:`~.model.DirectPET` is PET plus
 direct heads, so the stock PET built with the same backbone hypers has the same
@@ -29,7 +29,7 @@ from metatrain.utils.architectures import get_default_hypers
 from metatrain.utils.data import DatasetInfo
 
 from .model import DirectPET
-from .routing import FORCE_OUTPUT, STRESS_OUTPUT, with_conservative_energy
+from .routing import FORCE_OUTPUT, STRESS_OUTPUT, with_energy_gradients
 
 #: the architecture a plugin checkpoint can be converted to
 STOCK_PET = "pet"
@@ -50,7 +50,7 @@ def to_stock_pet(model: DirectPET) -> Tuple[PET, Dict[str, List[str]]]:
         raise TypeError(
             f"only pet_nc / pet_m models convert to stock pet, not {type(model)}"
         )
-    info = with_conservative_energy(model.dataset_info, model.routes)
+    info = with_energy_gradients(model.dataset_info, model.routed_targets.values())
     targets = {k: v for k, v in info.targets.items() if k not in DIRECT_TARGETS}
     pet_hypers = get_default_hypers(STOCK_PET)["model"]
     pet = PET(

@@ -10,10 +10,15 @@ them as ordinary targets instead:
 
 Both names are the metatomic standard outputs that ASE, i-PI, LAMMPS and torch-sim
 use with their ``non_conservative`` switch.
+
+Routing is a function of one data set's dataset info (:func:`route_dataset_info`):
+a direct target the data set already declares is never routed. Which targets of a
+model routing made is recorded explicitly (:data:`ROUTED_TARGETS_KEY`), never
+recognised by a description.
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from metatensor.learn.data._namedtuple import namedtuple
@@ -25,9 +30,22 @@ from ..force_models.names import DIRECT_FORCE as FORCE_OUTPUT
 from ..force_models.names import DIRECT_STRESS as STRESS_OUTPUT
 from ..force_models.names import ENERGY
 
-#: descriptions of the targets made by routing; they tell routed targets (stored in
-#: checkpoints) from targets a user declared explicitly in the options file
-ROUTED_DESCRIPTIONS = {
+#: the explicit mark of routed targets: the key, in a checkpoint's ``model_data``,
+#: of ``{direct target: energy gradient it is learned from}`` for the targets of the
+#: stored dataset info that routing made (the other direct targets, if any, were
+#: declared by the user). Nothing is recognised by its description.
+ROUTED_TARGETS_KEY = "routed_targets"
+
+#: the energy gradient each direct target is routed from
+GRADIENTS = {FORCE_OUTPUT: "positions", STRESS_OUTPUT: "strain"}
+
+#: the label behind each energy gradient, as written in the options file
+LABELS = {"positions": "forces", "strain": "stress"}
+
+#: descriptions given to the targets routing makes (shown by exported models). Text
+#: only: a restart keeps the description its checkpoint stored, so rewording these
+#: never makes an older checkpoint's targets incompatible with new ones
+DESCRIPTIONS = {
     FORCE_OUTPUT: "direct forces, learned from the energy's force labels",
     STRESS_OUTPUT: "direct stress, learned from the energy's stress labels",
 }
@@ -35,26 +53,50 @@ ROUTED_DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class Routes:
-    """Which labels feed which direct target.
+    """Which labels of a data set feed which direct target.
 
     :param forces: whether ``non_conservative_force`` is built from the energy's
         ``positions`` gradients (False if absent or given explicitly by the user).
     :param stress: same for ``non_conservative_stress`` from ``strain`` gradients.
     :param keep_conservative: whether the ``energy`` target keeps its gradients
         (``pet_m``) or loses them (``pet_nc``).
+    :param targets: the targets of that data set once routed (names).
     """
 
     forces: bool
     stress: bool
     keep_conservative: bool
+    targets: Tuple[str, ...] = ()
 
     @property
     def any(self) -> bool:
         return self.forces or self.stress
 
+    @property
+    def routed(self) -> Dict[str, str]:
+        """``{direct target: energy gradient}`` for the targets these routes make."""
+        made = {FORCE_OUTPUT: self.forces, STRESS_OUTPUT: self.stress}
+        return {name: GRADIENTS[name] for name, on in made.items() if on}
 
-def _is_routed(targets: Dict[str, TargetInfo], name: str) -> bool:
-    return name in targets and targets[name].description == ROUTED_DESCRIPTIONS[name]
+    @classmethod
+    def of_model(
+        cls,
+        routed_targets: Mapping[str, str],
+        keep_conservative: bool,
+        targets: Iterable[str],
+    ) -> "Routes":
+        """The routes that made a model's routed targets (a loaded checkpoint).
+
+        :param routed_targets: the model's ``{direct target: energy gradient}``.
+        :param keep_conservative: as in :class:`Routes`.
+        :param targets: the names of the model's targets.
+        """
+        return cls(
+            forces=FORCE_OUTPUT in routed_targets,
+            stress=STRESS_OUTPUT in routed_targets,
+            keep_conservative=keep_conservative,
+            targets=tuple(targets),
+        )
 
 
 def _rank1_layout() -> TensorMap:
@@ -78,7 +120,9 @@ def _rank2_layout() -> TensorMap:
     return TensorMap(Labels.single(), [block])
 
 
-def _energy_layout_without_gradients(energy: TargetInfo) -> TensorMap:
+def energy_without_gradients(energy: TargetInfo) -> TargetInfo:
+    """The ``energy`` target without its gradients (``pet_nc`` trains no
+    conservative forces)."""
     block = energy.layout.block()
     stripped = TensorBlock(
         values=block.values,
@@ -86,7 +130,35 @@ def _energy_layout_without_gradients(energy: TargetInfo) -> TensorMap:
         components=block.components,
         properties=block.properties,
     )
-    return TensorMap(energy.layout.keys, [stripped])
+    return TargetInfo(
+        layout=TensorMap(energy.layout.keys, [stripped]),
+        quantity=energy.quantity,
+        unit=energy.unit,
+        description=energy.description,
+    )
+
+
+def energy_with_gradients(energy: TargetInfo, gradients: Iterable[str]) -> TargetInfo:
+    """The ``energy`` target with its gradients plus ``gradients`` (``positions``,
+    ``strain``): conservative forces / stress trained on those labels."""
+    wanted = set(gradients) | set(energy.gradients)
+    return get_energy_target_info(
+        ENERGY,
+        {"unit": energy.unit, "description": energy.description},
+        add_position_gradients="positions" in wanted,
+        add_strain_gradients="strain" in wanted,
+    )
+
+
+def _with_targets(
+    dataset_info: DatasetInfo, targets: Dict[str, TargetInfo]
+) -> DatasetInfo:
+    return DatasetInfo(
+        length_unit=dataset_info.length_unit,
+        atomic_types=dataset_info.atomic_types,
+        targets=targets,
+        extra_data=dict(dataset_info.extra_data),
+    )
 
 
 def force_unit(energy_unit: str, length_unit: str) -> str:
@@ -103,87 +175,80 @@ def stress_unit(energy_unit: str, length_unit: str) -> str:
     return f"{energy_unit}/{length_unit}^3"
 
 
-def with_conservative_energy(dataset_info: DatasetInfo, routes: Routes) -> DatasetInfo:
-    """Give back to the ``energy`` target the gradients that routing took away.
+def with_energy_gradients(
+    dataset_info: DatasetInfo, gradients: Optional[Iterable[str]]
+) -> DatasetInfo:
+    """A dataset info whose ``energy`` has ``gradients`` added, or none (``None``).
 
-    Used when a ``pet_nc`` model continues as ``pet_m``: the labels that fed the
-    direct heads also feed the conservative forces and stress again.
+    Used when a model changes architecture: a ``pet_nc`` model continued as
+    ``pet_m`` or stock ``pet`` gives back to the energy the gradients whose labels
+    fed its direct heads; a ``pet_m`` model continued as ``pet_nc`` loses them.
 
-    :param dataset_info: a routed dataset info.
-    :param routes: the routes taken when it was built.
-    :return: a new dataset info whose energy has ``positions`` / ``strain``
-        gradients where forces / stress were routed.
+    :param dataset_info: a routed dataset info (not modified).
+    :param gradients: energy gradients to add (``"positions"``, ``"strain"``), or
+        ``None`` to drop them all.
+    :return: a new dataset info.
     """
     targets = dict(dataset_info.targets)
     energy = targets.get(ENERGY)
     if energy is not None:
-        targets[ENERGY] = get_energy_target_info(
-            ENERGY,
-            {"unit": energy.unit, "description": energy.description},
-            add_position_gradients=routes.forces or "positions" in energy.gradients,
-            add_strain_gradients=routes.stress or "strain" in energy.gradients,
-        )
-    return DatasetInfo(
-        length_unit=dataset_info.length_unit,
-        atomic_types=dataset_info.atomic_types,
-        targets=targets,
-        extra_data=dict(dataset_info.extra_data),
-    )
+        if gradients is None:
+            targets[ENERGY] = energy_without_gradients(energy)
+        else:
+            targets[ENERGY] = energy_with_gradients(energy, gradients)
+    return _with_targets(dataset_info, targets)
 
 
 def route_dataset_info(
-    dataset_info: DatasetInfo, keep_conservative: bool
+    dataset_info: DatasetInfo,
+    keep_conservative: bool,
+    descriptions: Optional[Mapping[str, str]] = None,
 ) -> Tuple[DatasetInfo, Routes]:
-    """Build the dataset info the direct heads train on.
+    """Build the dataset info the direct heads train on, from a data set's.
 
-    Idempotent: routing an already routed dataset info changes nothing, so that
-    checkpoints (which store the routed info) reload as they were.
+    A direct target the dataset info already has (declared by the user, or made
+    by an earlier routing, as in a stored checkpoint) is kept as it is and never
+    routed: routing an already routed dataset info changes nothing.
 
     :param dataset_info: the dataset info ``mtt train`` built from the options file.
     :param keep_conservative: keep the energy's gradients (``pet_m``) or drop them
         (``pet_nc``).
+    :param descriptions: descriptions to give routed targets instead of
+        :data:`DESCRIPTIONS` (a restart passes those its checkpoint stored, which
+        metatrain compares with the new ones).
     :return: the routed dataset info (a new object; the input is not modified) and
         the routes taken.
     """
     targets: Dict[str, TargetInfo] = dict(dataset_info.targets)
     energy = targets.get(ENERGY)
     gradients: List[str] = [] if energy is None else list(energy.gradients)
-    routes = Routes(
-        forces=_is_routed(targets, FORCE_OUTPUT)
-        or ("positions" in gradients and FORCE_OUTPUT not in targets),
-        stress=_is_routed(targets, STRESS_OUTPUT)
-        or ("strain" in gradients and STRESS_OUTPUT not in targets),
-        keep_conservative=keep_conservative,
-    )
+    descriptions = dict(DESCRIPTIONS, **(descriptions or {}))
+    forces = "positions" in gradients and FORCE_OUTPUT not in targets
+    stress = "strain" in gradients and STRESS_OUTPUT not in targets
     if energy is not None and not keep_conservative and gradients:
-        targets[ENERGY] = TargetInfo(
-            layout=_energy_layout_without_gradients(energy),
-            quantity=energy.quantity,
-            unit=energy.unit,
-            description=energy.description,
-        )
+        targets[ENERGY] = energy_without_gradients(energy)
     if energy is not None:
-        if routes.forces:
+        if forces:
             targets[FORCE_OUTPUT] = TargetInfo(
                 layout=_rank1_layout(),
                 quantity="force",
                 unit=force_unit(energy.unit, dataset_info.length_unit),
-                description=ROUTED_DESCRIPTIONS[FORCE_OUTPUT],
+                description=descriptions[FORCE_OUTPUT],
             )
-        if routes.stress:
+        if stress:
             targets[STRESS_OUTPUT] = TargetInfo(
                 layout=_rank2_layout(),
                 quantity="pressure",
                 unit=stress_unit(energy.unit, dataset_info.length_unit),
-                description=ROUTED_DESCRIPTIONS[STRESS_OUTPUT],
+                description=descriptions[STRESS_OUTPUT],
             )
-    routed = DatasetInfo(
-        length_unit=dataset_info.length_unit,
-        atomic_types=dataset_info.atomic_types,
-        targets=targets,
-        extra_data=dict(dataset_info.extra_data),
+    routes = Routes(
+        forces=forces,
+        stress=stress,
+        keep_conservative=keep_conservative,
+        targets=tuple(targets),
     )
-    return routed, routes
+    return _with_targets(dataset_info, targets), routes
 
 
 def _forces_from_gradient(gradient: TensorBlock) -> TensorMap:

@@ -228,14 +228,16 @@ class DirectTrainer(PETTrainer):
             model.convert_to(self.model_class)
 
         routes = model.routes
-        targets = model.dataset_info.targets
-        if ENERGY in targets and FORCE_OUTPUT not in targets:
+        # the targets of this run's data set (not those the model had before a
+        # restart or fine-tuning: heads of targets the data lacks are not trained)
+        if ENERGY in routes.targets and FORCE_OUTPUT not in routes.targets:
             # other targets (dipoles, ...) are PET's business and train as with pet
             raise ValueError(
                 f"{name} learns forces directly, but the training set has no force "
-                "labels. Give the energy target its forces, e.g. `energy: {key: "
-                "energy, unit: eV, forces: {key: forces}}`, or declare a "
-                "`non_conservative_force` target. To train energies only, use `pet`."
+                "labels (`forces` of the energy target). Give the energy target "
+                "its forces, e.g. `energy: {key: energy, unit: eV, forces: {key: "
+                "forces}}`, or declare a `non_conservative_force` target. To train "
+                "(or fine-tune on) energies only, use `pet`."
             )
         # a stored lambda belongs to the weights it was estimated on
         store_estimate(model, None)

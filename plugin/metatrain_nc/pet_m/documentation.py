@@ -29,6 +29,13 @@ paper's Appendix H). Stock ``pet`` starts from a ``pet_nc`` or ``pet_m`` checkpo
 the same way (it keeps the backbone and the energy head, the direct heads are
 dropped).
 
+Fine-tuning (``training.finetune``) and ``--restart`` route the labels of the *new*
+data set, so a change of periodicity or labels goes as with stock ``pet``: a model
+trained on periodic data with stress fine-tunes on molecules (its direct stress head,
+without labels, is dropped by the ``full`` and ``lora`` methods and kept untrained
+otherwise), and a molecular model fine-tunes on periodic data with stress (a direct
+stress head is added). A data set without force labels is refused, naming them.
+
 Zero net force: with the default ``edge`` head the direct forces are pair forces
 (Newton's third law), so they sum to zero over every system the model evaluates; the
 ``atom`` head removes the mean force of each system before ``selected_atoms`` are

@@ -27,6 +27,13 @@ periodic training data, ``non_conservative_stress``: use it with metatomic's ASE
 calculator (``non_conservative=True``, or ``"forces"`` without stress), i-PI or
 LAMMPS. The direct forces sum to zero per structure inside the model.
 
+Fine-tuning (``training.finetune``) and ``--restart`` route the labels of the *new*
+data set, so a change of periodicity or labels goes as with stock ``pet``: a model
+trained on periodic data with stress fine-tunes on molecules (its direct stress head,
+without labels, is dropped by the ``full`` and ``lora`` methods and kept untrained
+otherwise), and a molecular model fine-tunes on periodic data with stress (a direct
+stress head is added). A data set without force labels is refused, naming them.
+
 Zero net force: with the default ``edge`` head the direct forces are pair forces
 (Newton's third law), so they sum to zero over every system the model evaluates; the
 ``atom`` head removes the mean force of each system before ``selected_atoms`` are
