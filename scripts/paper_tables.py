@@ -86,17 +86,31 @@ def refresh_doc() -> None:
 
 
 def main() -> int:
+    global OUT, DOC
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", type=int, choices=sorted(PARTS), action="append")
     parser.add_argument(
         "--doc", action="store_true", help="only refresh docs/paper_tables.md"
     )
+    parser.add_argument(
+        "--models",
+        default="recipes/demo/pretrained",
+        help="folder with pet_c.ckpt, pet_nc.ckpt and pet_m.ckpt (the demo's)",
+    )
+    parser.add_argument(
+        "--structures",
+        default=None,
+        help="test structures (default: the demo's test split of the 40-frame water)",
+    )
+    parser.add_argument("--out", default=str(OUT), help="run folder (docs/paper_run)")
+    parser.add_argument("--doc-file", default=str(DOC), help="document to refresh")
     args = parser.parse_args()
+    OUT, DOC = Path(args.out), ROOT / args.doc_file
     if args.doc:
         refresh_doc()
         return 0
-    structures = test_split()
-    models = [f"recipes/demo/pretrained/{m}.ckpt" for m in ("pet_c", "pet_nc", "pet_m")]
+    structures = args.structures or test_split()
+    models = [f"{args.models}/{m}.ckpt" for m in ("pet_c", "pet_nc", "pet_m")]
     mtt_nc = str(Path(sys.executable).parent / "mtt-nc")
     for part in args.part or sorted(PARTS):
         command = [mtt_nc, "compare", *models, "--names", "PET-C,PET-NC,PET-M"]
