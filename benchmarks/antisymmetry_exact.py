@@ -40,6 +40,7 @@ from metatrain_nc.antisymmetry import (
     load_force_model,
 )
 from metatrain_nc.antisymmetry.jacobian import _vjp_rows, exact_jacobian
+from metatrain_nc.force_models.timing import WallClock, wall_seconds
 
 
 class PeakRSS:
@@ -90,10 +91,12 @@ def main() -> None:
     # profiling executor needs a few calls before it settles
     for _ in range(4):
         force_model.forces_numpy([atoms.positions])
-    start = time.perf_counter()
-    for _ in range(3):
-        force_model.forces_numpy([atoms.positions])
-    t_force = (time.perf_counter() - start) / 3
+    t_force = (
+        wall_seconds(
+            lambda: [force_model.forces_numpy([atoms.positions]) for _ in range(3)]
+        )
+        / 3
+    )
     print(f"one direct force evaluation: {t_force * 1e3:.0f} ms")
 
     results = {}
@@ -104,9 +107,9 @@ def main() -> None:
         # warm-up of the backward paths (first calls are slower)
         _vjp_rows(forces, positions, rows[:2], batched=False)
         with PeakRSS() as memory:
-            start = time.perf_counter()
-            block = strategy_rows(forces, positions)
-            elapsed = time.perf_counter() - start
+            with WallClock() as clock:
+                block = strategy_rows(forces, positions)
+            elapsed = clock.seconds
         results[label] = (elapsed / len(rows), memory.mb)
         return block
 
@@ -147,9 +150,9 @@ def main() -> None:
             p[column] += sign * 1e-2
             displaced.append(p.reshape(-1, 3))
     with PeakRSS() as memory:
-        start = time.perf_counter()
-        force_model.forces_numpy(displaced, batch_size=8)
-        elapsed = time.perf_counter() - start
+        elapsed = wall_seconds(
+            lambda: force_model.forces_numpy(displaced, batch_size=8)
+        )
     results["(b) central differences, 2 evals/column"] = (
         elapsed / args.rows,
         memory.mb,
@@ -170,9 +173,9 @@ def main() -> None:
     )
 
     if args.full:
-        start = time.perf_counter()
-        jacobian = exact_jacobian(force_model, strategy="loop")
-        elapsed = time.perf_counter() - start
+        with WallClock() as clock:
+            jacobian = exact_jacobian(force_model, strategy="loop")
+        elapsed = clock.seconds
         lam = lambda_from_jacobian(jacobian)
         print(f"full exact Jacobian: {elapsed:.0f} s, lambda = {lam:.5g}")
         if args.save:

@@ -20,7 +20,6 @@ Usage: OMP_NUM_THREADS=2 python benchmarks/antisymmetry_stochastic.py
 """
 
 import argparse
-import time
 
 import numpy as np
 from antisymmetry_common import setup_threads, untrained_pet, water_box
@@ -32,6 +31,7 @@ from metatrain_nc.antisymmetry import (
     stochastic_lambda,
 )
 from metatrain_nc.antisymmetry.jacobian import lambda_from_jacobian, ratio_estimate
+from metatrain_nc.force_models.timing import WallClock, wall_seconds
 
 REPLICAS = {1: (1, 1, 1), 8: (2, 2, 2), 48: (4, 4, 3)}
 
@@ -59,10 +59,10 @@ def force_cost(force_model: StructureForces, positions, warmup: int = 4) -> floa
     """Seconds per direct force evaluation, after TorchScript's profiling runs."""
     for _ in range(warmup):
         force_model.forces_numpy([positions])
-    start = time.perf_counter()
-    for _ in range(2):
-        force_model.forces_numpy([positions])
-    return (time.perf_counter() - start) / 2
+    return (
+        wall_seconds(lambda: [force_model.forces_numpy([positions]) for _ in range(2)])
+        / 2
+    )
 
 
 def main() -> None:
@@ -117,9 +117,11 @@ def main() -> None:
         force_model = loaded.structure_forces(atoms, DIRECT_FORCE)
         t_force = force_cost(force_model, atoms.positions)
         k = needed or 64
-        start = time.perf_counter()
-        estimate = stochastic_lambda(force_model, probes=k, chunk_size=args.chunk_size)
-        elapsed = time.perf_counter() - start
+        with WallClock() as clock:
+            estimate = stochastic_lambda(
+                force_model, probes=k, chunk_size=args.chunk_size
+            )
+        elapsed = clock.seconds
         print(
             f"model, {needed} probes: "
             f"lambda = {estimate.value:.5g} +- {estimate.error:.2g} "
@@ -139,11 +141,14 @@ def main() -> None:
         atoms = water_box(REPLICAS[size])
         force_model = loaded.structure_forces(atoms, DIRECT_FORCE)
         t_force = force_cost(force_model, atoms.positions)
-        start = time.perf_counter()
-        estimate = stochastic_lambda(
-            force_model, probes=args.probes, chunk_size=args.chunk_size, jvp=args.jvp
-        )
-        elapsed = time.perf_counter() - start
+        with WallClock() as clock:
+            estimate = stochastic_lambda(
+                force_model,
+                probes=args.probes,
+                chunk_size=args.chunk_size,
+                jvp=args.jvp,
+            )
+        elapsed = clock.seconds
         relative = estimate.error / estimate.value
         k10 = max(2, int(np.ceil(args.probes * (relative / 0.1) ** 2)))
         # time = one forward with graph + per-probe backward work

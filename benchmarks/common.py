@@ -1,7 +1,8 @@
-"""Shared helpers for the benchmarks: untrained default-size models, timing."""
+"""Shared helpers for the benchmarks: untrained default-size models, timing (wall
+clock with GPU synchronisation, from the package's timing module,
+:mod:`metatrain_nc.force_models.timing`)."""
 
 import statistics
-import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -44,15 +45,16 @@ def export(model, path: Path) -> Path:
 
 
 def median_time(function: Callable[[], object], repeat: int, warmup: int = 2) -> float:
-    """Median wall time of ``function()`` in seconds over ``repeat`` calls."""
+    """Median wall time of ``function()`` in seconds over ``repeat`` calls
+    (:func:`~metatrain_nc.force_models.timing.wall_seconds`: GPU work included).
+    A ``function`` that evaluates an ASE calculator must move the atoms itself
+    (calculators return stored results for unchanged positions); force models are
+    best timed with :func:`~metatrain_nc.force_models.timing.time_force_model`."""
+    from metatrain_nc.force_models.timing import wall_seconds
+
     for _ in range(warmup):
         function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(wall_seconds(function) for _ in range(repeat))
 
 
 def print_table(title: str, rows: List[Dict[str, str]]) -> None:

@@ -33,7 +33,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import List
 
@@ -81,11 +80,11 @@ def make_dynamics(
 
 def steps_per_second(dyn: MultipleTimeStep, inner_steps: int) -> List[float]:
     """Inner MD steps per second of each outer step (``>= inner_steps`` in all)."""
+    from metatrain_nc.force_models.timing import wall_seconds
+
     rates = []
     for _ in range(max(-(-inner_steps // dyn.stride), 1)):
-        start = time.perf_counter()
-        dyn.run(1)
-        rates.append(dyn.stride / (time.perf_counter() - start))
+        rates.append(dyn.stride / wall_seconds(lambda: dyn.run(1)))
     return rates
 
 
@@ -226,16 +225,18 @@ def main() -> None:
 
             return run
 
+        from metatrain_nc.force_models.timing import time_force_model
+
         timings = {
-            "provider: F_c + F_nc (one call)": median_time(
-                lambda: model.evaluate(atoms, conservative=True, direct=True), 3
-            ),
+            "provider: F_c + F_nc (one call)": time_force_model(
+                model, atoms, conservative=True, direct=True, repeats=3
+            ).seconds_per_call,
             "metatomic-ase: F_c + F_nc (additional_outputs)": median_time(
                 with_calculator(both_calc, None), 3
             ),
-            "provider: F_nc (forward only)": median_time(
-                lambda: model.evaluate(atoms, conservative=False, direct=True), 3
-            ),
+            "provider: F_nc (forward only)": time_force_model(
+                model, atoms, conservative=False, direct=True, repeats=3
+            ).seconds_per_call,
             "metatomic-ase: F_nc (non_conservative=True)": median_time(
                 with_calculator(direct_calc, None), 3
             ),

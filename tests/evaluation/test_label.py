@@ -124,6 +124,7 @@ def test_label_bad_input(pair_models, tmp_path, capsys):
     fresh = tmp_path / "fresh.xyz"
     argv = ["label", pair_models["energy"], str(structures), "-o", str(fresh)]
     assert main(argv) == 2
-    assert "structure 1 contains species ['Au']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "structure 1 of '" in err and "contains species ['Au']" in err
     assert not fresh.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []

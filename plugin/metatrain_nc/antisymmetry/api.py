@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import ase
 import numpy as np
 
-from ..errors import UserInputError
+from ..errors import NonFiniteError, UserInputError
 from ..force_models.base import ForceModel
 from ..force_models.loading import load_force_model
 from ..force_models.names import CONSERVATIVE, DIRECT_FORCE, head_of_output
@@ -117,9 +117,25 @@ def antisymmetry_ratio(
         result = stochastic_lambda(
             forces, probes=probes, chunk_size=chunk_size, seed=seed
         )
-        return result.value, result.error
+        return check_lambda(result.value, model, forces.where), result.error
     jacobian = exact_jacobian(forces, chunk_size=chunk_size, fd_step=fd_step)
-    return lambda_from_jacobian(jacobian)
+    return check_lambda(lambda_from_jacobian(jacobian), model, forces.where)
+
+
+def check_lambda(value: float, model: ForceModel, where: str) -> float:
+    """Return ``value`` (a lambda) if it is finite.
+
+    :raises NonFiniteError: a NaN or infinite lambda, naming the model and the
+        structure (its forces or their Jacobian were not finite); never reported as
+        a number.
+    """
+    if np.isfinite(value):
+        return value
+    raise NonFiniteError(
+        f"model '{model.source}' gave a non-finite lambda ({value}) for {where}: its "
+        "forces or their Jacobian are not finite",
+        quantities=["lambda"],
+    )
 
 
 @dataclass
@@ -262,7 +278,7 @@ def evaluate(
     force_models = []
     for index, atoms in enumerate(frames):
         model.check(atoms, f"structure {index}")
-        forces = model.structure_forces(atoms, output)
+        forces = model.structure_forces(atoms, output, where=f"structure {index}")
         force_models.append(forces)
         exact_rows = 3 * len(atoms) > settings.max_exact_rows
         if stochastic and not differentiable(forces):
@@ -305,7 +321,10 @@ def evaluate(
     computed: Dict[int, np.ndarray] = {}
     head_forces = {
         name: packed_forces(
-            [model.structure_forces(atoms, name) for atoms in frames],
+            [
+                model.structure_forces(atoms, name, where=f"structure {index}")
+                for index, atoms in enumerate(frames)
+            ],
             settings.packing,
             settings.pack_rows,
         )
@@ -385,6 +404,7 @@ def evaluate(
                     seed=settings.seed + index,
                     batch_size=settings.chunk_size,
                 )
+        check_lambda(result.lambda_, model, force_model.where)
         if settings.rotation_loop:
             indices = molecule_of(atoms, settings.loop_atom)
             loop = rotation_loop_work(

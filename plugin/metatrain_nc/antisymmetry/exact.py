@@ -15,7 +15,6 @@ each backward pass gives one row of every structure's Jacobian (:mod:`.packing`)
 Models without gradients go to :func:`.finite_difference.finite_difference_jacobian`.
 """
 
-import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 
 from ..errors import UserInputError
 from ..force_models.base import StructureForces
+from ..force_models.timing import WallClock
 from .common import differentiable, keep_forces
 from .finite_difference import default_fd_step, finite_difference_jacobian
 from .packing import PACK_ROWS, Pack, Work, run_packs
@@ -229,19 +229,19 @@ def _exact_step(
     ):
         pack.batched = strategy != "loop"
     if pack.batched is None and "loop_seconds" not in pack.extra:
-        start = time.perf_counter()
-        block = pack.rows(starts, count, batched=False)
-        pack.extra["loop_seconds"] = (time.perf_counter() - start) / count
+        with WallClock() as clock:
+            block = pack.rows(starts, count, batched=False)
+        pack.extra["loop_seconds"] = clock.seconds / count
     elif pack.batched is None:
         count = min(count, BATCHED_TRIAL_ROWS)
-        start = time.perf_counter()
+        clock = WallClock().start()
         try:
             block = pack.rows(starts, count, batched=True)
         except RuntimeError:
             pack.batched = False
             block = pack.rows(starts, count, batched=False)
         else:
-            per_row = (time.perf_counter() - start) / count
+            per_row = clock.stop() / count
             pack.batched = per_row < pack.extra["loop_seconds"]
     elif pack.batched:
         try:

@@ -26,13 +26,13 @@ are packed; any other model (ASE calculators, finite differences) is evaluated o
 structure at a time.
 """
 
-import time
 from typing import Callable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..force_models.base import StructureForces
+from ..force_models.timing import WallClock
 from .settings import PACK_ROWS, PACKING_CHOICES
 
 
@@ -96,12 +96,12 @@ class Pack:
         self.extra: dict = {}
         self.dtype = self.models[0].dtype
         self.positions = [f.positions.clone().requires_grad_(True) for f in self.models]
-        start = time.perf_counter()
-        if len(self.models) == 1:
-            forces = [self.models[0].forces(self.positions[0], create_graph)]
-        else:
-            forces = forces_of_structures(self.models, self.positions, create_graph)
-        self.forward_seconds = time.perf_counter() - start
+        with WallClock() as clock:
+            if len(self.models) == 1:
+                forces = [self.models[0].forces(self.positions[0], create_graph)]
+            else:
+                forces = forces_of_structures(self.models, self.positions, create_graph)
+        self.forward_seconds = clock.seconds
         self.sizes = [3 * f.n_atoms for f in self.models]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
         self.flat = torch.cat([f.reshape(-1) for f in forces])
@@ -279,15 +279,15 @@ def _packing_pays(
     ``forward + chunks x first chunk`` for the structure alone.
     """
     chunks = max(w.fresh().chunks() for w in works)
-    start = time.perf_counter()
-    done = step(pack, works)
-    packed = pack.forward_seconds + chunks * (time.perf_counter() - start)
+    with WallClock() as clock:
+        done = step(pack, works)
+    packed = pack.forward_seconds + chunks * clock.seconds
     if progress is not None:
         progress(done)
     alone = Pack(pack.models[:1], pack.create_graph)
-    start = time.perf_counter()
-    step(alone, [works[0].fresh()])
-    single = alone.forward_seconds + chunks * (time.perf_counter() - start)
+    with WallClock() as clock:
+        step(alone, [works[0].fresh()])
+    single = alone.forward_seconds + chunks * clock.seconds
     return packed / len(pack) <= single
 
 

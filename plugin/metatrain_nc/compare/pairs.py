@@ -29,29 +29,27 @@ def pair_cost_stage(
     fast model's inner forces, and an inner step of MTS on average,
     ``fast + conservative / stride`` (every inner step evaluates the fast model, every
     outer step the slow one once more)."""
-    from .stages import _median_ms
+    from ..force_models.timing import ForceCall
+    from .stages import timed_calls
 
     slow, fast = entry.model, entry.fast
     head = ForcePair(slow, fast).inner_head
     calls = {
-        "conservative": lambda: slow.evaluate(atoms, conservative=True, direct=False),
-        "fast": lambda: fast.evaluate(
-            atoms, conservative=head == CONSERVATIVE, direct=head == DIRECT
+        "conservative": ForceCall(slow, conservative=True, direct=False),
+        "fast": ForceCall(
+            fast, conservative=head == CONSERVATIVE, direct=head == DIRECT
         ),
     }
-    times = {
-        name: _median_ms(call, settings.cost_repeats) for name, call in calls.items()
-    }
+    result = timed_calls(calls, atoms, settings)
+    times = result["ms"]
     times["mts_per_inner_step"] = (
         times["fast"] + times["conservative"] / settings.stride
     )
-    return {
-        "n_atoms": len(atoms),
-        "repeats": settings.cost_repeats,
-        "fast_head": head,
-        "ms": times,
-        "ms_per_atom": {k: v / len(atoms) for k, v in times.items()},
-    }
+    result["ms_per_atom"]["mts_per_inner_step"] = times["mts_per_inner_step"] / len(
+        atoms
+    )
+    result["fast_head"] = head
+    return result
 
 
 def pair_md_stage(

@@ -15,7 +15,9 @@ from .viewer import MAX_FRAMES, lambda_entries, md_entries
 
 # -- cells ---------------------------------------------------------------------------
 def fmt(value: Any, digits: int = 3) -> str:
-    """A table cell: ``-`` for a missing or non-finite number, ``digits`` digits."""
+    """A table cell: ``-`` for a missing number (not computed), ``nan`` / ``inf``
+    for a non-finite one (computed, and wrong: never shown as missing), ``digits``
+    digits."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -24,7 +26,7 @@ def fmt(value: Any, digits: int = 3) -> str:
         return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            return "-"
+            return str(value)
         if value != 0 and (abs(value) < 10 ** -(digits - 1) or abs(value) >= 1e5):
             return f"{value:.{digits - 1}e}"
         return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits - 2}f}"
@@ -154,8 +156,10 @@ def cost(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]
         else ""
     )
     text = (
-        "Median wall time of one evaluation on the MD structure, measured in "
-        "this run, one process after the other. Conservative forces need a "
+        "Median wall-clock time of one evaluation on the MD structure, measured in "
+        "this run, one process after the other; every timed call is made on a new "
+        "configuration (displacements of 0.001 Å), so that no model or ASE "
+        "calculator returns a stored result. Conservative forces need a "
         "backward pass through the network, direct forces only the forward "
         "pass. 'mts (per inner step)' is the average cost of an inner step of "
         "multiple time stepping: (both heads + (stride - 1) direct) / stride." + speedup

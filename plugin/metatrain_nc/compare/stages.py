@@ -12,8 +12,6 @@ Units: energies in meV/atom, forces in meV/A, times in fs/ps, costs in ms.
 
 import csv
 import itertools
-import statistics
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -62,15 +60,23 @@ def accuracy_stage(
     return data
 
 
-def _median_ms(call, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):  # TorchScript's profiling runs, neighbour-list setup
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+def timed_calls(calls, atoms: ase.Atoms, settings: CompareSettings) -> Dict[str, Any]:
+    """Wall-clock cost of ``calls`` (``name -> ForceCall``) on ``atoms`` with
+    :func:`~metatrain_nc.force_models.timing.time_force_calls` (distinct
+    configurations, interleaved, 3 warm-up calls each): ``ms`` and ``ms_per_atom``
+    per name (medians), ``timing`` (what was timed, every call's seconds)."""
+    from ..force_models.timing import time_force_calls
+
+    timings = time_force_calls(
+        calls, atoms, repeats=settings.cost_repeats, warmup=3, where="the MD structure"
+    )
+    return {
+        "n_atoms": len(atoms),
+        "repeats": settings.cost_repeats,
+        "ms": {name: t.ms_per_call for name, t in timings.items()},
+        "ms_per_atom": {name: t.ms_per_atom for name, t in timings.items()},
+        "timing": {name: t.as_dict() for name, t in timings.items()},
+    }
 
 
 def cost_stage(
@@ -80,34 +86,29 @@ def cost_stage(
 
     ``conservative``: energy and ``-dE/dr`` (forward + backward); ``direct``: the
     forward pass only; ``mts_per_inner_step``: the average cost of an inner step of
-    MTS, ``(both + (stride - 1) * direct) / stride``.
+    MTS, ``(both + (stride - 1) * direct) / stride``. Timed by :func:`timed_calls`.
     """
+    from ..force_models.timing import ForceCall
+
     provider = entry.model
     provider.check(atoms, "the MD structure")
     calls = {}
     if "conservative" in entry.heads:
-        calls["conservative"] = lambda: provider.evaluate(
-            atoms, conservative=True, direct=False
-        )
+        calls["conservative"] = ForceCall(provider, conservative=True, direct=False)
     if "direct" in entry.heads:
-        calls["direct"] = lambda: provider.evaluate(
-            atoms, conservative=False, direct=True
-        )
+        calls["direct"] = ForceCall(provider, conservative=False, direct=True)
     if len(entry.heads) == 2:
-        calls["both"] = lambda: provider.evaluate(atoms, conservative=True, direct=True)
-    times = {
-        name: _median_ms(call, settings.cost_repeats) for name, call in calls.items()
-    }
+        calls["both"] = ForceCall(provider, conservative=True, direct=True)
+    result = timed_calls(calls, atoms, settings)
+    times = result["ms"]
     if "both" in times:
         times["mts_per_inner_step"] = (
             times["both"] + (settings.stride - 1) * times["direct"]
         ) / settings.stride
-    return {
-        "n_atoms": len(atoms),
-        "repeats": settings.cost_repeats,
-        "ms": times,
-        "ms_per_atom": {k: v / len(atoms) for k, v in times.items()},
-    }
+        result["ms_per_atom"]["mts_per_inner_step"] = times["mts_per_inner_step"] / len(
+            atoms
+        )
+    return result
 
 
 def add_cost_ratios(costs: Dict[str, Dict[str, Any]], entries: Sequence[ModelEntry]):

@@ -20,7 +20,6 @@ import copy
 import json
 import logging
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -155,9 +154,10 @@ def estimate_lambda(
     """
     from ..antisymmetry import AntisymmetrySettings, evaluate
     from ..force_models.metatomic import MetatomicModel
+    from ..force_models.timing import WallClock
     from .routing import FORCE_OUTPUT
 
-    start = time.perf_counter()
+    clock = WallClock().start()
     if FORCE_OUTPUT not in model.outputs:
         raise ValueError(f"the model has no '{FORCE_OUTPUT}' output")
     copied = copy.deepcopy(model).cpu()
@@ -199,7 +199,7 @@ def estimate_lambda(
         probes=int(hypers["probes"]),
         architecture=str(getattr(model, "architecture_name", "")),
         per_structure=[float(x) for x in lambdas],
-        seconds=time.perf_counter() - start,
+        seconds=clock.stop(),
     )
 
 

@@ -226,7 +226,8 @@ def distill(
         paths = {
             s: str(out_path / "students" / s / "student.pt") for s in settings.sizes
         }
-        ms = force_call_ms(model, paths, out_path, settings.cost_repeats)
+        costs = force_call_ms(model, paths, out_path, settings.cost_repeats)
+        ms = {name: cost.ms_per_call for name, cost in costs.items()}
         summaries = stages.scan_strides(model, settings, out_path, runner)
         students = {}
         for size in settings.sizes:
@@ -239,6 +240,7 @@ def distill(
                 "train_cpu_s": trained[size].cpu_s,
                 **errors[size],
                 "ms_per_call": ms[size],
+                "cost": costs[size].as_dict(),
                 "stride": run_["settings"]["stride"] if completed else None,
                 "stride_scan": run_.get("stride_scan"),
             }
@@ -254,7 +256,12 @@ def distill(
             "quick": quick,
             "jobs": settings.jobs,
             "settings": asdict(settings),
-            "teacher": {"model": model, "source": spec, "ms_per_call": ms["teacher"]},
+            "teacher": {
+                "model": model,
+                "source": spec,
+                "ms_per_call": ms["teacher"],
+                "cost": costs["teacher"].as_dict(),
+            },
             "data": labelled,
             "students": students,
             "chosen": chosen,

@@ -1,69 +1,46 @@
 """Cost of the teacher and the students, and of their MD, in this process.
 
-Wall-clock time (``time.perf_counter``, with ``torch.cuda.synchronize`` on a GPU)
-over distinct configurations: every force call is made on positions no call saw
-before (a displacement of ~1e-3 A), so no model or ASE calculator can return a
-cached result; MD steps move the atoms by themselves. One thread
-(``torch.set_num_threads(1)``), calls of the models interleaved.
+Timed with the package's one timing module
+(:mod:`metatrain_nc.force_models.timing`): wall-clock time (``time.perf_counter``,
+with ``torch.cuda.synchronize`` when CUDA is in use) over distinct configurations:
+every force call is made on positions no call saw before (displacements of 1e-3 A),
+so no model or ASE calculator can return a cached result; MD steps move the atoms
+by themselves. One thread (``torch.set_num_threads(1)``), calls of the models
+interleaved. Times in ms.
 """
 
 import statistics
-import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 from .settings import DistillSettings
 from .stages import NVE_START
 
 
-def _synchronize(device: str = "cpu") -> None:
-    import torch
+def force_call_ms(teacher: str, students: Dict[str, str], out: Path, repeats: int):
+    """Cost of one force call on the MD start (median of ``repeats`` interleaved
+    wall-clock calls per model, each on new positions:
+    :func:`~metatrain_nc.force_models.timing.time_force_calls`): the teacher's
+    conservative forces, each student's direct forces.
 
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def _wall(call: Callable[[], object], device: str = "cpu") -> float:
-    _synchronize(device)
-    began = time.perf_counter()
-    call()
-    _synchronize(device)
-    return time.perf_counter() - began
-
-
-def force_call_ms(
-    teacher: str, students: Dict[str, str], out: Path, repeats: int
-) -> Dict[str, float]:
-    """Milliseconds per force call on the MD start (median of ``repeats``
-    interleaved calls per model, each on new positions): the teacher's conservative
-    forces, each student's direct forces."""
+    :return: ``name -> ForceTiming`` (``"teacher"`` and each student); its
+        ``ms_per_call`` is the cost in ms, its ``as_dict()`` says what was timed.
+    """
     import ase.io
-    import numpy as np
     import torch
 
     from ..force_models import load_force_model
+    from ..force_models.timing import ForceCall, time_force_calls
 
     torch.set_num_threads(1)
     start = ase.io.read(out / "data" / NVE_START)
-    models = {"teacher": load_force_model(teacher)}
+    calls = {"teacher": ForceCall(load_force_model(teacher), True, False)}
     for name, path in students.items():
-        models[name] = load_force_model(path)
-    rng = np.random.default_rng(0)
-
-    def call(name: str) -> None:
-        atoms = start.copy()
-        atoms.positions += rng.normal(scale=1e-3, size=atoms.positions.shape)
-        teacher_call = name == "teacher"
-        models[name].evaluate(atoms, conservative=teacher_call, direct=not teacher_call)
-
-    times: Dict[str, List[float]] = {name: [] for name in models}
-    for name in models:
-        for _ in range(2):  # TorchScript profiling, neighbour lists
-            call(name)
-    for _ in range(repeats):
-        for name in models:
-            times[name].append(_wall(lambda name=name: call(name)))
-    return {name: 1000 * statistics.median(v) for name, v in times.items()}
+        calls[name] = ForceCall(load_force_model(path), False, True)
+    timings = time_force_calls(
+        calls, start, repeats=repeats, warmup=2, where="the MD start"
+    )
+    return timings
 
 
 def md_step_ms(
@@ -81,6 +58,7 @@ def md_step_ms(
     from ..dynamics.integrator import MultipleTimeStep
     from ..dynamics.structures import thermalize_momenta
     from ..force_models import load_force_model
+    from ..force_models.timing import wall_seconds
 
     torch.set_num_threads(1)
     start = ase.io.read(out / "data" / NVE_START)
@@ -108,7 +86,7 @@ def md_step_ms(
         for mode in per_step:
             dyn = dynamics(mode)
             dyn.run(1)
-            seconds = _wall(lambda dyn=dyn, mode=mode: dyn.run(outer[mode]))
+            seconds = wall_seconds(lambda dyn=dyn, mode=mode: dyn.run(outer[mode]))
             inner = outer[mode] * (1 if mode == "teacher" else stride)
             per_step[mode].append(seconds / inner)
     ms = {mode: 1000 * statistics.median(v) for mode, v in per_step.items()}

@@ -23,6 +23,13 @@ before and after the outer step (symmetric splitting); their energy exchange ent
 :meth:`conserved_energy`. ASE constraints ``FixAtoms`` and ``FixCom`` are honoured
 (forces, momenta and positions adjusted as ASE's own integrators do); others are
 refused. If the positions change between ``run()`` calls, the forces are recomputed.
+
+A model that fails during a step (non-finite energies or forces, an ASE calculator
+that raises: :class:`~metatrain_nc.errors.ModelError`), or positions that become
+non-finite, stop the run with :class:`~.monitor.RunawayError`: the atoms are put back
+where the last completed step left them, so the trajectory so far stays consistent.
+A model that fails on the start structure raises its
+:class:`~metatrain_nc.errors.ModelError` from the constructor (nothing has run).
 """
 
 from typing import IO, Any, List, Optional, Union
@@ -33,12 +40,13 @@ from ase import units
 from ase.constraints import FixAtoms, FixCom
 from ase.md.md import MolecularDynamics
 
-from ..errors import UserInputError
+from ..errors import ModelError, UserInputError
 from ..force_models.base import ForceResult
 from ..force_models.calculator import ModelCalculator
 from ..force_models.loading import load_force_model
 from ..force_models.names import CONSERVATIVE, DIRECT, FORCE_MODES
 from ..force_models.pair import ForcePair
+from .monitor import RunawayError
 from .thermostats import LangevinThermostat, SVRThermostat, Thermostat
 
 ENSEMBLES = ("nve", "svr", "langevin")
@@ -146,7 +154,7 @@ class MultipleTimeStep(MolecularDynamics):
             loginterval=loginterval,
             **kwargs,
         )
-        self._evaluate(outer=True)
+        self._evaluate(outer=True, where="the start structure of the dynamics")
 
     @staticmethod
     def _check_arguments(forces, timestep, stride, ensemble, fast) -> None:
@@ -181,10 +189,20 @@ class MultipleTimeStep(MolecularDynamics):
         return LangevinThermostat(temperature_K, tau, self.rng)
 
     # -- forces --------------------------------------------------------------------
-    def _evaluate(self, outer: bool) -> ForceResult:
+    def _where(self) -> str:
+        """How errors name the structure of the step being made."""
+        time_fs = self.get_time() / units.fs
+        return (
+            f"the structure of outer step {self.nsteps + 1} of the dynamics "
+            f"(from t = {time_fs:.2f} fs)"
+        )
+
+    def _evaluate(self, outer: bool, where: Optional[str] = None) -> ForceResult:
         """Evaluate the forces needed at the current positions (constraints applied)
-        and cache them; ``result.direct`` holds the fast forces of MTS."""
+        and cache them; ``result.direct`` holds the fast forces of MTS. ``where``
+        names the structure in errors (default: the step being made)."""
         mode, provider = self.force_mode, self.provider
+        where = where or self._where()
         if mode != "mts":
             conservative = mode == CONSERVATIVE
             # the direct head costs nothing extra on a conservative pass of a hybrid
@@ -193,12 +211,14 @@ class MultipleTimeStep(MolecularDynamics):
                 provider.kind == "metatomic" and provider.has_direct
             )
             result = provider.evaluate(
-                self.atoms, conservative=conservative, direct=direct
+                self.atoms, conservative=conservative, direct=direct, where=where
             )
         elif self.pair.shared:
-            result = provider.evaluate(self.atoms, conservative=outer, direct=True)
+            result = provider.evaluate(
+                self.atoms, conservative=outer, direct=True, where=where
+            )
         else:
-            result = self._evaluate_pair(outer)
+            result = self._evaluate_pair(outer, where)
         self._constrain(result)
         if outer or mode == DIRECT:
             self.calc.store(self.atoms, result)
@@ -206,14 +226,19 @@ class MultipleTimeStep(MolecularDynamics):
         self._evaluated_at = self.atoms.get_positions()
         return result
 
-    def _evaluate_pair(self, outer: bool) -> ForceResult:
+    def _evaluate_pair(self, outer: bool, where: str) -> ForceResult:
         fast, head = self.pair.fast, self.pair.inner_head
         inner = fast.evaluate(
-            self.atoms, conservative=head == CONSERVATIVE, direct=head == DIRECT
+            self.atoms,
+            conservative=head == CONSERVATIVE,
+            direct=head == DIRECT,
+            where=where,
         )
         result = ForceResult(direct=inner.forces(head))
         if outer:
-            slow = self.provider.evaluate(self.atoms, conservative=True, direct=False)
+            slow = self.provider.evaluate(
+                self.atoms, conservative=True, direct=False, where=where
+            )
             result.energy = slow.energy
             result.conservative = slow.conservative
         return result
@@ -252,7 +277,43 @@ class MultipleTimeStep(MolecularDynamics):
         :return: the forces at the new positions (eV/A, (N, 3)): the conservative
             ones for ``conservative`` and ``mts``, the direct ones for ``direct``, as
             ``atoms.get_forces()`` reports them.
+        :raises RunawayError: a model failed during the step (non-finite values, an
+            ASE calculator that raised) or the positions became non-finite; the
+            atoms are back where the last completed step left them.
         """
+        saved = (
+            self.atoms.get_positions(),
+            self.atoms.get_momenta(),
+            self.thermostat_energy,
+            self.last,
+            self._evaluated_at,
+        )
+        try:
+            return self._step()
+        except ModelError as error:
+            self._restore(saved)
+            raise RunawayError(f"runaway: {error}") from error
+        except RunawayError:
+            self._restore(saved)
+            raise
+
+    def _restore(self, saved) -> None:
+        positions, momenta, self.thermostat_energy, self.last, evaluated_at = saved
+        self.atoms.set_positions(positions, apply_constraint=False)
+        self.atoms.set_momenta(momenta, apply_constraint=False)
+        self._evaluated_at = evaluated_at
+        if self.last is not None:  # what the calculator reported before the step
+            self.calc.store(self.atoms, self.last)
+
+    def _check_positions(self) -> None:
+        if not np.all(np.isfinite(self.atoms.positions)):
+            raise RunawayError(
+                "runaway: non-finite positions in outer step "
+                f"{self.nsteps + 1} (from t = {self.get_time() / units.fs:.2f} fs): "
+                "the forces or velocities overflowed"
+            )
+
+    def _step(self) -> np.ndarray:
         if not self._forces_are_current():
             # positions changed since the last evaluation (e.g. between run() calls)
             self._evaluate(outer=True)
@@ -267,6 +328,7 @@ class MultipleTimeStep(MolecularDynamics):
             self._kick(self._inner_forces(result), 0.5 * h)
             velocities = self.atoms.get_momenta() / self.masses
             self.atoms.set_positions(self.atoms.get_positions() + h * velocities)
+            self._check_positions()
             result = self._evaluate(outer=inner == self.stride - 1)
             self._kick(self._inner_forces(result), 0.5 * h)
         if mts:

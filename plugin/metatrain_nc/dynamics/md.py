@@ -3,19 +3,26 @@
 :func:`run_md` validates everything first (no folder is created for bad input), then
 integrates with :class:`~.integrator.MultipleTimeStep`, writing the trajectory as it
 goes, and finishes with the CSV log, ``summary.json``, figures and the chemiscope
-dataset. A runaway stops the run; its outputs are written all the same, with
-``"status": "runaway"`` in the summary. The monitors' warnings
-(:func:`~.monitor.diagnose`: equipartition with a thermostat, energy drift in NVE)
-go into the summary (``warnings``, ``equipartition``) without stopping the run.
+dataset. A runaway stops the run (too hot, non-finite values, or a model that fails
+during a step: non-finite forces, an ASE calculator that raises); its outputs are
+written all the same, with ``"status": "runaway"`` and the ``message`` in the
+summary. A model that fails on the start structure is an error (nothing written).
+The monitors' warnings (:func:`~.monitor.diagnose`: equipartition with a thermostat,
+energy drift in NVE, :func:`~.monitor.drift_verdict`) go into the summary
+(``warnings``, ``equipartition``, ``drift_check``) without stopping the run.
 
 With ``stride="auto"`` (``--stride auto``), :func:`~.stride.find_stride` first scans
 the outer step at a fixed inner step, and the run uses the stride it chose.
+
+Model calls are counted per run: ``model_forward_passes``, ``model_backward_passes``
+and ``fast_model_forward_passes`` of the summary are the production run's own (its
+first evaluation and its steps), whatever the models did before (a stride scan, whose
+calls are in ``stride_scan``, or other runs of the same model objects).
 """
 
 import dataclasses
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple, Union
@@ -25,6 +32,7 @@ from ase import units
 
 from ..errors import UserInputError
 from ..files import StagedFolder, write_csv, write_json
+from ..force_models.timing import WallClock
 from .integrator import ENSEMBLES, MultipleTimeStep
 from .monitor import EQUILIBRATION_FRACTION, Monitor, RunawayError, diagnose, summarise
 from .outputs import (
@@ -229,12 +237,14 @@ def run_md(
         scan runs here).
     """
     settings.check()
+    model, fast = _loaded(model, fast)
     if settings.stride == "auto":
         if stride_scan is None:
             stride_scan = scan_stride(model, atoms, settings, fast=fast)
         settings = settings.with_stride(
             stride_scan.stride, stride_scan.inner_timestep_fs
         )
+    before = _calls(model, fast)
     dyn = prepare(model, atoms, settings, fast=fast)
     folder = StagedFolder(outdir, force)
     try:
@@ -243,14 +253,14 @@ def run_md(
         dyn.attach(monitor, interval=settings.log_every)
         dyn.attach(writer, interval=settings.trajectory_every)
         status, message = "completed", None
-        start = time.perf_counter()
+        clock = WallClock().start()
         try:
             dyn.run(settings.steps)
         except RunawayError as error:
             status, message = "runaway", str(error)
             if writer.last_step != dyn.nsteps:
                 writer()  # keep the frame that ran away
-        elapsed = time.perf_counter() - start
+        elapsed = clock.stop()
         writer.close()
         target = settings.temperature_K if settings.ensemble != "nve" else None
         summary: Dict[str, Any] = {
@@ -268,9 +278,7 @@ def run_md(
             "outer_steps_done": int(dyn.nsteps),
             "simulated_time_ps": dyn.get_time() / units.fs / 1000.0,
             "wall_time_s": elapsed,
-            "model_forward_passes": dyn.provider.n_forward,
-            "model_backward_passes": dyn.provider.n_backward,
-            "fast_model_forward_passes": _fast_calls(dyn),
+            **_run_calls(before, _calls(dyn.provider, _fast_of(dyn))),
             "files": dict(FILES),
         }
         summary["files"].pop("relax_table")
@@ -286,6 +294,7 @@ def run_md(
             equilibration=settings.equilibration_fraction,
         )
         summary["equipartition"] = checks["equipartition"]
+        summary["drift_check"] = checks["drift"]
         summary["warnings"] = [
             {"kind": "pair", "message": message} for message in dyn.pair_warnings
         ] + checks["warnings"]
@@ -307,10 +316,37 @@ def run_md(
         raise
 
 
-def _fast_calls(dyn: MultipleTimeStep) -> Optional[int]:
+def _loaded(model, fast):
+    """The force models behind ``model`` and ``fast`` (loaded once, so that their
+    call counters are the run's)."""
+    from ..force_models.loading import load_force_model
+
+    return load_force_model(model), None if fast is None else load_force_model(fast)
+
+
+def _fast_of(dyn: MultipleTimeStep):
     if dyn.pair is None or dyn.pair.fast is None:
         return None
-    return dyn.pair.fast.n_forward
+    return dyn.pair.fast
+
+
+def _calls(model, fast) -> Tuple[int, int, Optional[int]]:
+    """Calls so far: (model forward, model backward, fast model forward)."""
+    return (
+        model.n_forward,
+        model.n_backward,
+        None if fast is None else fast.n_forward,
+    )
+
+
+def _run_calls(before, after) -> Dict[str, Optional[int]]:
+    """The calls of one run (``after - before``) as summary fields."""
+    fast = None if after[2] is None else after[2] - (before[2] or 0)
+    return {
+        "model_forward_passes": after[0] - before[0],
+        "model_backward_passes": after[1] - before[1],
+        "fast_model_forward_passes": fast,
+    }
 
 
 def _chemiscope_path(folder: StagedFolder) -> Path:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import ase
 import numpy as np
 
-from ..errors import UserInputError
+from ..errors import NonFiniteError, UserInputError
 from ..force_models.calculator import ModelCalculator
 from ..force_models.loading import load_force_model
 
@@ -214,7 +214,10 @@ def relaxation_check(
                     if not np.isfinite(final):
                         converged = False
                 except (ValueError, RuntimeError, FloatingPointError) as error:
-                    if isinstance(error, UserInputError):
+                    # non-finite values end this relaxation ("error"), not the rest
+                    if isinstance(error, UserInputError) and not isinstance(
+                        error, NonFiniteError
+                    ):
                         raise
                     converged, final, final_c, energy = False, None, None, None
                 reason = (

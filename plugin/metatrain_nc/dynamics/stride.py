@@ -72,6 +72,11 @@ class StrideScan:
     :ivar allowed_drift: ``factor * |reference_drift| + tolerance``.
     :ivar rows: one :class:`StrideRow` per segment run (the scan stops at the first
         rejection).
+    :ivar wall_time_s: wall-clock time of the whole scan (s).
+    :ivar model_forward_passes: calls of the (slow) model during the scan (forward
+        passes; backward passes in ``model_backward_passes``).
+    :ivar fast_model_forward_passes: calls of the fast model during the scan
+        (``None`` without one).
     """
 
     stride: int
@@ -85,6 +90,9 @@ class StrideScan:
     strides: List[int]
     rows: List[StrideRow] = field(default_factory=list)
     wall_time_s: float = 0.0
+    model_forward_passes: int = 0
+    model_backward_passes: int = 0
+    fast_model_forward_passes: Optional[int] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready (``summary.json``'s ``stride_scan``)."""
@@ -111,6 +119,12 @@ class StrideScan:
             )
         lines.append(
             f"chosen stride {self.stride}: outer step {self.outer_timestep_fs:g} fs"
+        )
+        fast = self.fast_model_forward_passes
+        lines.append(
+            f"the scan's own model calls (not counted in the run's): "
+            f"{self.model_forward_passes} forward, {self.model_backward_passes} "
+            "backward" + ("" if fast is None else f"; fast model {fast} forward")
         )
         return "\n".join(lines)
 
@@ -149,7 +163,7 @@ def find_stride(
     :param max_temperature_K: a segment above it has run away (``None``: no bound).
     :param progress: called with each finished :class:`StrideRow`.
     """
-    import time
+    from ..force_models.timing import WallClock
 
     strides = [int(m) for m in strides]
     if not strides or strides[0] != 1:
@@ -178,7 +192,9 @@ def find_stride(
             )
         maxwell_boltzmann(start, temperature_K, seed)
 
-    began = time.perf_counter()
+    clock = WallClock().start()
+    calls = (provider.n_forward, provider.n_backward)
+    fast_calls = None if fast_model is None else fast_model.n_forward
     scan = StrideScan(
         stride=1,
         inner_timestep_fs=float(inner_timestep_fs),
@@ -215,7 +231,11 @@ def find_stride(
             break
         scan.stride = stride
     scan.outer_timestep_fs = scan.stride * scan.inner_timestep_fs
-    scan.wall_time_s = time.perf_counter() - began
+    scan.wall_time_s = clock.stop()
+    scan.model_forward_passes = provider.n_forward - calls[0]
+    scan.model_backward_passes = provider.n_backward - calls[1]
+    if fast_model is not None:
+        scan.fast_model_forward_passes = fast_model.n_forward - fast_calls
     return scan
 
 
@@ -254,4 +274,5 @@ def _segment(
 
 
 def _fmt(value: Optional[float]) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
+    """``n/a`` for a missing number, ``nan``/``inf`` for a non-finite one."""
+    return "n/a" if value is None else f"{value:.3g}"

@@ -143,8 +143,10 @@ def model_accuracy(
         float64 export).
     :param device: torch device of a metatomic model.
     :return: the errors per head, in meV/atom and meV/A.
-    :raises UserInputError: no structures, no labels at all, a structure the model
-        cannot evaluate, or a model that cannot be loaded.
+    :raises UserInputError: no structures, no labels at all, a non-finite label, a
+        structure the model cannot evaluate, or a model that cannot be loaded.
+    :raises NonFiniteError: the model returned non-finite values (an error is never
+        computed from them).
     """
     from ..force_models.names import CONSERVATIVE, DIRECT
     from ..force_models.specs import load_listed_model
@@ -168,9 +170,13 @@ def model_accuracy(
                 f"structure {index}: the '{forces_key}' labels have shape "
                 f"{reference_forces.shape}, expected ({len(atoms)}, 3)"
             )
+        _check_finite_labels(index, reference_energy, reference_forces, energy_key)
         want = heads if reference_forces is not None else []
         result = force_model.evaluate(
-            atoms, conservative=CONSERVATIVE in want, direct=DIRECT in want
+            atoms,
+            conservative=CONSERVATIVE in want,
+            direct=DIRECT in want,
+            where=f"structure {index}",
         )
         if reference_energy is not None:
             energy_errors.append((result.energy - reference_energy) / len(atoms))
@@ -192,6 +198,22 @@ def model_accuracy(
         n_structures=len(frames),
         labels=labels,
     )
+
+
+def _check_finite_labels(index, energy, forces, energy_key: str) -> None:
+    """Refuse NaN or infinite labels: an error computed from them would be NaN."""
+    if energy is not None and not np.isfinite(energy):
+        raise UserInputError(
+            f"structure {index}: the '{energy_key}' label is {energy}; fix or drop "
+            "the structure (no error is computed from a non-finite label)"
+        )
+    if forces is not None and not np.all(np.isfinite(forces)):
+        count = int(forces.size - np.count_nonzero(np.isfinite(forces)))
+        raise UserInputError(
+            f"structure {index}: {count} force label components are NaN or "
+            "infinite; fix or drop the structure (no error is computed from a "
+            "non-finite label)"
+        )
 
 
 def _labels(atoms: ase.Atoms, energy_key: str, forces_key: str):

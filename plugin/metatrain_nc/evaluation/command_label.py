@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             forces=args.head,
             stress=False if args.no_stress else None,
             progress=bar.update,
+            source=args.structures,
         )
     finally:
         bar.close()

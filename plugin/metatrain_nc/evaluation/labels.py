@@ -9,7 +9,10 @@ ASE's sign convention, 3x3): the keys ``mtt train`` reads by default.
 
 Stress is labelled for periodic structures; in a set that mixes periodic and
 non-periodic structures the latter get an all-NaN stress, which metatrain reads as
-"no stress" (so the set trains with ``stress`` on).
+"no stress" (so the set trains with ``stress`` on). Those are the only NaN a label
+file holds: a model that returns a non-finite energy, force or stress stops the
+labelling with :class:`~metatrain_nc.errors.NonFiniteError` (model and structure
+named), and nothing is written.
 """
 
 import os
@@ -33,6 +36,7 @@ def label_structures(
     forces: str = CONSERVATIVE,
     stress: Optional[bool] = None,
     progress: Optional[Callable[[], None]] = None,
+    source: str = "",
 ) -> List[ase.Atoms]:
     """Labelled copies of ``frames``.
 
@@ -43,9 +47,13 @@ def label_structures(
     :param stress: label the stress of periodic structures (``None``: when there is
         one; for ``forces="direct"`` the model's direct stress, which it must have).
     :param progress: called after each structure.
+    :param source: the file of ``frames``, for messages (``structure 3 of 'x.xyz'``).
     :raises UserInputError: a head the model lacks or was not trained for (the
         ``-dE/dr`` of a ``pet_nc`` model), a structure it cannot evaluate (all
         structures are checked before any evaluation).
+    :raises NonFiniteError: the model returned a non-finite energy, force or stress
+        (no label is made of it).
+    :raises ModelError: an ASE calculator raised on a structure.
     """
     from ..force_models.loading import load_force_model
 
@@ -62,8 +70,12 @@ def label_structures(
     frames = list(frames)
     if not frames:
         raise UserInputError("no structures to label")
-    for index, atoms in enumerate(frames):
-        model.check(atoms, f"structure {index}")
+    names = [
+        f"structure {index}" + (f" of '{source}'" if source else "")
+        for index in range(len(frames))
+    ]
+    for name, atoms in zip(names, frames, strict=True):
+        model.check(atoms, name)
     periodic = [bool(np.all(atoms.pbc)) for atoms in frames]
     if stress is None:
         stress = any(periodic) and (forces == CONSERVATIVE or model.has_direct_stress)
@@ -73,12 +85,13 @@ def label_structures(
             "--forces conservative, or without stress (--no-stress)"
         )
     labelled = []
-    for atoms, is_periodic in zip(frames, periodic, strict=True):
+    for name, atoms, is_periodic in zip(names, frames, periodic, strict=True):
         result = model.evaluate(
             atoms,
             conservative=forces == CONSERVATIVE,
             direct=forces == DIRECT,
             stress=bool(stress and is_periodic),
+            where=name,
         )
         labelled.append(_labelled_copy(atoms, result, forces, stress and any(periodic)))
         if progress is not None:

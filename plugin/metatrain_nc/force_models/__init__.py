@@ -10,6 +10,11 @@ Three kinds of model behind one interface (:class:`ForceModel`):
   differences;
 - :class:`ForcePair`: a slow model and a fast one for multiple time stepping.
 
+Every result is checked: non-finite energies, forces or stress raise
+:class:`~metatrain_nc.errors.NonFiniteError` naming the model and the structure.
+:func:`time_force_calls` / :func:`time_force_model` are the one way tools time
+models (wall clock over distinct configurations, :mod:`.timing`).
+
 :func:`load_force_model` turns what a user names into a :class:`ForceModel`;
 :class:`ModelCalculator` shows one head of it to ASE; :func:`check_structure` holds
 the structure rules every tool applies. Names are imported lazily.
@@ -30,7 +35,15 @@ _EXPORTS = {
     "ModelCalculator": "calculator",
     "load_force_model": "loading",
     "check_structure": "structures",
+    "describe_structure": "structures",
     "MIN_DISTANCE": "structures",
+    "check_finite": "base",
+    "ForceCall": "timing",
+    "ForceTiming": "timing",
+    "time_force_calls": "timing",
+    "time_force_model": "timing",
+    "wall_seconds": "timing",
+    "WallClock": "timing",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

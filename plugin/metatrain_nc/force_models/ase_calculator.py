@@ -16,7 +16,7 @@ import importlib
 import os
 import re
 import sys
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
 import ase
 import numpy as np
@@ -101,6 +101,7 @@ class CalculatorModel(ForceModel):
     """
 
     kind = "ase"
+    wraps_errors = True  # a calculator's own failures: wrapped with model, structure
 
     def __init__(
         self, calculator: BaseCalculator, direct: bool = False, source: str = ""
@@ -123,12 +124,8 @@ class CalculatorModel(ForceModel):
         """The calculator's one force head."""
         return self.heads[0]
 
-    def evaluate(
-        self,
-        atoms: ase.Atoms,
-        conservative: bool = True,
-        direct: bool = True,
-        stress: bool = False,
+    def _evaluate(
+        self, atoms: ase.Atoms, conservative: bool, direct: bool, stress: bool
     ) -> ForceResult:
         if conservative:
             self.require(CONSERVATIVE)
@@ -141,17 +138,11 @@ class CalculatorModel(ForceModel):
             pbc=atoms.pbc,
         )
         work.calc = self.calculator
-        try:
-            energy = float(work.get_potential_energy())
-            forces = np.array(work.get_forces(), dtype=np.float64)
-            voigt = work.get_stress() if stress and np.all(atoms.pbc) else None
-        except UserInputError:
-            raise
-        except Exception as error:
-            raise UserInputError(
-                f"the ASE calculator '{self.source}' failed: "
-                f"{type(error).__name__}: {error}"
-            ) from error
+        # what the calculator raises is wrapped by ForceModel.evaluate, with the
+        # model and the structure
+        energy = float(work.get_potential_energy())
+        forces = np.array(work.get_forces(), dtype=np.float64)
+        voigt = work.get_stress() if stress and np.all(atoms.pbc) else None
         self.n_forward += 1
         result = ForceResult(energy=energy)
         if self.head == CONSERVATIVE:
@@ -163,10 +154,10 @@ class CalculatorModel(ForceModel):
         return result
 
     def structure_forces(
-        self, atoms: ase.Atoms, output: str
+        self, atoms: ase.Atoms, output: str, where: Optional[str] = None
     ) -> "FiniteDifferenceForces":
         self.require(head_of_output(output))
-        return FiniteDifferenceForces(self, atoms, output)
+        return FiniteDifferenceForces(self, atoms, output, where)
 
 
 class FiniteDifferenceForces(StructureForces):
@@ -175,8 +166,14 @@ class FiniteDifferenceForces(StructureForces):
 
     differentiable = False
 
-    def __init__(self, model: CalculatorModel, atoms: ase.Atoms, output: str):
-        super().__init__(atoms, output)
+    def __init__(
+        self,
+        model: CalculatorModel,
+        atoms: ase.Atoms,
+        output: str,
+        where: Optional[str] = None,
+    ):
+        super().__init__(atoms, output, where)
         self.model = model
         self.positions = np.array(atoms.positions, dtype=np.float64)
 
@@ -187,5 +184,5 @@ class FiniteDifferenceForces(StructureForces):
         for p in positions:
             work = self.atoms.copy()
             work.positions = np.asarray(p, dtype=np.float64).reshape(-1, 3)
-            out.append(self.model.forces(work, self.model.head))
+            out.append(self.model.forces(work, self.model.head, self.where))
         return out

@@ -5,7 +5,11 @@ behind it (a metatomic model, an ASE calculator):
 
 - :meth:`ForceModel.evaluate` returns a :class:`ForceResult` with the heads asked for
   (``conservative`` ``-dE/dr``, ``direct`` forces, stress), from as few model calls as
-  the kind allows (a metatomic model gives both heads from one forward pass);
+  the kind allows (a metatomic model gives both heads from one forward pass). It is
+  the one place where every tool's results are checked: a NaN or infinite energy,
+  force or stress raises :class:`~metatrain_nc.errors.NonFiniteError`, an ASE
+  calculator that raises gives :class:`~metatrain_nc.errors.ModelError`; both name
+  the model and the structure in one line (:func:`check_finite`);
 - :meth:`ForceModel.structure_forces` returns the forces of one structure as a
   function of its positions (:class:`StructureForces`), which the antisymmetry
   evaluator differentiates: exactly (vector-Jacobian products) when the kind is
@@ -22,9 +26,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import ase
 import numpy as np
 
-from ..errors import UserInputError
+from ..errors import ModelError, NonFiniteError, UserInputError
 from .names import CONSERVATIVE, DIRECT, head_of_output
-from .structures import check_structure
+from .structures import check_structure, describe_structure
 
 
 @dataclass
@@ -47,6 +51,55 @@ class ForceResult:
         """The forces of ``head`` (``"conservative"`` or ``"direct"``)."""
         return self.conservative if head == CONSERVATIVE else self.direct
 
+    def non_finite(self) -> List[str]:
+        """What holds NaN or infinite values, among ``"energy"``,
+        ``"conservative"``, ``"direct"`` (forces) and ``"stress"``; empty when all is
+        finite."""
+        bad = []
+        if self.energy is not None and not np.isfinite(self.energy):
+            bad.append("energy")
+        for name in ("conservative", "direct", "stress"):
+            values = getattr(self, name)
+            if values is not None and not np.all(np.isfinite(values)):
+                bad.append(name)
+        return bad
+
+
+#: how :func:`check_finite` names what is not finite: (name, what it is)
+_NAMES = {
+    "energy": ("energy", ""),
+    "conservative": ("forces", "-dE/dr; "),
+    "direct": ("direct forces", ""),
+    "stress": ("stress", ""),
+}
+
+
+def check_finite(result: ForceResult, source: str, where: str) -> ForceResult:
+    """Return ``result`` if every value it holds is finite.
+
+    :param source: the model, as reports name it (path, ``module:callable``).
+    :param where: the structure (``"structure 3"``, ``"the MD structure at step
+        12"``).
+    :raises NonFiniteError: one line naming the model, the structure and what is
+        not finite (with the number of non-finite components of arrays).
+    """
+    bad = result.non_finite()
+    if not bad:
+        return result
+    details = []
+    for name in bad:
+        values = getattr(result, name)
+        text, what = _NAMES[name]
+        if name != "energy":
+            count = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            text += f" ({what}{count} of {np.size(values)} components)"
+        details.append(text)
+    raise NonFiniteError(
+        f"model '{source}' returned non-finite {', '.join(details)} for {where}; "
+        "nothing is computed from them",
+        quantities=bad,
+    )
+
 
 class StructureForces(abc.ABC):
     """Forces of one structure as a function of its positions (species, cell and
@@ -57,14 +110,16 @@ class StructureForces(abc.ABC):
     :ivar output: ``"non_conservative_force"`` or ``"conservative"``.
     :ivar differentiable: whether :meth:`forces` is a torch function of the positions
         (exact VJPs); if not, only :meth:`forces_numpy` exists.
+    :ivar where: how the structure is named in errors.
     """
 
     differentiable: bool = False
 
-    def __init__(self, atoms: ase.Atoms, output: str):
+    def __init__(self, atoms: ase.Atoms, output: str, where: Optional[str] = None):
         self.atoms = atoms
         self.n_atoms = len(atoms)
         self.output = output
+        self.where = where or describe_structure(atoms)
 
     @abc.abstractmethod
     def forces_numpy(
@@ -83,7 +138,8 @@ class StructureForces(abc.ABC):
 
 class ForceModel(abc.ABC):
     """A model as the tools see it. Subclasses set the attributes below and implement
-    :meth:`evaluate` and :meth:`structure_forces`.
+    :meth:`_evaluate` (what :meth:`evaluate` returns before its checks) and
+    :meth:`structure_forces`.
 
     :ivar kind: ``"metatomic"`` or ``"ase"``.
     :ivar source: where it came from (path, ``module:callable``, a repr).
@@ -101,6 +157,10 @@ class ForceModel(abc.ABC):
     dtype: str = "float64"
     has_direct_stress: bool = False
     architecture: str = ""
+    #: wrap what the model raises in a :class:`ModelError` naming the model and the
+    #: structure (ASE calculators: their own failures, such as refusing a structure;
+    #: not metatomic models, whose exceptions are bugs that need their traceback)
+    wraps_errors: bool = False
 
     def __init__(self) -> None:
         self.n_forward = 0
@@ -166,13 +226,13 @@ class ForceModel(abc.ABC):
         check_structure(atoms, self.atomic_types, where)
 
     # -- what it computes ------------------------------------------------------------
-    @abc.abstractmethod
     def evaluate(
         self,
         atoms: ase.Atoms,
         conservative: bool = True,
         direct: bool = True,
         stress: bool = False,
+        where: Optional[str] = None,
     ) -> ForceResult:
         """Energy and the forces asked for at the positions of ``atoms``.
 
@@ -180,18 +240,54 @@ class ForceModel(abc.ABC):
         :param direct: compute the direct forces.
         :param stress: also the stress (periodic structures only): conservative when
             ``conservative``, else the direct stress.
+        :param where: how the structure is named in errors (``"structure 3"``;
+            default: its formula and size, :func:`~.structures.describe_structure`).
+        :raises NonFiniteError: a NaN or infinite energy, force or stress.
+        :raises ModelError: an ASE calculator raised (its message, wrapped with the
+            model and the structure).
         """
+        try:
+            result = self._evaluate(atoms, conservative, direct, stress)
+        except UserInputError:
+            raise
+        except Exception as error:
+            if not self.wraps_errors:
+                raise
+            name = where or describe_structure(atoms)
+            text = " ".join(str(error).split())  # one line, whatever it raised
+            raise ModelError(
+                f"model '{self.source}' failed on {name}: "
+                f"{type(error).__name__}: {text}"
+            ) from error
+        if result.non_finite():  # named only when it fails (no cost otherwise)
+            check_finite(result, self.source, where or describe_structure(atoms))
+        return result
 
     @abc.abstractmethod
-    def structure_forces(self, atoms: ase.Atoms, output: str) -> StructureForces:
-        """Forces of ``atoms`` as a function of positions, for the head named by
-        ``output`` (``"non_conservative_force"``/``"direct"`` or ``"conservative"``)."""
+    def _evaluate(
+        self, atoms: ase.Atoms, conservative: bool, direct: bool, stress: bool
+    ) -> ForceResult:
+        """What :meth:`evaluate` returns, before its checks (one kind of model)."""
 
-    def forces(self, atoms: ase.Atoms, head: str) -> np.ndarray:
-        """The forces of one head (eV/A, shape (N, 3))."""
+    @abc.abstractmethod
+    def structure_forces(
+        self, atoms: ase.Atoms, output: str, where: Optional[str] = None
+    ) -> StructureForces:
+        """Forces of ``atoms`` as a function of positions, for the head named by
+        ``output`` (``"non_conservative_force"``/``"direct"`` or ``"conservative"``);
+        ``where`` names the structure in errors."""
+
+    def forces(
+        self, atoms: ase.Atoms, head: str, where: Optional[str] = None
+    ) -> np.ndarray:
+        """The forces of one head (eV/A, shape (N, 3)), checked as by
+        :meth:`evaluate`."""
         self.require(head)
         result = self.evaluate(
-            atoms, conservative=head == CONSERVATIVE, direct=head == DIRECT
+            atoms,
+            conservative=head == CONSERVATIVE,
+            direct=head == DIRECT,
+            where=where,
         )
         return result.forces(head)
 

@@ -18,7 +18,7 @@ export; an exported float32 ``.pt`` cannot be converted (a clear error says so).
 """
 
 import os
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import ase
 import numpy as np
@@ -120,12 +120,8 @@ class MetatomicModel(ForceModel):
             calculator.add_neighbor_list(system, copy=True)
         return system
 
-    def evaluate(
-        self,
-        atoms: ase.Atoms,
-        conservative: bool = True,
-        direct: bool = True,
-        stress: bool = False,
+    def _evaluate(
+        self, atoms: ase.Atoms, conservative: bool, direct: bool, stress: bool
     ) -> ForceResult:
         if direct:
             self.require_direct()
@@ -172,10 +168,12 @@ class MetatomicModel(ForceModel):
                 result.stress = _numpy(values).reshape(3, 3)
         return result
 
-    def structure_forces(self, atoms: ase.Atoms, output: str) -> "TorchForces":
+    def structure_forces(
+        self, atoms: ase.Atoms, output: str, where: Optional[str] = None
+    ) -> "TorchForces":
         head = self._require_output(output)
         return TorchForces(
-            self, atoms, CONSERVATIVE if head == CONSERVATIVE else DIRECT_FORCE
+            self, atoms, CONSERVATIVE if head == CONSERVATIVE else DIRECT_FORCE, where
         )
 
     def describe(self):
@@ -204,10 +202,16 @@ class TorchForces(StructureForces):
     #: run TorchScript's optimizing executor (off: faster backward passes on CPU)
     jit_optimized: bool = False
 
-    def __init__(self, model: MetatomicModel, atoms: ase.Atoms, output: str):
+    def __init__(
+        self,
+        model: MetatomicModel,
+        atoms: ase.Atoms,
+        output: str,
+        where: Optional[str] = None,
+    ):
         from vesin.metatomic import NeighborList
 
-        super().__init__(atoms, output)
+        super().__init__(atoms, output, where)
         self.model = model
         self.dtype = model.torch_dtype
         self._key = ENERGY if output == CONSERVATIVE else DIRECT_FORCE

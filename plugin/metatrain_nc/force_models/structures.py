@@ -4,6 +4,8 @@
 structure and the problem: no atoms, non-finite positions or cell, periodic in some
 directions only, a periodic cell without volume, species the model does not know, or
 two atoms closer than :data:`MIN_DISTANCE` (the pair is named).
+:func:`describe_structure` names a structure in messages when its caller has no name
+for it (formula and size).
 """
 
 from typing import Optional, Sequence
@@ -17,6 +19,14 @@ from ..errors import UserInputError
 #: two atoms closer than this (A) are refused as overlapping: shorter than any bond
 #: (H2: 0.74 A), and what a duplicated atom or a unit mix-up produces
 MIN_DISTANCE = 0.5
+
+
+def describe_structure(atoms: ase.Atoms) -> str:
+    """How messages name a structure its caller gives no name to: ``"a C2H6O
+    structure (9 atoms, not periodic)"``."""
+    periodic = "periodic" if np.all(atoms.pbc) else "not periodic"
+    formula = atoms.get_chemical_formula(mode="hill") if len(atoms) else "empty"
+    return f"a {formula} structure ({len(atoms)} atoms, {periodic})"
 
 
 def check_structure(

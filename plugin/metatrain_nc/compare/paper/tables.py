@@ -17,9 +17,12 @@ Row = List[str]
 
 
 def verdict(value: Optional[float], error: Optional[float], sigma: float) -> str:
-    """``"resolved (4.1σ)"``, ``"within error (0.8σ)"`` or ``"-"``."""
-    if value is None or error is None or not math.isfinite(error):
+    """``"resolved (4.1σ)"``, ``"within error (0.8σ)"``, ``"-"`` (no number or no
+    error) or ``"nan"`` (a non-finite one: computed and wrong, not missing)."""
+    if value is None or error is None:
         return "-"
+    if not (math.isfinite(value) and math.isfinite(error)):
+        return "nan"
     if error == 0:
         return "resolved" if value != 0 else "within error"
     ratio = abs(value) / error
