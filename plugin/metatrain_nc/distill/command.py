@@ -161,18 +161,7 @@ def _check(
     else:
         from ..reference_data.build import make_plan
 
-        plan, frames = make_plan(
-            spec,
-            structures,
-            trajectories=len(settings.temperatures),
-            temperatures=",".join(f"{t:g}" for t in settings.temperatures),
-            frames_per_trajectory=settings.frames_per_trajectory,
-            start_frames=settings.start_frames,
-            equilibration_steps=settings.equilibration_steps,
-            interval_steps=settings.interval_steps,
-            validation_trajectories=[],
-            test_trajectories=[settings.test_trajectory],
-        )
+        plan, frames = make_plan(spec, structures, **settings.reference_options())
         model.check(frames[plan.trajectories[0].start_frame], "the first start frame")
     return spec
 

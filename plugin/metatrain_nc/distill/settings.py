@@ -73,6 +73,19 @@ class DistillSettings:
         order = sorted(range(len(self.temperatures)), key=self.temperatures.__getitem__)
         return order[len(order) // 2]
 
+    def reference_options(self) -> Dict[str, object]:
+        """The plan options of the data's reference build (``mtt-nc reference``)."""
+        return dict(
+            trajectories=len(self.temperatures),
+            temperatures=",".join(f"{t:g}" for t in self.temperatures),
+            frames_per_trajectory=self.frames_per_trajectory,
+            start_frames=self.start_frames,
+            equilibration_steps=self.equilibration_steps,
+            interval_steps=self.interval_steps,
+            validation_trajectories=[],
+            test_trajectories=[self.test_trajectory],
+        )
+
     @classmethod
     def quick(cls) -> "DistillSettings":
         """A test of the pipeline (a couple of minutes)."""

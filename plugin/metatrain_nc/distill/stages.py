@@ -82,14 +82,7 @@ def make_data(
             str(structures),
             str(folder),
             workers=min(settings.jobs, len(settings.temperatures)),
-            trajectories=len(settings.temperatures),
-            temperatures=",".join(f"{t:g}" for t in settings.temperatures),
-            frames_per_trajectory=settings.frames_per_trajectory,
-            start_frames=settings.start_frames,
-            equilibration_steps=settings.equilibration_steps,
-            interval_steps=settings.interval_steps,
-            validation_trajectories=[],
-            test_trajectories=[settings.test_trajectory],
+            **settings.reference_options(),
         )
         files = split_files(folder)
     else:
