@@ -73,6 +73,9 @@ def test_a_calculator_teacher_found_in_the_current_folder(
     assert report["data"]["train"] == 4 and report["data"]["test"] == 4
     assert report["teacher"]["model"] == "my_teacher:make"
     assert report["nve"]["teacher"]["status"] == "completed"
+    # a calculator's calls count as the teacher's calls (it has no backward pass)
+    teacher_steps = report["nve"]["teacher"]["outer_steps_done"]
+    assert report["nve"]["teacher"]["teacher_calls"] >= teacher_steps > 0
     # an honest cost: EMT on 32 atoms takes well over 10 us of wall clock
     assert report["teacher"]["ms_per_call"] > 0.01
 

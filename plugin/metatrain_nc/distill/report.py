@@ -29,6 +29,10 @@ def md_numbers(summary: Dict) -> Dict[str, object]:
             "mean_temperature_K", "model_backward_passes",
             "fast_model_forward_passes")  # fmt: skip
     data = {k: summary.get(k) for k in keys}
+    # the teacher's conservative-force calls: backward passes of a torch model, plain
+    # calls of an ASE calculator (whose forces need no backward pass of ours)
+    backward = summary.get("model_backward_passes") or 0
+    data["teacher_calls"] = backward or summary.get("model_forward_passes")
     data["stride"] = summary["settings"]["stride"]
     data["outer_timestep_fs"] = summary["settings"]["timestep_fs"]
     data["warnings"] = [w["message"] for w in summary.get("warnings", [])]
@@ -132,7 +136,7 @@ def _markdown(r: Dict) -> List[str]:
         lines.append(
             f"| {label} | {run['outer_timestep_fs']:g} | {drift} | {heating} "
             f"| {_f(run['mean_temperature_K'], 0)} "
-            f"| {run['model_backward_passes']} | {run['status']} |"
+            f"| {run['teacher_calls']} | {run['status']} |"
         )
     chosen = r["chosen"]
     lines.append("")
