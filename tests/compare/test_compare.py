@@ -241,6 +241,52 @@ def test_settings_checks():
     quick = CompareSettings.quick(stride=8)
     assert quick.stride == 8 and quick.mts_outer_fs == 4.0
     assert quick.outer_steps(100.0) == 25
+    # at least the time asked for: 5 fs in outer steps of 2 fs are 3 steps
+    assert CompareSettings(stride=4).outer_steps(5.0) == 3
+    assert CompareSettings(stride=4).outer_steps(0.1) == 1
+    # the paper protocol is a preset of the same settings, with its own keys
+    paper = CompareSettings.paper(quick=True, nvt_time_fs=100.0)
+    assert paper.protocol == "paper" and paper.stages == ("nvt", "gas", "bulk")
+    assert paper.outer_steps(paper.nvt_time_fs) == 50
+    saved = paper.as_dict()
+    assert saved["production_fs"] == 100.0 and saved["parts"] == ["nvt", "gas", "bulk"]
+    assert "nve_time_fs" not in saved and "production_fs" not in quick.as_dict()
+    with pytest.raises(UserInputError, match="unknown protocol part"):
+        CompareSettings.paper(stages=("nve",)).check()
+
+
+def test_resume_runs_only_the_new_units(analytic, ethanol_frames, tmp_path):
+    """The standard protocol's units are stored as they finish: --resume runs only
+    the stages not done yet, with the same models and settings."""
+    out = tmp_path / "out"
+    options = dict(progress=False, log=lambda message: None)
+    first = compare(
+        [analytic["c"]], ethanol_frames, out, _settings(stages=("cost",)), **options
+    )
+    unit = out / "units" / "cost-c.json"
+    stamp = unit.stat().st_mtime_ns
+    with pytest.raises(UserInputError, match="continue it with --resume"):
+        compare([analytic["c"]], ethanol_frames, out, _settings(), **options)
+    with pytest.raises(UserInputError, match="settings.seed"):
+        settings = _settings(stages=("cost",), seed=3)
+        compare([analytic["c"]], ethanol_frames, out, settings, resume=True, **options)
+    settings = _settings(stages=("cost", "accuracy"))
+    second = compare(
+        [analytic["c"]], ethanol_frames, out, settings, resume=True, **options
+    )
+    assert unit.stat().st_mtime_ns == stamp
+    assert second["models"]["c"]["cost"] == first["models"]["c"]["cost"]
+    assert second["models"]["c"]["accuracy"]["forces"]["conservative"]["rmse"] > 0
+    assert second["failures"] == []
+
+
+def test_unreadable_checkpoint_is_an_error(tmp_path):
+    from metatrain_nc.compare.models import checkpoint_architecture
+
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserInputError, match="cannot read the checkpoint"):
+        checkpoint_architecture(str(bad))
 
 
 def test_stock_pet_with_a_direct_target_is_a_hybrid(ethanol_frames, tmp_path):

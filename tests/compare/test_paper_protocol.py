@@ -208,7 +208,10 @@ def test_bad_protocol_input(protocol, tmp_path):
         # options of the standard comparison
         (base + ["-o", tmp_path / "a", *QUICK, "--tau", "5"], "--tau"),
         # options of the paper protocol without it
-        (base + ["-o", tmp_path / "b", "--quick", "--resume"], "--protocol paper"),
+        (
+            base + ["-o", tmp_path / "b", "--quick", "--gas-structures", "2"],
+            "--protocol paper",
+        ),
         (base + ["-o", tmp_path / "c", *QUICK[:-1], "nose:10"], "svr or langevin"),
         (base + ["-o", tmp_path / "d", *QUICK[:-1], "svr"], "ENSEMBLE:TAU_FS"),
         (base + ["-o", tmp_path / "e", *QUICK, "--parts", "nvt,md"], "'md'"),

@@ -244,6 +244,12 @@ def test_trajectory_dataset_is_a_small_subsample(tmp_path):
     assert dataset["settings"]["map"]["y"]["property"] == "conserved energy change"
 
 
+def _nve_run(folder):
+    rates = {"heating_rate_K_per_ps": 1.0, "heating_rate_error_K_per_ps": 0.1}
+    rates.update(drift_meV_per_atom_per_ps=1.0, drift_error_meV_per_atom_per_ps=0.1)
+    return dict(rates, status="completed", inner_steps_per_s=1.0, folder=folder)
+
+
 def test_viewer_blocks_in_markdown_and_html(tmp_path):
     """Datasets are embedded (gzip, base64) with the chemiscope script once; the
     Markdown links the chemiscope files; a missing dataset is left out, saying so."""
@@ -261,24 +267,9 @@ def test_viewer_blocks_in_markdown_and_html(tmp_path):
                 }
             },
             "nve": {
-                "direct": {
-                    "status": "completed",
-                    "heating_rate_K_per_ps": 1.0,
-                    "heating_rate_error_K_per_ps": 0.1,
-                    "drift_meV_per_atom_per_ps": 1.0,
-                    "drift_error_meV_per_atom_per_ps": 0.1,
-                    "inner_steps_per_s": 1.0,
-                    "folder": "md/NC-nve-direct",
-                },
-                "mts": {  # its folder is gone: left out of the viewer
-                    "status": "completed",
-                    "heating_rate_K_per_ps": 1.0,
-                    "heating_rate_error_K_per_ps": 0.1,
-                    "drift_meV_per_atom_per_ps": 1.0,
-                    "drift_error_meV_per_atom_per_ps": 0.1,
-                    "inner_steps_per_s": 1.0,
-                    "folder": "md/NC-nve-mts",
-                },
+                "direct": _nve_run("md/NC-nve-direct"),
+                # its folder is gone: left out of the viewer
+                "mts": _nve_run("md/NC-nve-mts"),
             },
         }
     }

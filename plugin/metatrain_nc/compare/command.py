@@ -85,10 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(success rates with 95%% intervals); --nvt-time is the analysed part "
         "(1000 fs), --equilibration the part before it (250 fs)",
     )
-    paper.add_argument(
+    parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue a paper protocol folder from the units that finished",
+        help="continue an output folder from the units that finished (same models, "
+        "structures and settings; other stages, parts or thermostats)",
     )
     paper.add_argument(
         "--thermostats",
@@ -130,155 +131,74 @@ OVERRIDES = {
     "relax_steps": "relax_steps",
     "fmax": "relax_fmax",
     "seed": "seed",
-}
-
-
-def settings_from_args(args: argparse.Namespace):
-    from .settings import CompareSettings
-
-    overrides = {
-        field: getattr(args, option)
-        for option, field in OVERRIDES.items()
-        if getattr(args, option) is not None
-    }
-    if args.stages:
-        overrides["stages"] = tuple(s.strip() for s in args.stages.split(",") if s)
-    if getattr(args, "float64", False):
-        overrides["float64"] = True
-    if args.quick:
-        return CompareSettings.quick(**overrides)
-    return CompareSettings(**overrides)
-
-
-#: command-line option -> PaperSettings field
-PAPER_OVERRIDES = {
-    "timestep": "timestep_fs",
-    "stride": "stride",
-    "nvt_time": "production_fs",
-    "equilibration": "equilibration_fs",
-    "temperature": "temperature_K",
-    "seed": "seed",
-    "relax_structures": "bulk_structures",
-    "relax_steps": "relax_steps",
     "gas_structures": "gas_structures",
     "equilibration_thermostat": "equilibration_thermostat",
 }
-#: options of the standard comparison that mean nothing to the paper protocol
-STANDARD_ONLY = ("stages", "nve_time", "tau", "lambda_structures", "fmax")
-PAPER_ONLY = (
-    "resume",
-    "thermostats",
-    "parts",
-    "gas_structures",
-    "equilibration_thermostat",
-)
+#: the options of one protocol only
+ONLY = {
+    "standard": ("stages", "nve_time", "tau", "lambda_structures", "fmax"),
+    "paper": ("thermostats", "parts", "gas_structures", "equilibration_thermostat"),
+}
 
 
 def parse_thermostats(text: str):
     """``"svr:10,langevin:100"`` -> ``(("svr", 10.0), ("langevin", 100.0))``."""
     from ..errors import UserInputError
+    from .settings import parse_thermostat
 
-    out = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        ensemble, _, tau = item.partition(":")
-        try:
-            out.append((ensemble.strip().lower(), float(tau)))
-        except ValueError:
-            raise UserInputError(
-                f"--thermostats: '{item}' is not ENSEMBLE:TAU_FS (e.g. svr:10)"
-            ) from None
+    out = tuple(
+        parse_thermostat(t, "--thermostats") for t in text.split(",") if t.strip()
+    )
     if not out:
         raise UserInputError("--thermostats lists no thermostat")
+    return out
+
+
+def _stages(text: str, parts: bool):
+    """``--stages``, or ``--parts`` (the paper's stages, ``relax``: ``gas,bulk``)."""
+    out = []
+    for stage in (s.strip() for s in text.split(",")):
+        out += (
+            ["gas", "bulk"] if parts and stage == "relax" else [stage] if stage else []
+        )
     return tuple(out)
 
 
-def paper_settings_from_args(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace):
+    """The settings of ``args.protocol`` (its preset, quick with ``--quick``) with
+    the options given; an option of the other protocol is refused."""
     from ..errors import UserInputError
-    from .paper import PaperSettings
+    from .settings import CompareSettings
 
-    given = [o for o in STANDARD_ONLY if getattr(args, o, None) is not None]
+    protocol = args.protocol
+    other = "paper" if protocol == "standard" else "standard"
+    given = [o for o in ONLY[other] if getattr(args, o, None) is not None]
     if given:
         options = ["--" + o.replace("_", "-") for o in given]
         raise UserInputError(
-            f"--protocol paper does not use {options}"
-            " (its thermostats, lengths and thresholds are the paper's; see --help)"
+            f"--protocol paper does not use {options} (its thermostats, lengths and "
+            "thresholds are the paper's; see --help)"
+            if protocol == "paper"
+            else f"{options} belong to the paper protocol: add --protocol paper"
         )
     overrides = {
         field: getattr(args, option)
-        for option, field in PAPER_OVERRIDES.items()
-        if getattr(args, option) is not None
+        for option, field in OVERRIDES.items()
+        if getattr(args, option, None) is not None
     }
     if args.thermostats:
         overrides["thermostats"] = parse_thermostats(args.thermostats)
-    if args.parts:
-        parts = []
-        for part in (p.strip() for p in args.parts.split(",")):
-            parts += ["gas", "bulk"] if part == "relax" else [part] if part else []
-        overrides["parts"] = tuple(parts)
-    if args.quick:
-        return PaperSettings.quick(**overrides)
-    return PaperSettings(**overrides)
-
-
-def run_paper(args: argparse.Namespace) -> int:
-    import sys
-
-    from .paper import run_paper_protocol
-
-    settings = paper_settings_from_args(args)
-    names = [n.strip() for n in args.names.split(",")] if args.names else None
-    result = run_paper_protocol(
-        args.models,
-        args.structures,
-        args.output_dir,
-        settings,
-        names=names,
-        md_structure=args.md_structure,
-        md_index=args.md_index,
-        resume=args.resume,
-        force=args.force,
-        direct=args.direct,
-        device=args.device,
-    )
-    out = result["output_dir"]
-    print(
-        f"report: {out}/report.md (also report.html, report.json); "
-        f"{result['done_units']} of {result['total_units']} units done"
-    )
-    if result["failures"]:
-        print(
-            f"mtt-nc compare: {len(result['failures'])} unit(s) failed (run again "
-            "with --resume to retry them):",
-            file=sys.stderr,
-        )
-        for uid, message in result["failures"]:
-            print(f"  {uid}: {message}", file=sys.stderr)
-        return 1
-    return 0
+    if args.stages or args.parts:
+        overrides["stages"] = _stages(args.parts or args.stages, bool(args.parts))
+    if protocol == "standard" and getattr(args, "float64", False):
+        overrides["float64"] = True
+    return CompareSettings.preset(protocol, args.quick, **overrides)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ..errors import UserInputError
     from .run import compare
-
-    if args.protocol == "paper":
-        if args.pair:
-            raise UserInputError(
-                "--pair adds a teacher-student row to the standard comparison; the "
-                "paper protocol compares the listed models only: drop --pair or "
-                "--protocol paper"
-            )
-        return run_paper(args)
-    given = [o for o in PAPER_ONLY if getattr(args, o, None) not in (None, False)]
-    if given:
-        raise UserInputError(
-            f"{['--' + o.replace('_', '-') for o in given]} belong to the paper "
-            "protocol: add --protocol paper"
-        )
 
     settings = settings_from_args(args)
     names = [n.strip() for n in args.names.split(",")] if args.names else None
@@ -293,20 +213,24 @@ def run(args: argparse.Namespace) -> int:
         energy_key=args.energy_key,
         forces_key=args.forces_key,
         force=args.force,
+        resume=args.resume,
         quick=args.quick,
         direct=args.direct,
         device=args.device,
         pairs=args.pair,
     )
-    out = result["output_dir"]
-    print(f"report: {out}/report.md (also report.html, report.json)")
-    if result["failures"]:
-        print(
-            f"mtt-nc compare: {len(result['failures'])} section(s) failed (the others "
-            f"are in the report):",
-            file=sys.stderr,
-        )
-        for failure in result["failures"]:
+    out, failures = result["output_dir"], result["failures"]
+    if settings.protocol == "paper":
+        done = f"; {result['done_units']} of {result['total_units']} units done"
+        print(f"report: {out}/report.md (also report.html, report.json){done}")
+        failures = [f"{uid}: {message}" for uid, message in failures]
+        what = "unit(s) failed (run again with --resume to retry them)"
+    else:
+        print(f"report: {out}/report.md (also report.html, report.json)")
+        what = "section(s) failed (the others are in the report)"
+    if failures:
+        print(f"mtt-nc compare: {len(failures)} {what}:", file=sys.stderr)
+        for failure in failures:
             print(f"  {failure}", file=sys.stderr)
         return 1
     return 0

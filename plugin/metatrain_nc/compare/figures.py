@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..dynamics.outputs import FILES as MD_FILES
 from .sections import section_results
-from .stages import read_log
+from .viewer import read_log
 
 #: file name of each figure in the report folder
 FIGURES = {
@@ -23,7 +23,7 @@ FIGURES = {
 LINESTYLES = {"conservative": "-", "direct": "--", "mts": ":"}
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,7 +55,7 @@ def plot_nve(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     runs = list(_md_runs(data, "nve", outdir))
     if not runs:
         return None
-    plt = _plt()
+    plt = pyplot()
     n_atoms = data["md_structure"]["n_atoms"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     names = list(data["models"])
@@ -86,7 +86,7 @@ def plot_nvt(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     runs = list(_md_runs(data, "nvt", outdir))
     if not runs:
         return None
-    plt = _plt()
+    plt = pyplot()
     target = data["settings"]["temperature_K"]
     n = len(runs)
     cols = min(n, 3)
@@ -122,7 +122,7 @@ def plot_pairs(data: Dict[str, Any], outdir: Path) -> Optional[str]:
                 curves.append((name, head, bins))
     if not curves:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     for k, (name, head, bins) in enumerate(curves):
         label = f"{name} ({head})"

@@ -1,7 +1,8 @@
-"""What the NVT runs of a comparison resolve: each run's per-species temperature
-splits read against a conservative run from the same start (its own model's, a
-teacher-student pair's teacher's, else the first conservative model's), with their
-error bars, and the report's plain sentences about them (:func:`nvt_verdict`).
+"""The MD tables of the comparison report (:func:`md_table`) and what its NVT runs
+resolve: each run's per-species temperature splits read against a conservative run
+from the same start (its own model's, a teacher-student pair's teacher's, else the
+first conservative model's), with their error bars, and the report's plain sentences
+about them (:func:`nvt_verdict`).
 
 Works on the results dict (``report.json``'s content), as :mod:`.sections` does.
 """
@@ -9,7 +10,7 @@ Works on the results dict (``report.json``'s content), as :mod:`.sections` does.
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
-from .render import Row
+from .render import Block, Row, fmt, fmt_error, table
 
 
 def nvt_checks(data: Dict[str, Any]) -> List[Tuple[str, str, Dict[str, Any]]]:
@@ -230,3 +231,67 @@ def nvt_verdict(data: Dict[str, Any]) -> List[str]:
             "Every run holds the target temperature within its error bar."
         )
     return paragraphs
+
+
+# -- MD tables -----------------------------------------------------------------------
+SPECIES_DEVIATION = "deviation_temperature_"
+
+
+def _species_keys(data: Dict[str, Any], section: str) -> List[str]:
+    """The per-species temperature deviations of any run of ``section``, in order."""
+    keys: List[str] = []
+    for model in data["models"].values():
+        for run in (model.get(section) or {}).values():
+            if not isinstance(run, dict):
+                continue
+            for key in run:
+                if (
+                    key.startswith(SPECIES_DEVIATION)
+                    and key != "deviation_temperature_K"
+                    and key not in keys
+                ):
+                    keys.append(key)
+    return keys
+
+
+def _md_row(section: str, run: Dict[str, Any], species_keys: List[str]) -> Row:
+    """The result cells of one MD run: rates (NVE) or temperature deviations (NVT)."""
+    if section == "nve":
+        return [
+            fmt_error(run["heating_rate_K_per_ps"], run["heating_rate_error_K_per_ps"]),
+            fmt_error(
+                run["drift_meV_per_atom_per_ps"],
+                run["drift_error_meV_per_atom_per_ps"],
+            ),
+            fmt(run.get("drift_ratio")),
+        ]
+    return [fmt(run.get(key)) for key in ["deviation_temperature_K"] + species_keys]
+
+
+def md_table(data: Dict[str, Any], section: str) -> List[Block]:
+    """The table of every run of the MD ``section`` (``nve`` or ``nvt``), or none."""
+    from .sections import section_results  # sections imports this module
+
+    species_keys = _species_keys(data, section)
+    rows = []
+    splits = section == "nvt" and bool(nvt_checks(data))
+    for name, runs in section_results(data, section):
+        for mode, run in runs.items():
+            cells = _md_row(section, run, species_keys)
+            if splits:
+                cells += split_cells(data, name, mode, run)
+            rows.append(
+                [name, mode, run["status"]]
+                + cells
+                + [fmt(run["inner_steps_per_s"]), run["folder"]]
+            )
+    headers = ["model", "forces", "status"]
+    if section == "nve":
+        headers += ["heating (K/ps)", "drift (meV/atom/ps)", "drift ratio"]
+    else:
+        headers += ["ΔT (K)"] + [
+            f"ΔT {key[len(SPECIES_DEVIATION) : -2]} (K)" for key in species_keys
+        ]
+        if splits:
+            headers += ["T split", "vs conservative"]
+    return table(headers + ["steps/s", "run folder"], rows)

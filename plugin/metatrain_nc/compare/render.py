@@ -16,14 +16,49 @@ can be mailed or attached.
 
 import base64
 import html
+import math
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import viewer
 
 Block = Tuple[Any, ...]
 #: one row of a table: its cells, as text
 Row = List[str]
+
+
+# -- cells ---------------------------------------------------------------------------
+def fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: ``-`` for a missing number (not computed), ``nan`` / ``inf``
+    for a non-finite one (computed, and wrong: never shown as missing), ``digits``
+    digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value != 0 and (abs(value) < 10 ** -(digits - 1) or abs(value) >= 1e5):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits - 2}f}"
+    return str(value)
+
+
+def fmt_error(value: Optional[float], error: Optional[float]) -> str:
+    """``value ± error`` (or ``value`` alone without an error) as a table cell."""
+    if value is None:
+        return "-"
+    if error is None:
+        return fmt(value)
+    return f"{fmt(value)} ± {fmt(error, 2)}"
+
+
+def table(headers: Sequence[str], rows: List[Row]) -> List[Block]:
+    """A table block, or none without rows."""
+    return [("table", list(headers), rows)] if rows else []
 
 
 # -- Markdown ------------------------------------------------------------------------

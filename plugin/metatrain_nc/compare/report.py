@@ -18,7 +18,7 @@ from .figures import write_figures
 from .render import render_html, render_markdown
 from .sections import build_blocks
 
-__all__ = ["build_blocks", "render_html", "render_markdown", "write_report"]
+__all__ = ["build_blocks", "write_pages", "write_report"]
 
 
 def write_report(data: Dict[str, Any], folder: Path) -> Dict[str, Optional[str]]:
@@ -28,7 +28,17 @@ def write_report(data: Dict[str, Any], folder: Path) -> Dict[str, Optional[str]]
     noted in ``data["notes"]`` and left out of the report.
     """
     figures = write_figures(data, folder)
-    blocks = build_blocks(data, figures)
-    (folder / "report.md").write_text(render_markdown(blocks))
-    (folder / "report.html").write_text(render_html(blocks, folder))
+    write_pages(build_blocks(data, figures), folder)
     return figures
+
+
+def write_pages(blocks, folder: Path) -> None:
+    """``report.md`` and ``report.html`` of ``blocks`` in ``folder``, each written
+    whole, then renamed (a reader never sees half a file)."""
+    for name, text in (
+        ("report.md", render_markdown(blocks)),
+        ("report.html", render_html(blocks, folder)),
+    ):
+        partial = folder / f".{name}.partial"
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(folder / name)

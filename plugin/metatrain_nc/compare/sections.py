@@ -5,41 +5,11 @@ Each section is a list of blocks (see :mod:`.render`) computed from the results 
 every model and, for a model whose section failed, a table of the failures.
 """
 
-import math
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .nvt_reading import nvt_checks, nvt_verdict, split_cells
-from .render import Block, Row
+from .nvt_reading import md_table, nvt_checks, nvt_verdict
+from .render import Block, fmt, fmt_error, table  # noqa: F401 (fmt_error: re-exported)
 from .viewer import MAX_FRAMES, lambda_entries, md_entries
-
-
-# -- cells ---------------------------------------------------------------------------
-def fmt(value: Any, digits: int = 3) -> str:
-    """A table cell: ``-`` for a missing number (not computed), ``nan`` / ``inf``
-    for a non-finite one (computed, and wrong: never shown as missing), ``digits``
-    digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int,)) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value != 0 and (abs(value) < 10 ** -(digits - 1) or abs(value) >= 1e5):
-            return f"{value:.{digits - 1}e}"
-        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits - 2}f}"
-    return str(value)
-
-
-def fmt_error(value: Optional[float], error: Optional[float]) -> str:
-    """``value ± error`` (or ``value`` alone without an error) as a table cell."""
-    if value is None:
-        return "-"
-    if error is None:
-        return fmt(value)
-    return f"{fmt(value)} ± {fmt(error, 2)}"
 
 
 # -- results -------------------------------------------------------------------------
@@ -49,10 +19,6 @@ def section_results(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, A
         result = model.get(section)
         if result and "error" not in result:
             yield name, result
-
-
-def _table(headers: Sequence[str], rows: List[Row]) -> List[Block]:
-    return [("table", list(headers), rows)] if rows else []
 
 
 def _figure(figures: Dict[str, Optional[str]], key: str, caption: str) -> List[Block]:
@@ -74,7 +40,7 @@ def failures(data: Dict[str, Any], section: str) -> List[Block]:
         value = model.get(section)
         if isinstance(value, dict) and "error" in value:
             rows.append([name, value["error"]])
-    return _table(["model", "failed"], rows)
+    return table(["model", "failed"], rows)
 
 
 # -- sections ------------------------------------------------------------------------
@@ -142,7 +108,7 @@ def accuracy(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Bl
             errors += [forces.get("mae"), forces.get("rmse")]
             rows.append([name, head] + [fmt(value) for value in errors])
     return _section(
-        "Accuracy on the test structures", text, _table(ACCURACY_HEADERS, rows)
+        "Accuracy on the test structures", text, table(ACCURACY_HEADERS, rows)
     )
 
 
@@ -184,7 +150,7 @@ def cost(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]
                 ]
             )
     headers = ["model", "forces", "ms", "ms/atom", "speed-up"]
-    return _section("Cost of one force evaluation", [text], _table(headers, rows))
+    return _section("Cost of one force evaluation", [text], table(headers, rows))
 
 
 ANTISYMMETRY_HEADERS = [
@@ -231,7 +197,7 @@ def antisymmetry(
     return _section(
         "How non-conservative: antisymmetry ratio and loop work",
         [text],
-        _table(ANTISYMMETRY_HEADERS, rows),
+        table(ANTISYMMETRY_HEADERS, rows),
         _figure(
             figures, "pairs", "Mean |J_ij| and lambda_ij against the pair distance."
         ),
@@ -336,69 +302,7 @@ def relax(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block
                 steps = result["mean_steps"][mode][opt]
                 rows.append([name, mode, opt, fmt(fraction), fmt(steps)])
     headers = ["model", "forces", "optimiser", "converged", "mean steps"]
-    return _section("Geometry optimisation", [text], _table(headers, rows))
-
-
-# -- MD tables -----------------------------------------------------------------------
-SPECIES_DEVIATION = "deviation_temperature_"
-
-
-def _species_keys(data: Dict[str, Any], section: str) -> List[str]:
-    """The per-species temperature deviations of any run of ``section``, in order."""
-    keys: List[str] = []
-    for model in data["models"].values():
-        for run in (model.get(section) or {}).values():
-            if not isinstance(run, dict):
-                continue
-            for key in run:
-                if (
-                    key.startswith(SPECIES_DEVIATION)
-                    and key != "deviation_temperature_K"
-                    and key not in keys
-                ):
-                    keys.append(key)
-    return keys
-
-
-def _md_row(section: str, run: Dict[str, Any], species_keys: List[str]) -> Row:
-    """The result cells of one MD run: rates (NVE) or temperature deviations (NVT)."""
-    if section == "nve":
-        return [
-            fmt_error(run["heating_rate_K_per_ps"], run["heating_rate_error_K_per_ps"]),
-            fmt_error(
-                run["drift_meV_per_atom_per_ps"],
-                run["drift_error_meV_per_atom_per_ps"],
-            ),
-            fmt(run.get("drift_ratio")),
-        ]
-    return [fmt(run.get(key)) for key in ["deviation_temperature_K"] + species_keys]
-
-
-def md_table(data: Dict[str, Any], section: str) -> List[Block]:
-    """The table of every run of the MD ``section`` (``nve`` or ``nvt``), or none."""
-    species_keys = _species_keys(data, section)
-    rows = []
-    splits = section == "nvt" and bool(nvt_checks(data))
-    for name, runs in section_results(data, section):
-        for mode, run in runs.items():
-            cells = _md_row(section, run, species_keys)
-            if splits:
-                cells += split_cells(data, name, mode, run)
-            rows.append(
-                [name, mode, run["status"]]
-                + cells
-                + [fmt(run["inner_steps_per_s"]), run["folder"]]
-            )
-    headers = ["model", "forces", "status"]
-    if section == "nve":
-        headers += ["heating (K/ps)", "drift (meV/atom/ps)", "drift ratio"]
-    else:
-        headers += ["ΔT (K)"] + [
-            f"ΔT {key[len(SPECIES_DEVIATION) : -2]} (K)" for key in species_keys
-        ]
-        if splits:
-            headers += ["T split", "vs conservative"]
-    return _table(headers + ["steps/s", "run folder"], rows)
+    return _section("Geometry optimisation", [text], table(headers, rows))
 
 
 # -- the report ----------------------------------------------------------------------

@@ -10,7 +10,6 @@ files (antisymmetry and MD folders) below ``folder``. They reuse the package's t
 Units: energies in meV/atom, forces in meV/A, times in fs/ps, costs in ms.
 """
 
-import csv
 import itertools
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -18,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import ase
 import numpy as np
 
+from ..force_models.names import CONSERVATIVE, DIRECT
 from .models import ModelEntry
 from .settings import CompareSettings
 
@@ -86,8 +86,11 @@ def cost_stage(
 
     ``conservative``: energy and ``-dE/dr`` (forward + backward); ``direct``: the
     forward pass only; ``mts_per_inner_step``: the average cost of an inner step of
-    MTS, ``(both + (stride - 1) * direct) / stride``. Timed by :func:`timed_calls`.
+    MTS, ``(both + (stride - 1) * direct) / stride``. A teacher-student pair: the
+    teacher's conservative call, the ``fast`` model's call and ``fast +
+    conservative / stride``. Timed by :func:`timed_calls`.
     """
+    from ..force_models.pair import ForcePair
     from ..force_models.timing import ForceCall
 
     provider = entry.model
@@ -95,19 +98,26 @@ def cost_stage(
     calls = {}
     if "conservative" in entry.heads:
         calls["conservative"] = ForceCall(provider, conservative=True, direct=False)
-    if "direct" in entry.heads:
+    if entry.is_pair:
+        head = ForcePair(provider, entry.fast).inner_head
+        flags = dict(conservative=head == CONSERVATIVE, direct=head == DIRECT)
+        calls["fast"] = ForceCall(entry.fast, **flags)
+    elif "direct" in entry.heads:
         calls["direct"] = ForceCall(provider, conservative=False, direct=True)
     if len(entry.heads) == 2:
         calls["both"] = ForceCall(provider, conservative=True, direct=True)
     result = timed_calls(calls, atoms, settings)
-    times = result["ms"]
-    if "both" in times:
+    times, stride = result["ms"], settings.stride
+    if entry.is_pair:
+        result["fast_head"] = head
+        times["mts_per_inner_step"] = times["fast"] + times["conservative"] / stride
+    elif "both" in times:
         times["mts_per_inner_step"] = (
-            times["both"] + (settings.stride - 1) * times["direct"]
-        ) / settings.stride
-        result["ms_per_atom"]["mts_per_inner_step"] = times["mts_per_inner_step"] / len(
-            atoms
-        )
+            times["both"] + (stride - 1) * times["direct"]
+        ) / stride
+    if "mts_per_inner_step" in times:
+        per_atom = times["mts_per_inner_step"] / len(atoms)
+        result["ms_per_atom"]["mts_per_inner_step"] = per_atom
     return result
 
 
@@ -142,6 +152,10 @@ def add_cost_ratios(costs: Dict[str, Dict[str, Any]], entries: Sequence[ModelEnt
     return reference
 
 
+class SkippedStage(Exception):
+    """A section a model cannot give: recorded as a note, not as a failure."""
+
+
 def antisymmetry_stage(
     entry: ModelEntry,
     frames: Sequence[ase.Atoms],
@@ -151,11 +165,21 @@ def antisymmetry_stage(
     """lambda (mean, max), pair bins and square-loop work for each head.
 
     Writes one ``mtt-nc antisymmetry`` folder per head (tables, figures, chemiscope).
+    An ASE calculator has no autograd: its Jacobian comes from finite differences,
+    exact lambda only, so a structure beyond ``max_exact_rows`` skips the section.
     """
     from ..antisymmetry import AntisymmetrySettings, evaluate
 
     frames = list(frames[: settings.lambda_structures])
     stochastic = any(3 * len(a) > settings.max_exact_rows for a in frames)
+    for index, atoms in enumerate(frames):
+        if not entry.differentiable and 3 * len(atoms) > settings.max_exact_rows:
+            raise SkippedStage(
+                "the Jacobian of an ASE calculator comes from finite differences "
+                "of its forces: exact lambda only (the stochastic estimator needs "
+                f"J^T v), and structure {index} has 3N = {3 * len(atoms)} rows, "
+                f"more than max_exact_rows = {settings.max_exact_rows}"
+            )
     results: Dict[str, Any] = {}
     for head in entry.heads:
         lambda_settings = AntisymmetrySettings(
@@ -169,7 +193,7 @@ def antisymmetry_stage(
         )
         report = evaluate(frames, entry.model, lambda_settings)
         outdir = folder / f"{entry.name}-{head}"
-        report.write(outdir, force=False)
+        report.write(outdir, force=True)
         summary = report.summary()
         works = [
             s.square_loops for s in report.structures if s.square_loops is not None
@@ -196,15 +220,6 @@ def antisymmetry_stage(
     return results
 
 
-def read_log(path: Path) -> List[Dict[str, float]]:
-    """Rows of an MD ``log.csv`` as floats."""
-    with open(path, newline="") as handle:
-        return [
-            {k: float(v) if v not in ("", None) else float("nan") for k, v in r.items()}
-            for r in csv.DictReader(handle)
-        ]
-
-
 #: numbers kept from each MD summary
 MD_KEYS = (
     "status",
@@ -224,12 +239,44 @@ MD_KEYS = (
 )
 
 
+def md_settings(
+    settings: CompareSettings,
+    mode: str,
+    ensemble: str,
+    time_fs: float,
+    tau_fs: float,
+    **extra: Any,
+):
+    """The :class:`~metatrain_nc.dynamics.md.MDSettings` of a run of ``time_fs`` (in
+    outer steps of ``stride`` inner steps) with forces ``mode``."""
+    from ..dynamics.md import MDSettings
+
+    return MDSettings(
+        forces=mode,
+        timestep_fs=settings.mts_outer_fs,
+        stride=settings.stride,
+        steps=settings.outer_steps(time_fs),
+        ensemble=ensemble,
+        temperature_K=settings.temperature_K,
+        tau_fs=tau_fs,
+        seed=settings.seed,
+        max_temperature_K=settings.max_temperature_K,
+        **extra,
+    )
+
+
+def steps_per_s(summary: Dict[str, Any], settings: CompareSettings) -> float:
+    """Inner steps per second of wall time of an MD run."""
+    inner = summary["outer_steps_done"] * settings.stride
+    return inner / max(summary["wall_time_s"], 1e-9)
+
+
 def equilibrate(
     entry: ModelEntry, atoms: ase.Atoms, settings: CompareSettings
 ) -> ase.Atoms:
     """``settings.equilibration_fs`` of SVR dynamics at the target temperature with
-    the model's own forces (conservative when it has them); returns the end state
-    with its momenta."""
+    the model's own forces (conservative when it has them; a pair's: its teacher's);
+    returns the end state with its momenta."""
     from ase import units
 
     from ..dynamics.integrator import MultipleTimeStep
@@ -256,109 +303,86 @@ def equilibrate(
     return end
 
 
-def md_row(
-    entry: ModelEntry,
-    atoms: ase.Atoms,
-    settings: CompareSettings,
-    folder: Path,
-    ensemble: str,
-    mode: str,
-    fast=None,
-) -> Dict[str, Any]:
-    """One MD run of ``entry`` with forces ``mode`` from ``atoms`` into
-    ``folder/NAME-ENSEMBLE-MODE``, and its row of the report: the summary numbers
-    (:data:`MD_KEYS`, per-species temperatures, the equipartition check of NVT runs),
-    inner steps per second and the run's folder relative to the report.
-
-    :param ensemble: ``"nve"`` or ``"svr"``.
-    :param fast: the fast model of a teacher-student pair (``mode`` ``"mts"``).
-    """
-    from ..dynamics.md import MDSettings, run_md
-
-    total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
-    md = MDSettings(
-        forces=mode,
-        timestep_fs=settings.mts_outer_fs,
-        stride=settings.stride,
-        steps=settings.outer_steps(total),
-        ensemble=ensemble,
-        temperature_K=settings.temperature_K,
-        tau_fs=settings.tau_fs,
-        seed=settings.seed,
-        max_temperature_K=settings.max_temperature_K,
-    )
-    outdir = folder / f"{entry.name}-{ensemble}-{mode}"
-    entry.reset_counters()  # each run reports its own model calls
-    summary = run_md(entry.model, atoms, outdir, md, fast=fast)
-    data = {key: summary.get(key) for key in MD_KEYS}
-    for key, value in summary.items():
-        if key.startswith("mean_temperature_") or key.startswith("deviation_"):
-            data[key] = value
-    if summary.get("equipartition") is not None:  # NVT: splits, error bars
-        data["equipartition"] = summary["equipartition"]
-    if fast is not None:
-        data["fast_model_forward_passes"] = summary.get("fast_model_forward_passes")
-    inner = summary["outer_steps_done"] * settings.stride
-    data["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
-    data["folder"] = str(outdir.relative_to(folder.parent))
-    return data
-
-
 def md_stage(
     entry: ModelEntry,
     atoms: ase.Atoms,
     settings: CompareSettings,
     folder: Path,
     ensemble: str,
-    progress=None,
 ) -> Dict[str, Any]:
-    """One MD run per force mode (NVE, or NVT with the SVR thermostat).
+    """One MD run per force mode (NVE, or NVT with the SVR thermostat) into
+    ``folder/NAME-ENSEMBLE-MODE``; a pair's one ``mts`` run has its fast model drive
+    the inner steps.
 
     :param ensemble: ``"nve"`` or ``"svr"``.
-    :return: per mode, the run's summary numbers, steps per second and the path of its
-        folder (trajectory, log, figures, chemiscope).
+    :return: per mode, the run's summary numbers (:data:`MD_KEYS`, per-species
+        temperatures, the equipartition check of NVT runs), inner steps per second
+        and its folder relative to the report.
     """
+    from ..dynamics.md import run_md
+
     if ensemble == "nve" and settings.equilibration_fs > 0:
         atoms = equilibrate(entry, atoms, settings)
+    total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
     results: Dict[str, Any] = {}
     for mode in entry.modes:
-        results[mode] = md_row(entry, atoms, settings, folder, ensemble, mode)
-        if progress is not None:
-            progress()
+        md = md_settings(settings, mode, ensemble, total, settings.tau_fs)
+        outdir = folder / f"{entry.name}-{ensemble}-{mode}"
+        entry.reset_counters()  # each run reports its own model calls
+        summary = run_md(entry.model, atoms, outdir, md, force=True, fast=entry.fast)
+        data = {key: summary.get(key) for key in MD_KEYS}
+        for key, value in summary.items():
+            if key.startswith(("mean_temperature_", "deviation_")):
+                data[key] = value
+        if summary.get("equipartition") is not None:  # NVT: splits, error bars
+            data["equipartition"] = summary["equipartition"]
+        if entry.is_pair:
+            data["fast_model_forward_passes"] = summary.get("fast_model_forward_passes")
+        data["inner_steps_per_s"] = steps_per_s(summary, settings)
+        data["folder"] = str(outdir.relative_to(folder.parent))
+        results[mode] = data
     return results
+
+
+def relax(entry: ModelEntry, starts, settings: CompareSettings, fmax, sigma=0.0):
+    """Every start (displaced by ``sigma``) relaxed to ``fmax`` with every head and
+    optimiser (:func:`~metatrain_nc.dynamics.relax.relaxation_check`): its result and
+    its records per head and optimiser."""
+    from ..dynamics.relax import relaxation_check
+
+    result = relaxation_check(
+        entry.model,
+        starts,
+        force_modes=entry.heads,
+        optimizers=settings.relax_optimizers,
+        fmax=fmax,
+        steps=settings.relax_steps,
+        sigma=sigma,
+        seed=settings.seed,
+    )
+    groups: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    for record in result["records"]:
+        head = groups.setdefault(record["forces"], {})
+        head.setdefault(record["optimizer"], []).append(record)
+    return result, groups
 
 
 def relax_stage(
     entry: ModelEntry, frames: Sequence[ase.Atoms], settings: CompareSettings
 ) -> Dict[str, Any]:
     """Fraction of displaced structures converged per head and optimiser (Table 7)."""
-    from ..dynamics.relax import relaxation_check
-
     frames = list(frames[: settings.relax_structures])
-    result = relaxation_check(
-        entry.model,
-        frames,
-        force_modes=entry.heads,
-        optimizers=settings.relax_optimizers,
-        fmax=settings.relax_fmax,
-        steps=settings.relax_steps,
-        sigma=settings.relax_sigma_A,
-        seed=settings.seed,
-    )
-    mean_steps: Dict[str, Dict[str, float]] = {}
-    for record in result["records"]:
-        mean_steps.setdefault(record["forces"], {}).setdefault(
-            record["optimizer"], []
-        ).append(record["steps"])
+    fmax, sigma = settings.relax_fmax, settings.relax_sigma_A
+    result, groups = relax(entry, frames, settings, fmax, sigma)
     return {
         "n_structures": len(frames),
-        "fmax_eV_per_A": settings.relax_fmax,
+        "fmax_eV_per_A": fmax,
         "max_steps": settings.relax_steps,
-        "sigma_A": settings.relax_sigma_A,
+        "sigma_A": sigma,
         "fractions": result["fractions"],
         "mean_steps": {
-            mode: {opt: float(np.mean(v)) for opt, v in per.items()}
-            for mode, per in mean_steps.items()
+            mode: {o: float(np.mean([r["steps"] for r in v])) for o, v in per.items()}
+            for mode, per in groups.items()
         },
         "records": result["records"],
     }

@@ -32,7 +32,7 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 #: most frames of an MD run shown in the trajectory viewer
 MAX_FRAMES = 30
@@ -61,20 +61,32 @@ def viewer_script_path() -> Optional[Path]:
 
 
 # -- entries -------------------------------------------------------------------------
+def _folders(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, str, str]]:
+    """``(model, head or mode, folder)`` of every result of ``section`` that has a
+    folder."""
+    for name, model in data["models"].items():
+        results = model.get(section)
+        if isinstance(results, dict) and "error" not in results:
+            for key, result in results.items():
+                if isinstance(result, dict) and "folder" in result:
+                    yield name, key, result["folder"]
+
+
+def _direct_first(entries: List[Tuple[int, Entry]]) -> List[Entry]:
+    return [entry for _, entry in sorted(entries, key=lambda item: item[0])]
+
+
 def lambda_entries(data: Dict[str, Any]) -> List[Entry]:
     """The antisymmetry datasets of every model and head, direct heads first."""
-    entries: List[Tuple[int, Entry]] = []
-    for name, model in data["models"].items():
-        heads = model.get("antisymmetry")
-        if not isinstance(heads, dict) or "error" in heads:
-            continue
-        for head, result in heads.items():
-            if not isinstance(result, dict) or "folder" not in result:
-                continue
-            label = f"{name}, {head} forces"
-            path = f"{result['folder']}/{LAMBDA_CHEMISCOPE}"
-            entries.append((0 if head == "direct" else 1, (label, "lambda", path)))
-    return [entry for _, entry in sorted(entries, key=lambda item: item[0])]
+    return _direct_first(
+        [
+            (
+                head != "direct",
+                (f"{name}, {head} forces", "lambda", f"{path}/{LAMBDA_CHEMISCOPE}"),
+            )
+            for name, head, path in _folders(data, "antisymmetry")
+        ]
+    )
 
 
 #: MD sections of the report and their ensemble labels
@@ -83,21 +95,17 @@ MD_SECTIONS = (("nve", "NVE"), ("nvt", "NVT (SVR)"))
 
 def md_entries(data: Dict[str, Any]) -> List[Entry]:
     """The MD runs of every model (NVE, then NVT), direct-forces NVE runs first."""
-    entries: List[Tuple[int, Entry]] = []
-    for rank, (section, ensemble) in enumerate(MD_SECTIONS):
-        if section not in data["settings"]["stages"]:
-            continue
-        for name, model in data["models"].items():
-            runs = model.get(section)
-            if not isinstance(runs, dict) or "error" in runs:
-                continue
-            for mode, run in runs.items():
-                if not isinstance(run, dict) or "folder" not in run:
-                    continue
-                label = f"{name}, {mode} forces, {ensemble}"
-                order = 2 * rank + (0 if mode == "direct" else 1)
-                entries.append((order, (label, "trajectory", run["folder"])))
-    return [entry for _, entry in sorted(entries, key=lambda item: item[0])]
+    return _direct_first(
+        [
+            (
+                2 * rank + (mode != "direct"),
+                (f"{name}, {mode} forces, {ensemble}", "trajectory", path),
+            )
+            for rank, (section, ensemble) in enumerate(MD_SECTIONS)
+            if section in data["settings"]["stages"]
+            for name, mode, path in _folders(data, section)
+        ]
+    )
 
 
 # -- datasets ------------------------------------------------------------------------
@@ -138,21 +146,20 @@ def _read_frames(path: Path, max_frames: int) -> list:
     return chosen
 
 
-def _read_log(path: Path) -> Dict[int, Dict[str, float]]:
-    """Rows of ``md_log.csv`` by step."""
-    rows: Dict[int, Dict[str, float]] = {}
+def read_log(path: Path) -> List[Dict[str, float]]:
+    """Rows of an MD ``md_log.csv`` as floats (``nan`` for a missing value); none
+    without the file."""
     if not path.is_file():
-        return rows
+        return []
     with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            values = {}
-            for key, value in row.items():
-                try:
-                    values[key] = float(value)
-                except (TypeError, ValueError):
-                    values[key] = math.nan
-            rows[int(values["step"])] = values
-    return rows
+        return [{k: _float(v) for k, v in r.items()} for r in csv.DictReader(handle)]
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def trajectory_dataset(
@@ -163,7 +170,7 @@ def trajectory_dataset(
     import chemiscope
 
     frames = _read_frames(run_folder / TRAJECTORY, max(2, max_frames))
-    log = _read_log(run_folder / MD_LOG)
+    log = {int(r["step"]): r for r in read_log(run_folder / MD_LOG)}
     rows = [log.get(int(frame.info.get("step", -1)), {}) for frame in frames]
     n_atoms = len(frames[0])
     first = next(iter(log.values()), {})

@@ -7,10 +7,8 @@ import statistics
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...dynamics.relax import difference_interval, direct_endpoints
-from ..sections import fmt
+from ..render import Row, fmt
 from . import paper_numbers
-
-Row = List[str]
 
 
 def relaxation_reference(

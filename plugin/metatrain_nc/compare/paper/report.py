@@ -7,18 +7,10 @@ far (units still to run are listed as pending).
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..render import Block, render_html, render_markdown
+from ..figures import pyplot
+from ..render import Block
 from .relaxation_tables import TABLE_7_HEADERS, relaxation_findings, table_7_rows
 from .tables import findings, table_2_headers, table_2_rows, thermostat_label
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_deviations(runs: List[Dict[str, Any]], folder: Path) -> Optional[str]:
@@ -29,7 +21,7 @@ def plot_deviations(runs: List[Dict[str, Any]], folder: Path) -> Optional[str]:
     ]
     if not runs:
         return None
-    plt = _plt()
+    plt = pyplot()
     symbols = sorted({s for r in runs for s in r["equipartition"].get("species", {})})
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(runs) + 2), 4.0))
     width = 0.8 / max(1, len(symbols))
@@ -70,7 +62,7 @@ def plot_success(sets: List[Dict[str, Any]], folder: Path) -> Optional[str]:
                 bars.append((label, s["rate"], s["interval_95"]))
     if not bars:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(bars) + 2), 4.0))
     rates = [100 * b[1] for b in bars]
     low = [100 * (b[1] - b[2][0]) for b in bars]
@@ -174,12 +166,7 @@ def write_report(data: Dict[str, Any], folder: Path) -> Dict[str, Optional[str]]
         "deviations": plot_deviations(data["nvt"], folder),
         "success": plot_success(data["relax"], folder),
     }
-    blocks = build_blocks(data, figures)
-    for name, text in (
-        ("report.md", render_markdown(blocks)),
-        ("report.html", render_html(blocks, folder)),
-    ):
-        partial = folder / f".{name}.partial"
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(folder / name)
+    from ..report import write_pages
+
+    write_pages(build_blocks(data, figures), folder)
     return figures

@@ -10,10 +10,8 @@ reading a difference into it.
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..sections import fmt_error
+from ..render import Row, fmt_error
 from . import paper_numbers
-
-Row = List[str]
 
 
 def verdict(value: Optional[float], error: Optional[float], sigma: float) -> str:

@@ -1,6 +1,6 @@
 """One unit of the paper protocol each: an NVT run, a set of relaxations.
 
-Each function returns a JSON-ready record; the runner stores it in its own file so an
+Each function returns a JSON-ready record; the unit store keeps it in its own file so an
 interrupted protocol resumes from the units that finished.
 """
 
@@ -12,7 +12,8 @@ import ase.io
 import numpy as np
 
 from ..models import ModelEntry
-from .settings import PaperSettings
+from ..settings import CompareSettings
+from ..stages import md_settings, relax, steps_per_s
 
 #: a rigid translation (A) that changes no physics: the forces it changes show the
 #: model's round-off floor
@@ -25,7 +26,7 @@ def nvt_run(
     ensemble: str,
     tau_fs: float,
     atoms: ase.Atoms,
-    settings: PaperSettings,
+    settings: CompareSettings,
     outdir: Path,
 ) -> Dict[str, Any]:
     """Equilibration, then production under one thermostat.
@@ -45,27 +46,24 @@ def nvt_run(
     """
     import dataclasses
 
-    from ...dynamics.md import MDSettings, run_md
+    from ...dynamics.md import run_md
     from ...dynamics.outputs import FILES
 
     equilibration = settings.equilibration_ensemble()
     separate = equilibration is not None and settings.equilibration_fs > 0
-    total = settings.production_fs + (0 if separate else settings.equilibration_fs)
-    md = MDSettings(
-        forces=mode,
-        timestep_fs=settings.outer_fs,
-        stride=settings.stride,
-        steps=settings.outer_steps(total),
-        ensemble=ensemble,
-        temperature_K=settings.temperature_K,
-        tau_fs=tau_fs,
-        seed=settings.seed,
-        max_temperature_K=settings.max_temperature_K,
+    total = settings.nvt_time_fs + (0 if separate else settings.equilibration_fs)
+    md = md_settings(
+        settings,
+        mode,
+        ensemble,
+        total,
+        tau_fs,
         trajectory_every=settings.sample_every,
         chemiscope=False,
         equilibration_fraction=0.0 if separate else settings.equilibration_fs / total,
     )
     entry.reset_counters()
+    unit = {"model": entry.name, "mode": mode, "ensemble": ensemble, "tau_fs": tau_fs}
     equilibration_summary = None
     if separate:
         steps = settings.outer_steps(settings.equilibration_fs)
@@ -81,32 +79,24 @@ def nvt_run(
         folder = outdir.with_name(outdir.name + ".equilibration")
         equilibration_summary = run_md(entry.model, atoms, folder, first, force=True)
         if equilibration_summary["status"] != "completed":
-            return {
-                "model": entry.name,
-                "mode": mode,
-                "ensemble": ensemble,
-                "tau_fs": tau_fs,
-                "status": equilibration_summary["status"],
-                "message": "during the equilibration: "
-                + str(equilibration_summary.get("message")),
-                "folder": str(outdir),
-            }
+            message = equilibration_summary.get("message")
+            return dict(
+                unit,
+                status=equilibration_summary["status"],
+                message=f"during the equilibration: {message}",
+                folder=str(outdir),
+            )
         atoms = ase.io.read(folder / FILES["trajectory"], -1)
         md = dataclasses.replace(md, velocities="structure")
     summary = run_md(entry.model, atoms, outdir, md)
     record: Dict[str, Any] = {
-        "model": entry.name,
-        "mode": mode,
-        "ensemble": ensemble,
-        "tau_fs": tau_fs,
+        **unit,
         "status": summary["status"],
         "message": summary.get("message"),
         "equipartition": summary.get("equipartition"),
         "heating_rate_K_per_ps": summary.get("heating_rate_K_per_ps"),
         "wall_time_s": summary["wall_time_s"],
-        "inner_steps_per_s": summary["outer_steps_done"]
-        * settings.stride
-        / max(summary["wall_time_s"], 1e-9),
+        "inner_steps_per_s": steps_per_s(summary, settings),
         "simulated_time_ps": summary["simulated_time_ps"],
         "warnings": summary.get("warnings", []),
         "folder": str(outdir),
@@ -125,7 +115,7 @@ def nvt_run(
     return add_diffusion(record, settings)
 
 
-def add_diffusion(record: Dict[str, Any], settings: PaperSettings) -> Dict[str, Any]:
+def add_diffusion(record: Dict[str, Any], settings: CompareSettings) -> Dict[str, Any]:
     """Diffusion coefficients of an NVT record from its run's trajectory (production
     part), with the estimator's name; an error is noted, not raised."""
     from ...dynamics.diffusion import METHOD, trajectory_diffusion
@@ -166,7 +156,7 @@ def relax_set(
     entry: ModelEntry,
     starts: Sequence[ase.Atoms],
     fmax: float,
-    settings: PaperSettings,
+    settings: CompareSettings,
     kind: str,
     dtype_note: Optional[str] = None,
 ) -> Dict[str, Any]:
@@ -177,28 +167,15 @@ def relax_set(
         counts of stop reasons), ``round_off_floor_eV_per_A`` per head, and whether
         the floor is above ``fmax``.
     """
-    from ...dynamics.relax import relaxation_check, success_interval
+    from ...dynamics.relax import success_interval
 
     floor = round_off_floor(entry, starts[0])
-    result = relaxation_check(
-        entry.model,
-        starts,
-        force_modes=entry.heads,
-        optimizers=settings.optimizers,
-        fmax=fmax,
-        steps=settings.relax_steps,
-        sigma=0.0,
-        seed=settings.seed,
-    )
+    result, groups = relax(entry, starts, fmax=fmax, settings=settings)
     summary: Dict[str, Dict[str, Any]] = {}
     for head in entry.heads:
         summary[head] = {}
-        for name in settings.optimizers:
-            records = [
-                r
-                for r in result["records"]
-                if r["forces"] == head and r["optimizer"] == name
-            ]
+        for name in settings.relax_optimizers:
+            records = groups.get(head, {}).get(name, [])
             successes = sum(bool(r["converged"]) for r in records)
             rate, low, high = success_interval(successes, len(records))
             summary[head][name] = {

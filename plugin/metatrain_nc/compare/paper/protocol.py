@@ -1,0 +1,156 @@
+"""The paper protocol's units in the resumable store (:mod:`..store`).
+
+Besides the store's files, the output folder holds::
+
+    runs/nvt/<id>/      each NVT run's mtt-nc md folder (log, trajectory, figures)
+    report.md, report.html, report.json, table2_deviations.png, table7_success.png
+
+A unit is an NVT run (one model, force mode and thermostat) or a set of relaxations
+(one model, gas or bulk). The report is rewritten after every unit, so a protocol
+that runs for hours shows what it has so far.
+"""
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+from ...errors import UserInputError
+from ...files import clean_json
+from ..models import ModelEntry, describe_model
+from ..settings import CompareSettings
+from ..store import Unit, UnitStore, error_message, run_units, unit_id, write_atomic
+
+
+def _update_diffusion(store: UnitStore, settings: CompareSettings) -> None:
+    """Recompute the diffusion of finished NVT units made with another estimator,
+    where their trajectory is still there (:data:`~metatrain_nc.dynamics.diffusion.
+    METHOD`)."""
+    from ...dynamics.diffusion import METHOD
+    from ...dynamics.outputs import FILES
+    from .units import add_diffusion
+
+    for path in sorted(store.units.glob("nvt-*.json")):
+        record = json.loads(path.read_text())
+        if record.get("diffusion_method") == METHOD or record.get("status") != (
+            "completed"
+        ):
+            continue
+        if not (Path(record["folder"]) / FILES["trajectory"]).is_file():
+            continue
+        write_atomic(path, clean_json(add_diffusion(record, settings)))
+
+
+def _relax_entry(entry: ModelEntry, settings: CompareSettings, device: str):
+    """The model for relaxations: float64 when it allows it, with a note if not."""
+    if not settings.relax_float64 or entry.model_kind != "metatomic":
+        return entry, None
+    try:
+        return describe_model(entry.path, entry.name, float64=True, device=device), None
+    except UserInputError as error:
+        return entry, f"{entry.name} relaxes in {entry.model.dtype}: {error}"
+
+
+def paper_units(job, runs_dir: Path, notes: List[str], relax_entries: Dict):
+    """The units of the protocol's stages (NVT runs, gas and bulk relaxations)."""
+    from .structures import bulk_starts, gas_starts
+    from .units import nvt_run, relax_set
+
+    s, frames = job.settings, job.frames
+    units: List[Unit] = []
+    if "nvt" in s.stages:
+        for ensemble, tau in s.thermostats:
+            for entry in job.entries:
+                for mode in entry.modes:
+                    uid = unit_id("nvt", entry.name, mode, f"{ensemble}{tau:g}")
+                    units.append(
+                        (
+                            uid,
+                            lambda e=entry, m=mode, ens=ensemble, t=tau, u=uid: nvt_run(
+                                e, m, ens, t, job.md_atoms, s, runs_dir / u
+                            ),
+                        )
+                    )
+    starts = {}
+    if "gas" in s.stages:
+        gas = gas_starts(frames, s.gas_structures, s.gas_sigma_A, s.seed)
+        starts["gas"] = (gas, s.gas_fmax)
+    if "bulk" in s.stages:
+        count = min(s.relax_structures, len(frames))
+        if count < s.relax_structures:
+            notes.append(f"{count} bulk structures relaxed: the test set has no more")
+        bulk = bulk_starts(frames, count, s.relax_sigma_A, s.seed)
+        starts["bulk"] = (bulk, s.relax_fmax)
+
+    def relax_unit(entry: ModelEntry, kind: str) -> Dict[str, Any]:
+        if entry.name not in relax_entries:
+            relax_entries[entry.name] = _relax_entry(entry, s, job.device)
+        model, note = relax_entries[entry.name]
+        return relax_set(model, starts[kind][0], starts[kind][1], s, kind, note)
+
+    for kind in starts:
+        for entry in job.entries:
+            uid = unit_id("relax", kind, entry.name)
+            units.append((uid, lambda e=entry, k=kind: relax_unit(e, k)))
+    return units
+
+
+def run_paper(
+    job, store: UnitStore, *, progress: bool, log: Callable[[str], None]
+) -> Dict[str, Any]:
+    """Run (or continue) the paper protocol's units in ``store``; see
+    :meth:`~..settings.CompareSettings.paper`."""
+    from ..run import versions
+    from .report import write_report
+
+    settings, outdir = job.settings, store.path
+    runs_dir = outdir / "runs" / "nvt"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    notes: List[str] = []
+    relax_entries: Dict[str, Any] = {}
+    units = paper_units(job, runs_dir, notes, relax_entries)
+    _update_diffusion(store, settings)
+    failures: List[Tuple[str, str]] = []
+    data: Dict[str, Any] = {}
+
+    def refresh() -> None:
+        records = store.records([uid for uid, _ in units])
+        done = {k: v for k, v in records.items() if v is not None}
+        data.clear()
+        data.update(
+            versions=versions(),
+            settings=settings.as_dict(),
+            models={e.name: e.as_dict() for e in job.entries},
+            structures={"path": job.structures, "count": len(job.frames)},
+            md_structure={
+                "n_atoms": len(job.md_atoms),
+                "formula": job.md_atoms.get_chemical_formula(),
+            },
+            nvt=[v for k, v in done.items() if k.startswith("nvt-")],
+            relax=[v for k, v in done.items() if k.startswith("relax-")],
+            done_units=len(done),
+            total_units=len(records),
+            pending=[k for k, v in records.items() if v is None],
+            cpu_hours=sum(v.get("unit_wall_time_s", 0.0) for v in done.values())
+            / 3600.0,
+            updated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            notes=notes + [v[1] for v in relax_entries.values() if v[1]],
+            failures=failures,
+        )
+        clean = clean_json(data)
+        write_report(clean, outdir)
+        write_atomic(outdir / "report.json", clean)
+
+    failed = run_units(
+        units,
+        store,
+        fatal=(UserInputError,),
+        saved=refresh,
+        progress=progress,
+        log=log,
+        desc="paper protocol",
+    )
+    failures += [(uid, error_message(error)) for uid, error in failed]
+    refresh()
+    return dict(data, output_dir=os.fspath(outdir))

@@ -1,0 +1,216 @@
+"""The resumable unit store of ``mtt-nc compare`` (both protocols).
+
+Layout of the output folder::
+
+    protocol.json     models, structures and settings of the comparison
+    units/<id>.json   the record of each finished unit
+    .running          held (locked) by the process working in the folder
+
+A unit is one piece of work cached by its id: a stage of one model (standard
+protocol), an NVT run or a set of relaxations (paper protocol). :func:`run_units`
+runs the units not stored yet and stores each one when it finishes, so an
+interrupted comparison (Ctrl-C, a killed job) continues with ``--resume`` from the
+units that finished; a unit that failed is not stored and runs again. MD runs cut
+short leave hidden staging folders, removed when the folder is opened again.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import UserInputError
+from ..files import clean_json, write_json
+
+#: a unit: its id and the function that makes its record
+Unit = Tuple[str, Callable[[], Dict[str, Any]]]
+#: settings that may change between the parts of one comparison (units are keyed by
+#: them, or only the report uses them); every other setting must stay the same
+RESUMABLE_SETTINGS = ("parts", "stages", "thermostats", "sigma")
+#: settings a folder made before they existed ran with
+LEGACY_SETTINGS = {"equilibration_thermostat": "same"}
+LOCK_FILE = ".running"
+
+
+def unit_id(*parts: Any) -> str:
+    """The id of a unit (a file name) from its key."""
+    text = "-".join(str(p) for p in parts)
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def write_atomic(path: Path, data: Dict[str, Any]) -> None:
+    """``data`` as JSON at ``path``, written whole then renamed."""
+    partial = path.with_name(f".{path.name}.partial")
+    write_json(partial, data)
+    partial.replace(path)
+
+
+def check_target(outdir: Path, resume: bool, force: bool) -> None:
+    """Refuse, before any work, an output folder that exists without ``resume`` or
+    ``force`` (or a file)."""
+    if outdir.exists() and not outdir.is_dir():
+        raise UserInputError(f"'{outdir}' exists and is not a folder")
+    if outdir.exists() and not (resume or force):
+        raise UserInputError(
+            f"output folder '{outdir}' already exists; continue it with --resume, "
+            "replace it with --force, or choose another -o"
+        )
+
+
+class UnitStore:
+    """The output folder of a comparison, opened (created, replaced with ``force``
+    or reopened with ``resume``) and locked by this process until :meth:`close`."""
+
+    def __init__(
+        self, outdir: Path, protocol: Dict[str, Any], resume: bool, force: bool
+    ):
+        self.path = Path(outdir)
+        check_target(self.path, resume, force)
+        self.replaced: Optional[Path] = None
+        if self.path.exists() and resume:
+            self._check_resume(protocol)
+        elif self.path.exists():
+            self.replaced = Path(
+                tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.path.parent)
+            )
+            os.replace(self.path, self.replaced / "old")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserInputError(
+                f"cannot create the output folder '{self.path}': "
+                f"{error.strerror or error}; choose a folder you can write to (-o)"
+            ) from error
+        self.lock = self._lock()
+        write_atomic(self.path / "protocol.json", protocol)
+        self.units = self.path / "units"
+        self.units.mkdir(exist_ok=True)
+        for leftover in list(self.path.rglob(".*.partial-*")):  # runs cut short
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def _check_resume(self, protocol: Dict[str, Any]) -> None:
+        saved_path = self.path / "protocol.json"
+        if not saved_path.is_file():
+            raise UserInputError(
+                f"'{self.path}' is not a folder of `mtt-nc compare` (no "
+                "protocol.json): nothing to resume; choose another -o"
+            )
+        saved = json.loads(saved_path.read_text())
+        differences = [
+            key
+            for key in protocol
+            if key != "settings" and saved.get(key) != protocol[key]
+        ]
+        fixed = saved["settings"]
+        differences += [
+            f"settings.{k}"
+            for k, v in protocol["settings"].items()
+            if k not in RESUMABLE_SETTINGS and fixed.get(k, LEGACY_SETTINGS.get(k)) != v
+        ]
+        if differences:
+            raise UserInputError(
+                f"--resume: '{self.path}' was started with other {differences} than "
+                "given now; resume with the same models, structures and settings "
+                "(only the stages, parts and thermostats may change), or use another -o"
+            )
+
+    def _lock(self):
+        """Hold an exclusive lock on the folder while this process works in it
+        (released when the process ends, however it ends): two runs in one folder
+        would remove each other's unfinished MD runs."""
+        import fcntl
+
+        handle = open(self.path / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            handle.close()
+            raise UserInputError(
+                f"another `mtt-nc compare` (process {owner}) is working in "
+                f"'{self.path}'; wait for it to finish, or stop it and --resume"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
+
+    def load(self, uid: str) -> Optional[Dict[str, Any]]:
+        """The record of unit ``uid``, ``None`` if it has not finished."""
+        path = self.units / f"{uid}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def save(self, uid: str, record: Dict[str, Any]) -> None:
+        write_atomic(self.units / f"{uid}.json", clean_json(record))
+
+    def records(self, uids: Sequence[str]) -> Dict[str, Optional[Dict[str, Any]]]:
+        """The records of ``uids`` (``None``: not finished), then those of every
+        other stored unit (earlier parts of this comparison)."""
+        out = {uid: self.load(uid) for uid in uids}
+        for path in sorted(self.units.glob("*.json")):
+            out.setdefault(path.stem, json.loads(path.read_text()))
+        return out
+
+    def close(self, done: bool) -> None:
+        """Release the lock; once ``done``, remove the folder this one replaced."""
+        self.lock.close()
+        if done and self.replaced is not None:
+            shutil.rmtree(self.replaced, ignore_errors=True)
+            self.replaced = None
+
+
+def run_units(
+    units: Sequence[Unit],
+    store: UnitStore,
+    *,
+    fatal: Tuple[type, ...] = (),
+    saved: Optional[Callable[[], None]] = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    desc: str = "compare",
+) -> List[Tuple[str, Exception]]:
+    """Run the units not stored yet, each on its own, and store their records (with
+    ``unit_wall_time_s``), calling ``saved`` after each one.
+
+    :param fatal: exceptions that stop the comparison (every other one is a failure
+        of its unit: the others go on).
+    :return: ``(uid, error)`` of the units that failed.
+    """
+    from tqdm.auto import tqdm
+
+    failures: List[Tuple[str, Exception]] = []
+    bar = tqdm(total=len(units), desc=desc, unit="unit", disable=not progress)
+    try:
+        for uid, work in units:
+            bar.set_postfix_str(uid)
+            if store.load(uid) is None:
+                start = time.perf_counter()
+                try:
+                    record = work()
+                except fatal:
+                    raise
+                except Exception as error:  # one unit must not lose the others
+                    failures.append((uid, error))
+                    log(f"[{desc}] {uid} failed: {error_message(error)}")
+                else:
+                    record["unit_wall_time_s"] = time.perf_counter() - start
+                    store.save(uid, record)
+                    if saved is not None:
+                        saved()
+            bar.update()
+    finally:
+        bar.close()
+    return failures
+
+
+def error_message(error: Exception) -> str:
+    """What a failure says: the message of a :class:`UserInputError`, else the type
+    of the error and its message."""
+    if isinstance(error, UserInputError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
