@@ -1,17 +1,23 @@
 """Is a conservative model stable? NVE and two thermostats, long enough to tell.
 
-Three ``mtt-nc md`` runs of MODEL from one structure (conservative forces, 0.5 fs):
+Three runs of MODEL from one structure (conservative forces, 0.5 fs), each made of
+``mtt-nc md`` segments of ``--segment`` ps (1) that continue one another (the last
+frame of a segment, with its momenta, starts the next; thermostat seeds
+``--seed + k``), so that a run interrupted at any point resumes from its last
+finished segment (run the same command again):
 
 - ``nve``: velocity Verlet over ``--time`` ps (10): drift of the total energy
   (meV/atom/ps, with its fit error) and the drift ratio of the public drift
   benchmarks (energy change over the run / standard deviation of the kinetic energy);
 - ``langevin``: Langevin, tau 1000 fs, and ``svr``: SVR, tau 10 fs, each ``--time``
-  ps at 300 K: mean temperature and each species' temperature over the second half,
-  block-averaged errors, against the target.
+  ps at 300 K: mean temperature and each species' temperature (the package's
+  equipartition check: block-averaged errors after the first fifth), against the
+  target.
 
-A run whose ``summary.json`` is already in ``--out`` is not run again (resume after
-an interruption by running the same command). Writes ``report.md`` and
-``report.json`` into ``--out``:
+The records of the segments are joined (each segment's conserved energy continued
+from the previous one's last value: a thermostat's work restarts at zero in every
+segment) and analysed with the package's monitor (``summarise``, ``diagnose``).
+Writes ``report.md`` and ``report.json`` into ``--out``:
 
     python benchmarks/model_stability.py MODEL.pt START.xyz --out docs/stability/pet_c
 
@@ -19,10 +25,20 @@ CPU: 3 x 20000 steps of the model (a demo-size PET: ~1 h per run on one core).
 """
 
 import argparse
+import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import ase.io
+
+from metatrain_nc.dynamics.monitor import (
+    diagnose,
+    species_degrees_of_freedom,
+    summarise,
+)
 
 RUNS = {
     "nve": ["--ensemble", "nve"],
@@ -31,25 +47,90 @@ RUNS = {
 }
 
 
-def run_one(args, name: str) -> dict:
-    folder = Path(args.out) / name
+def segment_count(args) -> int:
+    return max(1, int(round(args.time / args.segment)))
+
+
+def run_segment(args, name: str, k: int) -> Path:
+    """Segment ``k`` of run ``name`` (skipped if its summary exists)."""
+    folder = Path(args.out) / name / f"segment_{k:03d}"
+    if (folder / "summary.json").exists():
+        return folder
+    steps = int(round(args.segment * 1000.0 / args.timestep))
+    if k == 0:
+        start = ["--index", str(args.index), "--velocities", "maxwell-boltzmann"]
+        structure = args.structure
+    else:
+        previous = Path(args.out) / name / f"segment_{k - 1:03d}"
+        structure = str(previous / "trajectory.extxyz")
+        start = ["--index", "-1", "--velocities", "structure"]
+    if folder.exists():  # cut short by an interruption: run it again
+        shutil.rmtree(folder)
+    command = [
+        str(Path(sys.executable).parent / "mtt-nc"), "md", args.model, structure,
+        *start, "--forces", "conservative",
+        "--timestep", str(args.timestep), "--stride", "1",
+        "--steps", str(steps), "--temperature", str(args.temperature),
+        "--seed", str(args.seed + k), "--log-every", str(args.log_every),
+        "--trajectory-every", str(steps), "--no-chemiscope",
+        "-o", str(folder), *RUNS[name],
+    ]  # fmt: skip
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=False)
+    if _status(folder) != "completed":
+        print(f"[{name}] segment {k}: {_status(folder)}", flush=True)
+    return folder
+
+
+def read_log(folder: Path) -> list:
+    with open(folder / "md_log.csv") as stream:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(stream)]
+
+
+def joined_records(folders) -> list:
+    """The segments' records as one run: the first record of a segment is the state
+    the previous one ended in (dropped); times and the conserved energy continue."""
+    rows = []
+    for folder in folders:
+        part = read_log(folder)
+        offset, t0 = 0.0, 0.0
+        if rows:
+            offset = rows[-1]["conserved_eV"] - part[0]["conserved_eV"]
+            t0 = rows[-1]["time_fs"]
+            part = part[1:]
+        for r in part:
+            rows.append({**r, "time_fs": r["time_fs"] + t0,
+                         "conserved_eV": r["conserved_eV"] + offset})  # fmt: skip
+    return rows
+
+
+def _status(folder: Path) -> str:
     summary = folder / "summary.json"
-    if not summary.exists():
-        steps = int(round(args.time * 1000.0 / args.timestep))
-        command = [
-            str(Path(sys.executable).parent / "mtt-nc"), "md", args.model,
-            args.structure, "--index", str(args.index), "--forces", "conservative",
-            "--timestep", str(args.timestep), "--stride", "1",
-            "--steps", str(steps), "--temperature", str(args.temperature),
-            "--velocities", "maxwell-boltzmann", "--seed", str(args.seed),
-            "--log-every", str(args.log_every), "--trajectory-every", "200",
-            "--no-chemiscope", "-o", str(folder), *RUNS[name],
-        ]  # fmt: skip
-        print("$", " ".join(command), flush=True)
-        subprocess.run(command, check=False)
-    if not summary.exists():
-        raise SystemExit(f"`mtt-nc md` did not finish the {name} run")
-    return json.loads(summary.read_text())
+    return json.loads(summary.read_text())["status"] if summary.exists() else "failed"
+
+
+def run_one(args, name: str) -> dict:
+    folders = []
+    for k in range(segment_count(args)):
+        folder = run_segment(args, name, k)
+        folders.append(folder)
+        status = _status(folder)
+        if status != "completed":
+            return {"status": f"{status} in segment {k}", "segments": k + 1}
+    rows = joined_records(folders)
+    atoms = ase.io.read(args.structure, args.index)
+    ensemble = RUNS[name][1]
+    dof = species_degrees_of_freedom(atoms, ensemble != "langevin")
+    symbols = atoms.get_chemical_symbols()
+    scale = {s: 3.0 * symbols.count(s) / dof[s] for s in dof}
+    target = None if name == "nve" else args.temperature
+    summary = {"status": "completed", "segments": len(folders)}
+    summary.update(summarise(rows, len(atoms), target))
+    checks = diagnose(rows, summary, "conservative", ensemble, target, scale)
+    summary["equipartition"] = checks["equipartition"]
+    summary["drift_check"] = checks["drift"]
+    summary["warnings"] = checks["warnings"]
+    return summary
 
 
 def _pm(value, error, digits=1) -> str:
@@ -102,6 +183,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--time", type=float, default=10.0, help="ps per run")
+    parser.add_argument("--segment", type=float, default=1.0, help="ps per segment")
     parser.add_argument("--timestep", type=float, default=0.5, help="fs")
     parser.add_argument("--temperature", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=0)
