@@ -186,7 +186,7 @@ def test_accuracy_refuses_nan_from_the_model_and_from_the_labels(copper):
 
 # -- tables -------------------------------------------------------------------------
 def test_tables_show_nan_as_nan_and_missing_as_dash():
-    from metatrain_nc.compare.paper.tables import verdict
+    from metatrain_nc.compare.nvt_reading import verdict
     from metatrain_nc.compare.sections import fmt, fmt_error
     from metatrain_nc.dynamics.stride import _fmt
 

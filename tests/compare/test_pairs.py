@@ -129,10 +129,13 @@ def test_label_a_head_the_model_lacks(tiny_pet, ethanol_frames, tmp_path, capsys
 def test_pair_nvt_is_read_against_its_teacher():
     """A pair's NVT splits are read against its teacher's conservative run, not the
     first conservative model of the comparison."""
-    from metatrain_nc.compare.nvt_reading import reference_run
+    from metatrain_nc.compare.nvt_reading import conservative_run, nvt_runs
 
     def run(split):
-        return {"equipartition": {"splits": {"H-O": {"difference": split}}}}
+        return {
+            "status": "completed",
+            "equipartition": {"splits": {"H-O": {"difference": split}}},
+        }
 
     data = {
         "models": {
@@ -145,8 +148,9 @@ def test_pair_nvt_is_read_against_its_teacher():
             "hybrid": {"info": {}, "nvt": {"mts": run(3.0)}},
         }
     }
-    name, check = reference_run(data, "teacher+student")
-    assert name == "teacher"
-    assert check["splits"]["H-O"]["difference"] == -40.0
+    runs = {r["model"]: r for r in nvt_runs(data)}
+    reference = conservative_run(list(runs.values()), runs["teacher+student"])
+    assert reference["model"] == "teacher"
+    assert reference["equipartition"]["splits"]["H-O"]["difference"] == -40.0
     # a model without a conservative run of its own: the first conservative run
-    assert reference_run(data, "hybrid")[0] == "other"
+    assert conservative_run(list(runs.values()), runs["hybrid"])["model"] == "other"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from metatrain_nc.cli import main
-from metatrain_nc.compare.paper.tables import findings, verdict
+from metatrain_nc.compare.nvt_reading import findings, verdict
 from metatrain_nc.dynamics.diffusion import diffusion_coefficients, unwrap
 from metatrain_nc.dynamics.relax import success_interval
 
@@ -299,17 +299,18 @@ def test_marks_and_findings():
     sentences = findings(
         [run("A", "conservative", 1.0, 1.0), run("A", "mts", -2.0, 1.5)], 2.0
     )
-    assert sentences[0].startswith("SVR τ=10 fs: no species split is resolved")
+    assert sentences[0].startswith("SVR τ=10 fs: Nothing is resolved (beyond 2")
     sentences = findings(
         [run("A", "direct", 30.0, 5.0), run("A", "mts", 1.0, 1.0)], 2.0
     )
-    assert "resolved splits" in sentences[0] and "A direct" in sentences[0]
-    assert "Within error: A mts" in sentences[0]
+    assert "Resolved (" in sentences[0] and "A direct: H-O +30.0" in sentences[0]
+    assert "Not resolved: A mts" in sentences[0]
     # a conservative run with a resolved split: not equilibrated; the direct run is
     # then read against it (difference of the splits, errors combined)
     sentences = findings(
         [run("A", "conservative", -50.0, 7.0), run("A", "direct", -60.0, 9.0)], 2.0
     )
-    assert "not equilibrated" in sentences[0] and "A conservative" in sentences[0]
-    assert "against the conservative split: A direct -10.0 ± 11" in sentences[1]
-    assert "within error (0.9σ)" in sentences[1]
+    assert "Not equilibrated: the conservative run of A: H-O -50.0" in sentences[0]
+    assert "against the conservative run from the same start" in sentences[1]
+    assert "A direct vs A: H-O -10.0 ± 11.4 K" in sentences[1]
+    assert "Nothing is resolved" in sentences[1]

@@ -5,7 +5,7 @@ when that interval excludes zero."""
 import numpy as np
 import pytest
 
-from metatrain_nc.compare.paper.relaxation_tables import (
+from metatrain_nc.compare.paper.tables import (
     TABLE_7_HEADERS,
     relaxation_findings,
     table_7_rows,

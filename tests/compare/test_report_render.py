@@ -5,6 +5,8 @@ import re
 from metatrain_nc.compare.render import markdown_table, render_html, render_markdown
 from metatrain_nc.compare.sections import build_blocks
 
+from .test_report_content import _data as results
+
 
 def _cells(line):
     """The cells of a Markdown table row as GitHub renders them: split on the pipes
@@ -15,16 +17,8 @@ def _cells(line):
 
 def _data(name, error):
     """A results dict with one model whose cost section failed with ``error``."""
-    return {
-        "settings": {"stages": ["cost"], "stride": 4},
-        "structures": {"path": "test.xyz", "count": 2},
-        "md_structure": {"n_atoms": 9, "formula": "C2H6O"},
-        "versions": {"metatrain-nc": "0"},
-        "elapsed_s": 6.0,
-        "quick": True,
-        "notes": [],
-        "models": {name: {"info": {"kind": "conservative"}, "cost": {"error": error}}},
-    }
+    models = {name: {"info": {"kind": "conservative"}, "cost": {"error": error}}}
+    return results(models, stages=("cost",))
 
 
 def test_markdown_table_keeps_pipes_in_cells():

@@ -202,22 +202,17 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     names = [n.strip() for n in args.names.split(",")] if args.names else None
+    given = "md_structure md_index energy_key forces_key force resume quick direct"
+    options = {key: getattr(args, key) for key in given.split()}
     result = compare(
         args.models,
         args.structures,
         args.output_dir,
         settings,
         names=names,
-        md_structure=args.md_structure,
-        md_index=args.md_index,
-        energy_key=args.energy_key,
-        forces_key=args.forces_key,
-        force=args.force,
-        resume=args.resume,
-        quick=args.quick,
-        direct=args.direct,
         device=args.device,
         pairs=args.pair,
+        **options,
     )
     out, failures = result["output_dir"], result["failures"]
     if settings.protocol == "paper":

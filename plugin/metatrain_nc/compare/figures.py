@@ -17,6 +17,8 @@ FIGURES = {
     "nve": "nve_temperature.png",
     "nvt": "nvt_temperature.png",
     "pairs": "lambda_pairs.png",
+    "deviations": "table2_deviations.png",  # the paper protocol's (:mod:`.paper`)
+    "success": "table7_success.png",
 }
 
 #: line style of each force mode (or head)
@@ -43,7 +45,16 @@ def _md_runs(
                 yield name, mode, read_log(log)
 
 
-def _save(plt, fig, outdir: Path, key: str, dpi: int) -> str:
+def _look(name: str, key: str, index: int) -> Tuple[str, Dict[str, str]]:
+    """Line style (of the force mode or head ``key``), colour and label of a curve."""
+    return LINESTYLES.get(key, "-"), {
+        "color": f"C{index % 10}",
+        "label": f"{name} ({key})",
+    }
+
+
+def save(plt, fig, outdir: Path, key: str, dpi: int) -> str:
+    """``fig`` as the figure ``key`` in ``outdir``; its file name."""
     fig.tight_layout()
     fig.savefig(outdir / FIGURES[key], dpi=dpi)
     plt.close(fig)
@@ -53,32 +64,24 @@ def _save(plt, fig, outdir: Path, key: str, dpi: int) -> str:
 def plot_nve(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     """Temperature and conserved-energy change per atom against time, every NVE run."""
     runs = list(_md_runs(data, "nve", outdir))
+    names, n_atoms = list(data["models"]), data["md_structure"]["n_atoms"]
     if not runs:
         return None
     plt = pyplot()
-    n_atoms = data["md_structure"]["n_atoms"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    names = list(data["models"])
     for name, mode, rows in runs:
-        color = f"C{names.index(name) % 10}"
+        style, look = _look(name, mode, names.index(name))
         t = [r["time_fs"] / 1000 for r in rows]
-        label = f"{name} ({mode})"
-        style = LINESTYLES.get(mode, "-")
-        top.plot(t, [r["temperature_K"] for r in rows], style, color=color, label=label)
+        top.plot(t, [r["temperature_K"] for r in rows], style, **look)
         first = rows[0]["conserved_eV"]
-        bottom.plot(
-            t,
-            [1000 * (r["conserved_eV"] - first) / n_atoms for r in rows],
-            style,
-            color=color,
-            label=label,
-        )
+        energy = [1000 * (r["conserved_eV"] - first) / n_atoms for r in rows]
+        bottom.plot(t, energy, style, **look)
     top.set_ylabel("temperature (K)")
     top.set_title("NVE from the same start: conservative, direct and MTS forces")
     top.legend(fontsize=8)
     bottom.set_ylabel("total energy change (meV/atom)")
     bottom.set_xlabel("time (ps)")
-    return _save(plt, fig, outdir, "nve", dpi=120)
+    return save(plt, fig, outdir, "nve", dpi=120)
 
 
 def plot_nvt(data: Dict[str, Any], outdir: Path) -> Optional[str]:
@@ -109,7 +112,7 @@ def plot_nvt(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     axes[0, 0].set_ylabel("temperature (K)")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"NVT (SVR thermostat at {target:g} K): temperature per species")
-    return _save(plt, fig, outdir, "nvt", dpi=110)
+    return save(plt, fig, outdir, "nvt", dpi=110)
 
 
 def plot_pairs(data: Dict[str, Any], outdir: Path) -> Optional[str]:
@@ -125,12 +128,11 @@ def plot_pairs(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     for k, (name, head, bins) in enumerate(curves):
-        label = f"{name} ({head})"
-        style = LINESTYLES.get(head, "-")
-        color = f"C{k % 10}"
+        style, look = _look(name, head, k)
         block = [b if b > 0 else float("nan") for b in bins["mean_block_norm"]]
-        top.plot(bins["r_center"], block, style, color=color, label=label)
-        bottom.plot(bins["r_center"], bins["lambda"], style + "o", ms=3, color=color)
+        top.plot(bins["r_center"], block, style, **look)
+        r, lam = bins["r_center"], bins["lambda"]
+        bottom.plot(r, lam, style + "o", ms=3, color=look["color"])
     top.set_yscale("log")
     top.set_ylabel(r"mean $|J_{ij}|$ (eV/$\AA^2$)")
     top.legend(fontsize=8)
@@ -138,7 +140,7 @@ def plot_pairs(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     bottom.set_xlabel(r"$r_{ij}$ ($\AA$)")
     bottom.set_ylim(-0.02, 1.02)
     top.set_title("Force Jacobian blocks against distance")
-    return _save(plt, fig, outdir, "pairs", dpi=120)
+    return save(plt, fig, outdir, "pairs", dpi=120)
 
 
 #: the figures of the report, in the order they are drawn

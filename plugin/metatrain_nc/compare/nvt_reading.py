@@ -1,88 +1,46 @@
-"""The MD tables of the comparison report (:func:`md_table`) and what its NVT runs
-resolve: each run's per-species temperature splits read against a conservative run
-from the same start (its own model's, a teacher-student pair's teacher's, else the
-first conservative model's), with their error bars, and the report's plain sentences
-about them (:func:`nvt_verdict`).
+"""What the NVT runs of both reports resolve: per-species temperature splits with
+their block-average error bars, read against a conservative run from the same start
+(:func:`conservative_run`), the cells of both reports' tables and the plain
+sentences of both reports (:func:`nvt_verdict`, :func:`findings`); the paper
+protocol's Table 2: :mod:`.paper.tables`.
 
-Works on the results dict (``report.json``'s content), as :mod:`.sections` does.
+A number is *resolved* when it lies beyond ``sigma`` standard errors from what it is
+compared with (zero for a species split, the target temperature, 1 for a diffusion
+ratio); otherwise it is within its error, and the report says so instead of reading
+a difference into it. Runs are records as the paper protocol stores them (``model``,
+``mode``, ``ensemble``, ``tau_fs``, ``status``, ``equipartition``, ...); the standard
+report's runs are read into that form by :func:`nvt_runs`.
 """
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .render import Block, Row, fmt, fmt_error, table
+from .render import Row
 
-
-def nvt_checks(data: Dict[str, Any]) -> List[Tuple[str, str, Dict[str, Any]]]:
-    """``(model, mode, equipartition check)`` of every NVT run that has one."""
-    from .sections import section_results  # sections imports this module
-
-    out = []
-    for name, runs in section_results(data, "nvt"):
-        for mode, run in runs.items():
-            if isinstance(run, dict) and isinstance(run.get("equipartition"), dict):
-                out.append((name, mode, run["equipartition"]))
-    return out
+Run = Dict[str, Any]
+Split = Tuple[str, Dict[str, Any]]
 
 
-def reference_run(
-    data: Dict[str, Any], name: str
-) -> Optional[Tuple[str, Dict[str, Any]]]:
-    """The conservative NVT run a run of ``name`` is read against: the model's own
-    (a teacher-student pair's: its teacher's, when the teacher is compared too), else
-    the first conservative run of another model (all start from the same structure,
-    velocities and seed)."""
-    conservative = [(n, c) for n, mode, c in nvt_checks(data) if mode == "conservative"]
-    info = data.get("models", {}).get(name, {}).get("info", {})
-    own = info.get("slow") or name
-    for other, check in conservative:
-        if other == own:
-            return other, check
-    return conservative[0] if conservative else None
+# -- numbers -------------------------------------------------------------------------
+def verdict(value: Optional[float], error: Optional[float], sigma: float) -> str:
+    """``"resolved (4.1σ)"``, ``"within error (0.8σ)"``, ``"-"`` (no number or no
+    error) or ``"nan"`` (a non-finite one: computed and wrong, not missing)."""
+    if value is None or error is None:
+        return "-"
+    if not (math.isfinite(value) and math.isfinite(error)):
+        return "nan"
+    if error == 0:
+        return "resolved" if value != 0 else "within error"
+    ratio = abs(value) / error
+    return f"{'resolved' if ratio > sigma else 'within error'} ({ratio:.1f}σ)"
 
 
-def _excess(
-    check: Dict[str, Any], reference: Dict[str, Any]
-) -> Dict[str, Dict[str, Any]]:
-    """Per species pair: the split of ``check`` minus that of ``reference``, its
-    error (independent runs) and verdict (``resolved`` None: no error bar)."""
-    threshold = check.get("sigma_threshold") or 4.0
-    out = {}
-    for pair, split in check.get("splits", {}).items():
-        other = reference.get("splits", {}).get(pair)
-        if other is None or split.get("difference") is None:
-            continue
-        difference = split["difference"] - other["difference"]
-        errors = [split.get("error"), other.get("error")]
-        entry: Dict[str, Any] = {"difference": difference, "error": None}
-        entry.update(sigma=None, resolved=None)
-        if split.get("resolved") is not None and other.get("resolved") is not None:
-            if all(e is not None for e in errors):
-                error = math.hypot(*errors)
-                entry["error"] = error
-                if error > 0:
-                    entry["sigma"] = abs(difference) / error
-                    entry["resolved"] = entry["sigma"] > threshold
-                else:
-                    entry["resolved"] = False
-        out[pair] = entry
-    return out
+def thermostat_label(ensemble: str, tau_fs: float) -> str:
+    name = {"svr": "SVR", "langevin": "Langevin"}.get(ensemble, ensemble)
+    return f"{name} τ={tau_fs:g} fs"
 
 
-def _most_significant(
-    splits: Dict[str, Dict[str, Any]],
-) -> Optional[Tuple[str, Dict[str, Any]]]:
-    """The pair whose split is the most standard errors from zero (else the
-    largest)."""
-    if not splits:
-        return None
-    return max(
-        splits.items(),
-        key=lambda item: (item[1].get("sigma") or 0.0, abs(item[1]["difference"])),
-    )
-
-
-def _split_text(pair: str, split: Dict[str, Any], inline: bool = False) -> str:
+def split_text(pair: str, split: Dict[str, Any], inline: bool = False) -> str:
     """``H-O -50.3 ± 10.4 K (4.8σ)`` (``inline``: ``..., 4.8σ``); without an error
     bar ``H-O -50.3 K``."""
     text = f"{pair} {split['difference']:+.1f}"
@@ -94,31 +52,161 @@ def _split_text(pair: str, split: Dict[str, Any], inline: bool = False) -> str:
     return text
 
 
-def split_cells(data: Dict[str, Any], name: str, mode: str, run: Dict) -> Row:
-    """The 'T split' and 'vs conservative' cells of one NVT run."""
-    check = run.get("equipartition")
-    if not isinstance(check, dict):
-        return ["-", "-"]
-    largest = _most_significant(check.get("splits", {}))
-    cells = [_split_text(*largest) if largest else "-"]
-    reference = reference_run(data, name) if mode != "conservative" else None
-    excess = _most_significant(_excess(check, reference[1])) if reference else None
-    if excess is None:
-        return cells + ["-"]
-    return cells + [f"{_split_text(*excess)} vs {reference[0]}"]
+def _splits(run: Run) -> Dict[str, Dict[str, Any]]:
+    return (run.get("equipartition") or {}).get("splits", {})
+
+
+def largest_split(run: Run) -> Optional[Split]:
+    """``(pair, split)`` of the run's largest species split (``None`` if none)."""
+    pair = (run.get("equipartition") or {}).get("max_split_pair")
+    split = _splits(run).get(pair) if pair else None
+    return (pair, split) if split else None
+
+
+def most_significant(splits: Dict[str, Dict[str, Any]]) -> Optional[Split]:
+    """The pair whose split is the most standard errors from zero (else the
+    largest)."""
+    if not splits:
+        return None
+    return max(
+        splits.items(),
+        key=lambda item: (item[1].get("sigma") or 0.0, abs(item[1]["difference"])),
+    )
+
+
+def excess(run: Run, reference: Run) -> Dict[str, Dict[str, Any]]:
+    """Per species pair: the split of ``run`` minus that of ``reference`` (what the
+    direct forces add to an equilibration the conservative run shares), its error
+    (independent runs), ``sigma`` and ``resolved`` (``None``: too few records for a
+    verdict in either run)."""
+    threshold = (run.get("equipartition") or {}).get("sigma_threshold") or 4.0
+    out = {}
+    for pair, split in _splits(run).items():
+        other = _splits(reference).get(pair)
+        if other is None or split.get("difference") is None:
+            continue
+        entry: Dict[str, Any] = {
+            "difference": split["difference"] - other["difference"],
+            "error": None,
+            "sigma": None,
+            "resolved": None,
+        }
+        if split.get("error") is not None and other.get("error") is not None:
+            entry["error"] = math.hypot(split["error"], other["error"])
+            if split.get("resolved") is not None and other.get("resolved") is not None:
+                if entry["error"] > 0:
+                    entry["sigma"] = abs(entry["difference"]) / entry["error"]
+                entry["resolved"] = (entry["sigma"] or 0.0) > threshold
+        out[pair] = entry
+    return out
+
+
+def conservative_run(runs: Sequence[Run], run: Run) -> Optional[Run]:
+    """The completed conservative run a direct or MTS run is read against: under the
+    same thermostat, the same model's (a teacher-student pair's: its teacher's), else
+    the first other model's (all start from the same structure, velocities and seed);
+    ``None`` for a conservative run or when there is none."""
+    if run["mode"] == "conservative":
+        return None
+    candidates = [
+        r
+        for r in runs
+        if r["mode"] == "conservative"
+        and (r["ensemble"], r["tau_fs"]) == (run["ensemble"], run["tau_fs"])
+        and r.get("status") == "completed"
+        and isinstance(r.get("equipartition"), dict)
+    ]
+    own = run.get("teacher") or run["model"]
+    mine = [r for r in candidates if r["model"] == own]
+    return (mine or candidates or [None])[0]
+
+
+def nvt_runs(data: Dict[str, Any], section: str = "nvt") -> List[Run]:
+    """The standard report's NVT runs (SVR; or those of another MD ``section``) as
+    records of the paper protocol."""
+    tau = data.get("settings", {}).get("tau_fs")
+    runs = []
+    for name, model in data["models"].items():
+        results = model.get(section)
+        if not results or "error" in results:
+            continue
+        teacher = model.get("info", {}).get("slow")
+        for mode, run in results.items():
+            if isinstance(run, dict):
+                record = dict(run, model=name, mode=mode, teacher=teacher)
+                runs.append(dict(record, ensemble="svr", tau_fs=tau))
+    return runs
+
+
+# -- sentences -----------------------------------------------------------------------
+def _item(run: Run, split: Split, against: str = "") -> str:
+    """``"PET-M direct vs PET-C: H-O -52.0 ± 11.2 K, 4.7σ"``."""
+    against = f" vs {against}" if against else ""
+    return f"{run['model']} {run['mode']}{against}: {split_text(*split, inline=True)}"
+
+
+def _listing(resolved: List[str], unresolved: List[str], how: str) -> str:
+    """``"Resolved (how): a; b. Not resolved: c."``."""
+    text = f"Resolved ({how}): " + "; ".join(resolved) + "."
+    return text + (
+        " Not resolved: " + "; ".join(unresolved) + "." if unresolved else ""
+    )
+
+
+def _not_equilibrated(items: List[str], how: str) -> str:
+    runs = "run of" if len(items) == 1 else "runs of"
+    return (
+        f"Not equilibrated: the conservative {runs} " + "; ".join(items) + f" ({how}). "
+        "Conservative forces share the kinetic energy evenly at equilibrium, so these "
+        "runs have not equilibrated (or the time step is too long): a split of a "
+        "direct-force run says nothing by itself and is read against the conservative "
+        "run from the same start."
+    )
+
+
+def _off_target(runs: Sequence[Run], target: float, how: str) -> str:
+    """Which runs miss the target temperature, and why that can be."""
+    missed, modes = [], set()
+    for run in runs:
+        overall = run["equipartition"].get("temperature") or {}
+        if overall.get("resolved"):
+            modes.add(run["mode"])
+            missed.append(
+                f"{run['model']} {run['mode']}: {overall['mean']:.1f} ± "
+                f"{overall['error']:.1f} K, {overall['deviation']:+.1f} K, "
+                f"{overall['sigma']:.1f}σ"
+            )
+    if not missed:
+        return "Every run holds the target temperature within its error bar."
+    why = []
+    if modes - {"conservative"}:
+        why.append(
+            "direct forces can heat faster than the thermostat takes the heat out"
+        )
+    if "conservative" in modes:
+        why.append(
+            "a conservative run off its target has not equilibrated (or its time "
+            "step is too long)"
+        )
+    reason = "; ".join(why)
+    return (
+        f"Mean temperature off the {target:g} K target ({how}): "
+        + "; ".join(missed)
+        + f". {reason[0].upper()}{reason[1:]}."
+    )
 
 
 def nvt_verdict(data: Dict[str, Any]) -> List[str]:
-    """What the NVT runs resolve, said plainly: the per-species temperature splits
-    beyond ``sigma_threshold`` block-average standard errors (and which), read against
-    a conservative run from the same start when there is one (a split of a
-    conservative run means the run is too short to equilibrate), and the runs whose
-    mean temperature misses the target."""
-    checks = nvt_checks(data)
-    if not checks:
+    """What the NVT runs of the standard report resolve, said plainly: the
+    per-species temperature splits beyond ``sigma_threshold`` block-average standard
+    errors (and which), read against a conservative run from the same start when
+    there is one (a split of a conservative run means the run is too short to
+    equilibrate), and the runs whose mean temperature misses the target."""
+    runs = [r for r in nvt_runs(data) if isinstance(r.get("equipartition"), dict)]
+    if not runs:
         return []
     s = data["settings"]
-    first = checks[0][2]
+    first = runs[0]["equipartition"]
     threshold = first.get("sigma_threshold") or 4.0
     window = 1.0 - (first.get("equilibration_fraction") or 0.0)
     how = (
@@ -126,55 +214,37 @@ def nvt_verdict(data: Dict[str, Any]) -> List[str]:
         f"{window:.0%} of each run"
     )
     longer = (
-        f"these {s['nvt_time_fs'] / 1000:g} ps runs are too short; run longer "
-        "(--nvt-time) to resolve the splits of the paper's Table 2"
+        f"These {s['nvt_time_fs'] / 1000:g} ps runs are too short; run longer "
+        "(--nvt-time) to resolve the splits of the paper's Table 2."
     )
-    if all(check.get("resolved") is None for _, _, check in checks):
-        records = max(check.get("n_records", 0) for _, _, check in checks)
+    if all(r["equipartition"].get("resolved") is None for r in runs):
+        records = max(r["equipartition"].get("n_records", 0) for r in runs)
         return [
             "Verdict: nothing can be resolved: too few records for error bars "
             f"({records} analysed per run, at least 32 needed) or a single species; "
-            + longer
-            + "."
+            + longer[0].lower()
+            + longer[1:]
         ]
-    paragraphs = []
+    conservative = [r for r in runs if r["mode"] == "conservative"]
     unequilibrated = [
-        f"{name}: {_split_text(*_most_significant(check['splits']), inline=True)}"
-        for name, mode, check in checks
-        if mode == "conservative" and check.get("resolved")
+        f"{r['model']}: {split_text(*most_significant(_splits(r)), inline=True)}"
+        for r in conservative
+        if r["equipartition"].get("resolved")
     ]
-    if unequilibrated:
-        runs = "run of" if len(unequilibrated) == 1 else "runs of"
-        paragraphs.append(
-            f"Not equilibrated: the conservative {runs} "
-            + "; ".join(unequilibrated)
-            + f" ({how}). Conservative forces share the kinetic energy evenly at "
-            "equilibrium, so these runs have not equilibrated: a split of a "
-            "direct-force run says nothing by itself and is read against the "
-            "conservative run from the same start."
-        )
+    paragraphs = [_not_equilibrated(unequilibrated, how)] if unequilibrated else []
     resolved, unresolved = [], []
-    for name, mode, check in checks:
-        if mode == "conservative":
+    for run in runs:
+        if run["mode"] == "conservative":
             continue
-        reference = reference_run(data, name)
-        if reference is not None:
-            splits, against = _excess(check, reference[1]), f" vs {reference[0]}"
-        else:
-            splits, against = check.get("splits", {}), ""
+        reference = conservative_run(runs, run)
+        splits = excess(run, reference) if reference else _splits(run)
         for pair, split in splits.items():
-            if split.get("resolved") is None:
-                continue
-            text = f"{name} {mode}{against}: {_split_text(pair, split, inline=True)}"
-            (resolved if split["resolved"] else unresolved).append(text)
+            if split.get("resolved") is not None:
+                text = _item(run, (pair, split), reference and reference["model"])
+                (resolved if split["resolved"] else unresolved).append(text)
     if resolved:
-        paragraphs.append(
-            f"Resolved ({how}): "
-            + "; ".join(resolved)
-            + "."
-            + (" Not resolved: " + "; ".join(unresolved) + "." if unresolved else "")
-        )
-    elif not any(mode != "conservative" for _, mode, _ in checks):
+        paragraphs.append(_listing(resolved, unresolved, how))
+    elif len(conservative) == len(runs):
         if not unequilibrated:
             paragraphs.append(
                 "Verdict: nothing is resolved: the conservative runs share the "
@@ -185,113 +255,88 @@ def nvt_verdict(data: Dict[str, Any]) -> List[str]:
             "Verdict: nothing that the direct forces add is resolved. Against the "
             "conservative run from the same start: "
             + ("; ".join(unresolved) if unresolved else "no error bars")
-            + f", all within {threshold:g} standard errors. "
-            + longer[0].upper()
-            + longer[1:]
-            + "."
+            + f", all within {threshold:g} standard errors. {longer}"
         )
     else:
+        listed = " (" + "; ".join(unresolved) + ")" if unresolved else ""
         paragraphs.append(
             "Verdict: nothing is resolved: no difference between species "
-            f"temperatures {how}"
-            + (" (" + "; ".join(unresolved) + ")" if unresolved else "")
-            + ". "
-            + longer[0].upper()
-            + longer[1:]
-            + "."
+            f"temperatures {how}{listed}. {longer}"
         )
-    missed, modes = [], set()
-    for name, mode, check in checks:
-        overall = check.get("temperature") or {}
-        if overall.get("resolved"):
-            modes.add(mode)
-            missed.append(
-                f"{name} {mode}: {overall['mean']:.1f} ± {overall['error']:.1f} K, "
-                f"{overall['deviation']:+.1f} K, {overall['sigma']:.1f}σ"
-            )
-    if missed:
-        why = []
-        if modes - {"conservative"}:
-            why.append(
-                "direct forces can heat faster than the thermostat takes the heat out"
-            )
-        if "conservative" in modes:
-            why.append(
-                "a conservative run off its target has not equilibrated (or its time "
-                "step is too long)"
-            )
-        reason = "; ".join(why)
-        paragraphs.append(
-            f"Mean temperature off the {s['temperature_K']:g} K target ({how}): "
-            + "; ".join(missed)
-            + f". {reason[0].upper()}{reason[1:]}."
-        )
-    else:
-        paragraphs.append(
-            "Every run holds the target temperature within its error bar."
-        )
-    return paragraphs
+    return paragraphs + [_off_target(runs, s["temperature_K"], how)]
 
 
-# -- MD tables -----------------------------------------------------------------------
-SPECIES_DEVIATION = "deviation_temperature_"
-
-
-def _species_keys(data: Dict[str, Any], section: str) -> List[str]:
-    """The per-species temperature deviations of any run of ``section``, in order."""
-    keys: List[str] = []
-    for model in data["models"].values():
-        for run in (model.get(section) or {}).values():
-            if not isinstance(run, dict):
+def findings(runs: Sequence[Run], sigma: float) -> List[str]:
+    """The paper protocol's sentences, per thermostat: which largest species splits
+    are resolved; a resolved split of a conservative run means the runs are not
+    equilibrated, and the direct and MTS runs are then read against it."""
+    how = f"beyond {sigma:g} standard errors"
+    groups: Dict[str, List[Run]] = {}
+    for run in runs:
+        if run.get("status") == "completed":
+            label = thermostat_label(run["ensemble"], run["tau_fs"])
+            groups.setdefault(label, []).append(run)
+    sentences = []
+    for label, group in groups.items():
+        resolved, unresolved, unequilibrated = [], [], []
+        for run in group:
+            split = largest_split(run)
+            if split is None or split[1].get("error") is None:
                 continue
-            for key in run:
-                if (
-                    key.startswith(SPECIES_DEVIATION)
-                    and key != "deviation_temperature_K"
-                    and key not in keys
-                ):
-                    keys.append(key)
-    return keys
-
-
-def _md_row(section: str, run: Dict[str, Any], species_keys: List[str]) -> Row:
-    """The result cells of one MD run: rates (NVE) or temperature deviations (NVT)."""
-    if section == "nve":
-        return [
-            fmt_error(run["heating_rate_K_per_ps"], run["heating_rate_error_K_per_ps"]),
-            fmt_error(
-                run["drift_meV_per_atom_per_ps"],
-                run["drift_error_meV_per_atom_per_ps"],
-            ),
-            fmt(run.get("drift_ratio")),
-        ]
-    return [fmt(run.get(key)) for key in ["deviation_temperature_K"] + species_keys]
-
-
-def md_table(data: Dict[str, Any], section: str) -> List[Block]:
-    """The table of every run of the MD ``section`` (``nve`` or ``nvt``), or none."""
-    from .sections import section_results  # sections imports this module
-
-    species_keys = _species_keys(data, section)
-    rows = []
-    splits = section == "nvt" and bool(nvt_checks(data))
-    for name, runs in section_results(data, section):
-        for mode, run in runs.items():
-            cells = _md_row(section, run, species_keys)
-            if splits:
-                cells += split_cells(data, name, mode, run)
-            rows.append(
-                [name, mode, run["status"]]
-                + cells
-                + [fmt(run["inner_steps_per_s"]), run["folder"]]
+            is_resolved = abs(split[1]["difference"]) > sigma * split[1]["error"]
+            (resolved if is_resolved else unresolved).append(_item(run, split))
+            if is_resolved and run["mode"] == "conservative":
+                unequilibrated.append(f"{run['model']}: {split_text(*split, True)}")
+        if not unequilibrated:
+            text = (
+                _listing(resolved, unresolved, how)
+                if resolved
+                else (f"Nothing is resolved ({how}): " + "; ".join(unresolved) + ".")
             )
-    headers = ["model", "forces", "status"]
-    if section == "nve":
-        headers += ["heating (K/ps)", "drift (meV/atom/ps)", "drift ratio"]
-    else:
-        headers += ["ΔT (K)"] + [
-            f"ΔT {key[len(SPECIES_DEVIATION) : -2]} (K)" for key in species_keys
-        ]
-        if splits:
-            headers += ["T split", "vs conservative"]
-    return table(headers + ["steps/s", "run folder"], rows)
+            sentences.append(f"{label}: {text}")
+            continue
+        sentences.append(f"{label}: {_not_equilibrated(unequilibrated, how)}")
+        resolved, unresolved = [], []
+        for run in group:
+            against = split_against_conservative(group, run)
+            if against is not None:
+                pair, entry, reference = against
+                item = _item(run, (pair, entry), reference["model"])
+                is_resolved = abs(entry["difference"]) > sigma * entry["error"]
+                (resolved if is_resolved else unresolved).append(item)
+        against = f"{label}, against the conservative run from the same start: "
+        if resolved:
+            sentences.append(against + _listing(resolved, unresolved, how))
+        elif unresolved:
+            text = f"Nothing is resolved ({how}): " + "; ".join(unresolved) + "."
+            sentences.append(against + text)
+    return sentences
+
+
+# -- tables --------------------------------------------------------------------------
+def split_cells(runs: Sequence[Run], run: Run) -> Row:
+    """The standard NVT table's 'T split' and 'vs conservative' cells of a run."""
+    if not isinstance(run.get("equipartition"), dict):
+        return ["-", "-"]
+    largest = most_significant(_splits(run))
+    reference = conservative_run(runs, run)
+    against = most_significant(excess(run, reference)) if reference else None
+    return [
+        split_text(*largest) if largest else "-",
+        f"{split_text(*against)} vs {reference['model']}" if against else "-",
+    ]
+
+
+def split_against_conservative(
+    runs: Sequence[Run], run: Run
+) -> Optional[Tuple[str, Dict[str, Any], Run]]:
+    """``(pair, excess, conservative run)`` of the run's largest split (with an
+    error), or ``None``."""
+    reference = conservative_run(runs, run)
+    mine = largest_split(run)
+    if reference is None or mine is None:
+        return None
+    entry = excess(run, reference).get(mine[0])
+    if entry is None or entry["error"] is None:
+        return None
+    return mine[0], entry, reference

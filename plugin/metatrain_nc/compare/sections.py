@@ -7,8 +7,8 @@ every model and, for a model whose section failed, a table of the failures.
 
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .nvt_reading import md_table, nvt_checks, nvt_verdict
-from .render import Block, fmt, fmt_error, table  # noqa: F401 (fmt_error: re-exported)
+from .nvt_reading import nvt_runs, nvt_verdict, split_cells
+from .render import Block, Row, fmt, fmt_error, table
 from .viewer import MAX_FRAMES, lambda_entries, md_entries
 
 
@@ -269,7 +269,7 @@ def nvt(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
         "temperatures drift apart (the paper's Table 2). Deviations from the "
         "target in K, averaged over the run."
     )
-    if nvt_checks(data):
+    if any(isinstance(r.get("equipartition"), dict) for r in nvt_runs(data)):
         text += (
             " 'T split': the difference of two species' temperatures over the "
             "last part of the run (block averages: ± standard error, and how many "
@@ -284,6 +284,54 @@ def nvt(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
         md_table(data, "nvt"),
         _figure(figures, "nvt", "Temperature per species in NVT."),
     )
+
+
+#: the per-species temperature deviations of an NVT run (``..._H_K``)
+SPECIES_DEVIATION = "deviation_temperature_"
+
+
+def _md_cells(section: str, run: Dict[str, Any], species: List[str]) -> Row:
+    """The result cells of one MD run: rates (NVE) or temperature deviations (NVT)."""
+    if section == "nvt":
+        return [fmt(run.get(key)) for key in ["deviation_temperature_K"] + species]
+    return [
+        fmt_error(run["heating_rate_K_per_ps"], run["heating_rate_error_K_per_ps"]),
+        fmt_error(
+            run["drift_meV_per_atom_per_ps"], run["drift_error_meV_per_atom_per_ps"]
+        ),
+        fmt(run.get("drift_ratio")),
+    ]
+
+
+def md_table(data: Dict[str, Any], section: str) -> List[Block]:
+    """The table of every run of the MD ``section`` (``nve`` or ``nvt``), or none."""
+    runs = nvt_runs(data, section)
+    species = list(
+        dict.fromkeys(
+            key
+            for run in runs
+            for key in run
+            if key.startswith(SPECIES_DEVIATION) and key != "deviation_temperature_K"
+        )
+    )
+    splits = section == "nvt" and any(
+        isinstance(run.get("equipartition"), dict) for run in runs
+    )
+    rows = [
+        [run["model"], run["mode"], run["status"]]
+        + _md_cells(section, run, species)
+        + (split_cells(runs, run) if splits else [])
+        + [fmt(run["inner_steps_per_s"]), run["folder"]]
+        for run in runs
+    ]
+    headers = ["model", "forces", "status"]
+    if section == "nve":
+        headers += ["heating (K/ps)", "drift (meV/atom/ps)", "drift ratio"]
+    else:
+        headers += ["ΔT (K)"]
+        headers += [f"ΔT {k[len(SPECIES_DEVIATION) : -2]} (K)" for k in species]
+        headers += ["T split", "vs conservative"] if splits else []
+    return table(headers + ["steps/s", "run folder"], rows)
 
 
 def relax(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:

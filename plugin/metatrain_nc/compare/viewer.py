@@ -41,6 +41,11 @@ TRAJECTORY = "trajectory.extxyz"
 MD_LOG = "md_log.csv"
 #: chemiscope file of an MD run with every frame (linked from the Markdown report)
 MD_CHEMISCOPE = "trajectory.chemiscope.json.gz"
+#: what the conserved energy change of the trajectory viewer is
+CONSERVED = (
+    "conserved energy minus its value at the start of the run (total energy in NVE; "
+    "with the thermostat's work in NVT)"
+)
 #: chemiscope file of an antisymmetry folder
 LAMBDA_CHEMISCOPE = "chemiscope.json.gz"
 
@@ -132,17 +137,12 @@ def _read_frames(path: Path, max_frames: int) -> list:
     import ase.io
 
     count = _count_frames(path)
-    if count is None:  # not a file of constant size: read everything
-        frames = ase.io.read(path, ":")
-        step = max(1, math.ceil(len(frames) / (max_frames - 1)))
-        chosen = frames[::step]
-        if (len(frames) - 1) % step:
-            chosen.append(frames[-1])
-        return chosen
+    frames = ase.io.read(path, ":") if count is None else None  # of varying size
+    count = len(frames) if frames is not None else count
     step = max(1, math.ceil(count / (max_frames - 1)))
-    chosen = ase.io.read(path, f"::{step}")
+    chosen = frames[::step] if frames is not None else ase.io.read(path, f"::{step}")
     if (count - 1) % step:
-        chosen.append(ase.io.read(path, "-1"))
+        chosen.append(frames[-1] if frames is not None else ase.io.read(path, "-1"))
     return chosen
 
 
@@ -185,51 +185,27 @@ def trajectory_dataset(
             values.append(value)
         return values
 
-    properties: Dict[str, Any] = {
-        "time": {
-            "target": "structure",
-            "values": per_frame("time_fs", "time_fs"),
-            "units": "fs",
-        },
-        "temperature": {
-            "target": "structure",
-            "values": per_frame("temperature_K", "temperature_K"),
-            "units": "K",
-        },
-        "conserved energy change": {
-            "target": "structure",
-            "values": [
-                1000.0 * (value - reference) / n_atoms
-                for value in per_frame("conserved_eV")
-            ],
-            "units": "meV/atom",
-            "description": "conserved energy minus its value at the start of the run "
-            "(total energy in NVE; with the thermostat's work in NVT)",
-        },
-        "potential energy": {
-            "target": "structure",
-            "values": per_frame("potential_eV", "potential_eV"),
-            "units": "eV",
-        },
-        "kinetic energy": {
-            "target": "structure",
-            "values": per_frame("kinetic_eV"),
-            "units": "eV",
-        },
-    }
+    conserved = [
+        1000.0 * (value - reference) / n_atoms for value in per_frame("conserved_eV")
+    ]
+    #: (name, values, units, description) of each property of the frames
+    columns = [
+        ("time", per_frame("time_fs", "time_fs"), "fs", None),
+        ("temperature", per_frame("temperature_K", "temperature_K"), "K", None),
+        ("conserved energy change", conserved, "meV/atom", CONSERVED),
+        ("potential energy", per_frame("potential_eV", "potential_eV"), "eV", None),
+        ("kinetic energy", per_frame("kinetic_eV"), "eV", None),
+    ]
     for key in first:
         if key.startswith("temperature_") and key != "temperature_K":
             symbol = key[len("temperature_") : -len("_K")]
-            properties[f"temperature {symbol}"] = {
-                "target": "structure",
-                "values": per_frame(key),
-                "units": "K",
-                "description": f"temperature of the {symbol} atoms",
-            }
+            about = f"temperature of the {symbol} atoms"
+            columns.append((f"temperature {symbol}", per_frame(key), "K", about))
     properties = {
-        name: prop
-        for name, prop in properties.items()
-        if any(math.isfinite(v) for v in prop["values"])
+        name: {"target": "structure", "values": values, "units": units}
+        | ({"description": about} if about else {})
+        for name, values, units, about in columns
+        if any(math.isfinite(v) for v in values)
     }
     structures = [
         ase.Atoms(f.numbers, f.positions, cell=f.cell, pbc=f.pbc) for f in frames

@@ -7,10 +7,16 @@ far (units still to run are listed as pending).
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..figures import pyplot
+from ..figures import pyplot, save
+from ..nvt_reading import findings, thermostat_label
 from ..render import Block
-from .relaxation_tables import TABLE_7_HEADERS, relaxation_findings, table_7_rows
-from .tables import findings, table_2_headers, table_2_rows, thermostat_label
+from .tables import (
+    TABLE_7_HEADERS,
+    relaxation_findings,
+    table_2_headers,
+    table_2_rows,
+    table_7_rows,
+)
 
 
 def plot_deviations(runs: List[Dict[str, Any]], folder: Path) -> Optional[str]:
@@ -46,10 +52,7 @@ def plot_deviations(runs: List[Dict[str, Any]], folder: Path) -> Optional[str]:
     )
     ax.set_ylabel("T_species - target (K)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(folder / "table2_deviations.png", dpi=110)
-    plt.close(fig)
-    return "table2_deviations.png"
+    return save(plt, fig, folder, "deviations", dpi=110)
 
 
 def plot_success(sets: List[Dict[str, Any]], folder: Path) -> Optional[str]:
@@ -72,10 +75,7 @@ def plot_success(sets: List[Dict[str, Any]], folder: Path) -> Optional[str]:
     ax.set_xticklabels([b[0] for b in bars], fontsize=7)
     ax.set_ylabel("converged (%), 95% interval")
     ax.set_ylim(0, 105)
-    fig.tight_layout()
-    fig.savefig(folder / "table7_success.png", dpi=110)
-    plt.close(fig)
-    return "table7_success.png"
+    return save(plt, fig, folder, "success", dpi=110)
 
 
 def build_blocks(

@@ -1,51 +1,170 @@
-"""Table 2 of the paper protocol (thermostats), with resolved and unresolved marks
-(Table 7, relaxations: :mod:`.relaxation_tables`).
-
-A number is *resolved* when it lies beyond ``sigma`` standard errors from what it is
-compared with (the target temperature, zero for a species split, 1 for a diffusion
-ratio); otherwise it is marked as within its error, and the report says so instead of
-reading a difference into it.
-"""
+"""The paper protocol's tables, with resolved and unresolved marks: Table 2
+(thermostats: species temperatures, their splits read against the conservative run
+with :mod:`..nvt_reading`, diffusion and its slow-down) and Table 7 (relaxations:
+success rates with Wilson 95% intervals, each direct head's rate read against the
+conservative one with its Newcombe 95% interval, resolved only when it excludes 0,
+why failures stopped, and how far a direct relaxation ends from a minimum of the
+energy)."""
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import statistics
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ..render import Row, fmt_error
+from ...dynamics.relax import difference_interval, direct_endpoints
+from ..nvt_reading import (
+    Run,
+    largest_split,
+    split_against_conservative,
+    thermostat_label,
+    verdict,
+)
+from ..render import Row, fmt, fmt_error
 from . import paper_numbers
 
 
-def verdict(value: Optional[float], error: Optional[float], sigma: float) -> str:
-    """``"resolved (4.1σ)"``, ``"within error (0.8σ)"``, ``"-"`` (no number or no
-    error) or ``"nan"`` (a non-finite one: computed and wrong, not missing)."""
-    if value is None or error is None:
-        return "-"
-    if not (math.isfinite(value) and math.isfinite(error)):
-        return "nan"
-    if error == 0:
-        return "resolved" if value != 0 else "within error"
-    ratio = abs(value) / error
-    word = "resolved" if ratio > sigma else "within error"
-    return f"{word} ({ratio:.1f}σ)"
+def relaxation_reference(
+    sets: Sequence[Dict[str, Any]], record: Dict[str, Any], head: str
+) -> Optional[Tuple[Dict[str, Any], str]]:
+    """The conservative relaxations a direct head's are read against: the same
+    model's conservative head if it has one, else the first model with a conservative
+    head in the same phase; ``None`` for a conservative head or without one."""
+    if head == "conservative":
+        return None
+    if "conservative" in record["summary"]:
+        return record, "conservative"
+    for other in sets:
+        if other["kind"] == record["kind"] and "conservative" in other["summary"]:
+            return other, "conservative"
+    return None
 
 
-def thermostat_label(ensemble: str, tau_fs: float) -> str:
-    name = {"svr": "SVR", "langevin": "Langevin"}.get(ensemble, ensemble)
-    return f"{name} τ={tau_fs:g} fs"
+def rate_difference(
+    s: Dict[str, Any], reference: Dict[str, Any]
+) -> Tuple[float, float, float, str]:
+    """``(difference, low, high, verdict)`` of two success rates (fractions; Newcombe
+    95% interval): 'resolved' when the interval excludes 0."""
+    difference, low, high = difference_interval(
+        s["successes"], s["trials"], reference["successes"], reference["trials"]
+    )
+    word = "resolved" if low > 0 or high < 0 else "within error"
+    return difference, low, high, word
 
 
-def species_of(runs: Sequence[Dict[str, Any]]) -> List[str]:
-    """Species symbols seen in the runs' equipartition results, in order."""
-    seen: List[str] = []
-    for run in runs:
-        for symbol in (run.get("equipartition") or {}).get("species", {}):
-            if symbol not in seen:
-                seen.append(symbol)
-    return seen
+def _points(difference: float, low: float, high: float) -> str:
+    return f"{100 * difference:+.0f} [{100 * low:+.0f}, {100 * high:+.0f}]"
 
 
+def conservative_fmax_where_converged(
+    record: Dict[str, Any], head: str, optimizer: str
+) -> Optional[float]:
+    """Median conservative fmax (eV/A) where ``head`` converged with ``optimizer``
+    (:func:`~metatrain_nc.dynamics.relax.direct_endpoints`); ``None`` for a
+    conservative head, a model without a trained conservative head (``pet_nc``: its
+    -dE/dr is not a force model), or no convergence."""
+    if head == "conservative" or "conservative" not in record["summary"]:
+        return None
+    values = direct_endpoints(record.get("records", []), head, optimizer)
+    return statistics.median(values) if values else None
+
+
+def comparisons(sets: Sequence[Dict[str, Any]]) -> Iterator[Tuple[Any, ...]]:
+    """``(record, head, optimizer, summary, reference)`` of every head and optimiser
+    of every set; ``reference``: ``(model, head, summary)`` of the conservative
+    relaxations a direct head's are read against, or ``None``."""
+    for record in sets:
+        for head, per in record["summary"].items():
+            found = relaxation_reference(sets, record, head)
+            for optimizer, s in per.items():
+                other = found and found[0]["summary"][found[1]].get(optimizer)
+                reference = (found[0]["model"], found[1], other) if other else None
+                yield record, head, optimizer, s, reference
+
+
+def table_7_rows(sets: Sequence[Dict[str, Any]]) -> List[Row]:
+    """One row per model, head, phase and optimiser: successes, the rate with its
+    Wilson 95% interval, a direct head's difference from the conservative rate (with
+    its 95% interval and whether it is resolved), why the others stopped, the
+    round-off floor, the paper."""
+    rows = []
+    for record, head, optimizer, s, reference in comparisons(sets):
+        floor = fmt(record["round_off_floor_eV_per_A"].get(head))
+        if record["floor_above_threshold"].get(head):
+            floor += " (above fmax)"
+        low, high = s["interval_95"]
+        failures = [
+            f"{k} {v}" for k, v in s["stop_reasons"].items() if k != "converged"
+        ]
+        against = "-"
+        if reference is not None:
+            difference, d_low, d_high, word = rate_difference(s, reference[2])
+            against = (
+                f"{_points(difference, d_low, d_high)} vs {reference[0]} "
+                f"{reference[1]}, {word}"
+            )
+        rows.append(
+            [
+                record["model"],
+                head,
+                f"{record['kind']} ({record['fmax_eV_per_A']:g} eV/Å)",
+                optimizer,
+                f"{s['successes']}/{s['trials']}",
+                f"{100 * s['rate']:.0f}% [{100 * low:.0f}, {100 * high:.0f}]",
+                against,
+                ", ".join(failures) or "-",
+                fmt(conservative_fmax_where_converged(record, head, optimizer)),
+                fmt(s["mean_steps"]),
+                f"{record['dtype']}, {floor}",
+                paper_numbers.table_7(head, record["kind"], optimizer) or "-",
+            ]
+        )
+    return rows
+
+
+TABLE_7_HEADERS = [
+    "model",
+    "forces",
+    "structures (fmax)",
+    "optimiser",
+    "converged",
+    "rate [95% CI]",
+    "direct - conservative (points) [95% CI]",
+    "failures: why they stopped",
+    "conservative fmax where converged (median, eV/Å)",
+    "mean steps",
+    "dtype, round-off floor (eV/Å)",
+    "paper (L-BFGS)",
+]
+
+
+def relaxation_findings(sets: Sequence[Dict[str, Any]]) -> List[str]:
+    """One sentence per phase and optimiser: each direct head's success rate against
+    its conservative reference, resolved only when the 95% interval of the
+    difference excludes 0."""
+    kinds = list(dict.fromkeys(record["kind"] for record in sets))
+    parts: Dict[Tuple[str, str], List[str]] = {}
+    for record, head, optimizer, s, reference in comparisons(sets):
+        found = parts.setdefault((record["kind"], optimizer), [])
+        if reference is not None:
+            difference, low, high, word = rate_difference(s, reference[2])
+            found.append(
+                f"{record['model']} {head} {100 * s['rate']:.0f}% against "
+                f"{reference[0]} {reference[1]} {100 * reference[2]['rate']:.0f}%: "
+                f"{_points(difference, low, high)} points, {word}"
+            )
+    return [
+        f"{kind.capitalize()} phase, {optimizer} (difference of success rates with "
+        "its 95% interval; resolved when it excludes 0): " + "; ".join(found) + "."
+        for (kind, optimizer), found in sorted(
+            parts.items(), key=lambda item: kinds.index(item[0][0])
+        )
+        if found
+    ]
+
+
+# -- Table 2 -----------------------------------------------------------------------
 def diffusion_ratio(
-    run: Dict[str, Any], reference: Optional[Dict[str, Any]], symbol: str
-) -> Optional[Dict[str, float]]:
+    run: Run, reference: Optional[Run], symbol: str
+) -> Optional[Tuple[float, float]]:
     """``D_reference / D`` for one species with its propagated error."""
     if reference is None or reference is run:
         return None
@@ -58,150 +177,30 @@ def diffusion_ratio(
         ref["error_A2_per_ps"] / ref["D_A2_per_ps"],
         mine["error_A2_per_ps"] / mine["D_A2_per_ps"],
     )
-    return {"ratio": ratio, "error": ratio * relative}
+    return ratio, ratio * relative
 
 
-def reference_run(
-    runs: Sequence[Dict[str, Any]], run: Dict[str, Any]
-) -> Optional[Dict[str, Any]]:
+def svr_run(runs: Sequence[Run], run: Run) -> Optional[Run]:
     """The run that diffusion is compared with: the same model and force mode under
     the global (SVR) thermostat, which leaves the dynamics alone."""
     for other in runs:
-        if (
-            other["model"] == run["model"]
-            and other["mode"] == run["mode"]
-            and other["ensemble"] == "svr"
-            and other.get("diffusion")
-        ):
-            return other
+        if (other["model"], other["mode"]) == (run["model"], run["mode"]):
+            if other["ensemble"] == "svr" and other.get("diffusion"):
+                return other
     return None
 
 
-def largest_split(run: Dict[str, Any]) -> Optional[Tuple[str, Dict[str, Any]]]:
-    """``(pair, split)`` of the run's largest species split (``None`` if none)."""
-    eq = run.get("equipartition") or {}
-    pair = eq.get("max_split_pair")
-    split = eq.get("splits", {}).get(pair) if pair else None
-    return (pair, split) if split else None
-
-
-def conservative_run(
-    runs: Sequence[Dict[str, Any]], run: Dict[str, Any]
-) -> Optional[Dict[str, Any]]:
-    """The conservative run a direct or MTS run is read against: the same model's
-    under the same thermostat, else another model's (``None`` for a conservative run
-    or when there is none)."""
-    if run["mode"] == "conservative":
-        return None
-    candidates = [
-        r
-        for r in runs
-        if r["mode"] == "conservative"
-        and r["ensemble"] == run["ensemble"]
-        and r["tau_fs"] == run["tau_fs"]
-        and r.get("status") == "completed"
-    ]
-    for other in candidates:
-        if other["model"] == run["model"]:
-            return other
-    return candidates[0] if candidates else None
-
-
-def split_against_conservative(
-    runs: Sequence[Dict[str, Any]], run: Dict[str, Any]
-) -> Optional[Dict[str, Any]]:
-    """The run's split minus the conservative run's split of the same pair, with the
-    errors combined: what the direct forces add, once a slow equilibration that the
-    conservative run shares is taken out."""
-    reference = conservative_run(runs, run)
-    mine = largest_split(run)
-    if reference is None or mine is None:
-        return None
-    pair, split = mine
-    other = (reference.get("equipartition") or {}).get("splits", {}).get(pair)
-    if not other or split.get("error") is None or other.get("error") is None:
-        return None
-    return {
-        "pair": pair,
-        "reference": f"{reference['model']} conservative",
-        "difference": split["difference"] - other["difference"],
-        "error": math.hypot(split["error"], other["error"]),
-    }
-
-
-def table_2_rows(runs: Sequence[Dict[str, Any]], sigma: float) -> List[Row]:
-    """One row per NVT run: deviations from the target (overall and per species) with
-    block-average errors, the largest species split and its verdict, diffusion per
-    species and its slow-down against the SVR run, and the paper's numbers."""
-    symbols = species_of(runs)
-    rows = []
+def species_of(runs: Sequence[Run]) -> List[str]:
+    """Species symbols seen in the runs' equipartition results, in order."""
+    seen: List[str] = []
     for run in runs:
-        eq = run.get("equipartition") or {}
-        overall = eq.get("temperature") or {}
-        if run.get("status") != "completed":
-            status = run.get("status", "-")
-            rows.append(
-                [
-                    run["model"],
-                    run["mode"],
-                    thermostat_label(run["ensemble"], run["tau_fs"]),
-                ]
-                + [status] * (len(symbols) + 3)
-                + ["-"] * (2 * len(symbols) + 1)
-                + [
-                    paper_numbers.table_2(run["mode"], run["ensemble"], run["tau_fs"])
-                    or "-"
-                ]
-            )
-            continue
-        row = [
-            run["model"],
-            run["mode"],
-            thermostat_label(run["ensemble"], run["tau_fs"]),
-            fmt_error(overall.get("deviation"), overall.get("error")),
-        ]
-        target = overall.get("target")
-        for symbol in symbols:
-            species = eq.get("species", {}).get(symbol)
-            if not species or target is None:
-                row.append("-")
-                continue
-            row.append(fmt_error(species["mean"] - target, species.get("error")))
-        pair = eq.get("max_split_pair")
-        split = eq.get("splits", {}).get(pair) if pair else None
-        if split:
-            row.append(f"{pair}: {fmt_error(split['difference'], split.get('error'))}")
-            row.append(verdict(split["difference"], split.get("error"), sigma))
-        else:
-            row += ["-", "-"]
-        against = split_against_conservative(runs, run)
-        if against is None:
-            row.append("-")
-        else:
-            mark = verdict(against["difference"], against["error"], sigma)
-            row.append(
-                f"{fmt_error(against['difference'], against['error'])} "
-                f"(vs {against['reference']}), {mark}"
-            )
-        reference = reference_run(runs, run)
-        for symbol in symbols:
-            d = (run.get("diffusion") or {}).get(symbol)
-            row.append(fmt_error(d["D_A2_per_ps"], d["error_A2_per_ps"]) if d else "-")
-        for symbol in symbols:
-            ratio = diffusion_ratio(run, reference, symbol)
-            if ratio is None:
-                row.append("-")
-            else:
-                mark = verdict(ratio["ratio"] - 1.0, ratio["error"], sigma)
-                row.append(f"{fmt_error(ratio['ratio'], ratio['error'])}x, {mark}")
-        row.append(
-            paper_numbers.table_2(run["mode"], run["ensemble"], run["tau_fs"]) or "-"
-        )
-        rows.append(row)
-    return rows
+        for symbol in (run.get("equipartition") or {}).get("species", {}):
+            if symbol not in seen:
+                seen.append(symbol)
+    return seen
 
 
-def table_2_headers(runs: Sequence[Dict[str, Any]]) -> List[str]:
+def table_2_headers(runs: Sequence[Run]) -> List[str]:
     symbols = species_of(runs)
     return (
         ["model", "forces", "thermostat", "T - target (K)"]
@@ -213,82 +212,66 @@ def table_2_headers(runs: Sequence[Dict[str, Any]]) -> List[str]:
     )
 
 
-def findings(runs: Sequence[Dict[str, Any]], sigma: float) -> List[str]:
-    """Plain sentences: which species splits are resolved, per thermostat; a resolved
-    split of a conservative run means the runs are not equilibrated (or the step is
-    too long), and the direct and MTS runs are then also read against it."""
-    sentences = []
-    by_thermostat: Dict[str, List[Dict[str, Any]]] = {}
+def table_2_rows(runs: Sequence[Run], sigma: float) -> List[Row]:
+    """One row per NVT run: deviations from the target (overall and per species) with
+    block-average errors, the largest species split and its verdict, what it adds to
+    the conservative run's, diffusion per species and its slow-down against the SVR
+    run, and the paper's numbers."""
+    symbols = species_of(runs)
+    rows = []
     for run in runs:
-        if run.get("status") == "completed":
-            key = thermostat_label(run["ensemble"], run["tau_fs"])
-            by_thermostat.setdefault(key, []).append(run)
-    for label, group in by_thermostat.items():
-        resolved, unresolved = [], []
-        for run, text in zip(group, _texts(group), strict=True):
-            if text is None:
-                continue
-            split = largest_split(run)[1]
-            if abs(split["difference"]) > sigma * split["error"]:
-                resolved.append(text)
-            else:
-                unresolved.append(text)
-        conservative = [
-            text
-            for run, text in zip(group, _texts(group), strict=True)
-            if run["mode"] == "conservative" and text in resolved
+        row = [
+            run["model"],
+            run["mode"],
+            thermostat_label(run["ensemble"], run["tau_fs"]),
         ]
-        if conservative:
-            sentences.append(
-                f"{label}: the conservative run(s) {'; '.join(conservative)} have a "
-                "resolved split, which exact conservative dynamics cannot have at "
-                "equilibrium: these runs are not equilibrated (or the time step is "
-                "too long), so a direct run's split counts only beyond the "
-                "conservative one ('split - conservative split')."
+        paper = paper_numbers.table_2(run["mode"], run["ensemble"], run["tau_fs"])
+        if run.get("status") != "completed":
+            status = run.get("status", "-")
+            rows.append(
+                row
+                + [status] * (len(symbols) + 3)
+                + ["-"] * (2 * len(symbols) + 1)
+                + [paper or "-"]
             )
-            added = []
-            for run in group:
-                against = split_against_conservative(group, run)
-                if against is not None:
-                    added.append(
-                        f"{run['model']} {run['mode']} "
-                        f"{fmt_error(against['difference'], against['error'])} K, "
-                        f"{verdict(against['difference'], against['error'], sigma)}"
-                    )
-            if added:
-                sentences.append(
-                    f"{label}, against the conservative split: "
-                    + "; ".join(added)
-                    + "."
-                )
             continue
-        if not resolved:
-            sentences.append(
-                f"{label}: no species split is resolved beyond {sigma:g} standard "
-                "errors: " + "; ".join(unresolved) + "."
-            )
+        eq = run.get("equipartition") or {}
+        overall = eq.get("temperature") or {}
+        row.append(fmt_error(overall.get("deviation"), overall.get("error")))
+        target = overall.get("target")
+        for symbol in symbols:
+            species = eq.get("species", {}).get(symbol)
+            if not species or target is None:
+                row.append("-")
+            else:
+                row.append(fmt_error(species["mean"] - target, species.get("error")))
+        split = largest_split(run)
+        if split:
+            pair, s = split
+            row.append(f"{pair}: {fmt_error(s['difference'], s.get('error'))}")
+            row.append(verdict(s["difference"], s.get("error"), sigma))
         else:
-            sentences.append(
-                f"{label}: resolved splits (beyond {sigma:g} standard errors): "
-                + "; ".join(resolved)
-                + (
-                    ". Within error: " + "; ".join(unresolved) + "."
-                    if unresolved
-                    else "."
-                )
+            row += ["-", "-"]
+        against = split_against_conservative(runs, run)
+        if against is None:
+            row.append("-")
+        else:
+            _, entry, reference = against
+            value, error = entry["difference"], entry["error"]
+            row.append(
+                f"{fmt_error(value, error)} (vs {reference['model']} conservative), "
+                f"{verdict(value, error, sigma)}"
             )
-    return sentences
-
-
-def _texts(group: Sequence[Dict[str, Any]]) -> List[Optional[str]]:
-    """``"model mode (A-B difference ± error K)"`` per run (``None`` without error)."""
-    texts: List[Optional[str]] = []
-    for run in group:
-        found = largest_split(run)
-        if found is None or found[1].get("error") is None:
-            texts.append(None)
-            continue
-        pair, split = found
-        value = fmt_error(split["difference"], split["error"])
-        texts.append(f"{run['model']} {run['mode']} ({pair} {value} K)")
-    return texts
+        for symbol in symbols:
+            d = (run.get("diffusion") or {}).get(symbol)
+            row.append(fmt_error(d["D_A2_per_ps"], d["error_A2_per_ps"]) if d else "-")
+        reference = svr_run(runs, run)
+        for symbol in symbols:
+            ratio = diffusion_ratio(run, reference, symbol)
+            if ratio is None:
+                row.append("-")
+            else:
+                mark = verdict(ratio[0] - 1.0, ratio[1], sigma)
+                row.append(f"{fmt_error(*ratio)}x, {mark}")
+        rows.append(row + [paper or "-"])
+    return rows
