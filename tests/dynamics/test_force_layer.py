@@ -143,7 +143,7 @@ def test_constraints_are_honoured(models, ethanol_box):
     assert dyn.degrees_of_freedom == 3 * len(atoms) - 3 * len(fixed)
     dyn.run(5)
     np.testing.assert_array_equal(atoms.positions[fixed], before)
-    np.testing.assert_array_equal(atoms.get_forces()[fixed], 0.0)
+    np.testing.assert_array_equal(dyn.forces()[fixed], 0.0)
     np.testing.assert_array_equal(dyn.step()[fixed], 0.0)
 
     com = _thermal(ethanol_box)
@@ -176,18 +176,20 @@ def test_forces_are_recomputed_after_positions_change(models, ethanol_box):
 
 
 def test_step_returns_the_reported_forces(models, ethanol_box):
-    """``step()`` returns the forces at the new positions, ``atoms.get_forces()``
-    reports the conservative ones in MTS (never the direct ones under that name)."""
+    """``step()`` returns the forces at the new positions, ``dyn.forces()`` (and
+    ``dyn.snapshot()``) report the conservative ones in MTS (never the direct ones
+    under that name); ``atoms.calc`` is left alone."""
     atoms = _thermal(ethanol_box)
     dyn = MultipleTimeStep(atoms, 2 * units.fs, models["nc"], forces="mts", stride=4)
     seen = []
-    dyn.attach(lambda: seen.append(atoms.get_forces().copy()), interval=1)
+    dyn.attach(lambda: seen.append(dyn.snapshot().get_forces()), interval=1)
     returned = dyn.step()
     conservative = _forces(models["nc"], "conservative")(atoms)
     direct = _forces(models["nc"], "direct")(atoms)
     assert np.abs(conservative - direct).max() > 1e-3
     np.testing.assert_allclose(returned, conservative, atol=1e-12)
-    np.testing.assert_allclose(atoms.get_forces(), conservative, atol=1e-12)
+    np.testing.assert_allclose(dyn.forces(), conservative, atol=1e-12)
+    assert atoms.calc is None
     dyn.run(2)
     np.testing.assert_allclose(
         seen[-1], _forces(models["nc"], "conservative")(atoms), atol=1e-12

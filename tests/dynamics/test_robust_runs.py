@@ -134,9 +134,9 @@ def test_integrator_puts_the_atoms_back_when_a_step_fails(ethanol_box):
     np.testing.assert_array_equal(atoms.positions, positions)
     np.testing.assert_array_equal(atoms.get_momenta(), momenta)
     assert np.isfinite(dyn.potential_energy())
-    # the forces ASE reports are those of the last completed step (no new call)
+    # the forces reported are those of the last completed step (no new call)
     calls = model.calculator.calls
-    assert np.all(np.isfinite(atoms.get_forces()))
+    assert np.all(np.isfinite(dyn.forces()))
     assert model.calculator.calls == calls == 6
 
 

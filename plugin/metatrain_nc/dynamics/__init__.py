@@ -2,8 +2,9 @@
 
 - :class:`MultipleTimeStep`: RESPA integrator for ASE (conservative / direct / mts
   forces, NVE / SVR / Langevin);
-- :class:`ModelCalculator`, :func:`load_force_model`: re-exported from
-  :mod:`metatrain_nc.force_models`, the one force-model layer;
+- :class:`ModelCalculator`, :func:`load_force_model`, :class:`ForceSplit`,
+  :func:`force_split`: re-exported from :mod:`metatrain_nc.force_models`, the one
+  force-model layer (a force split is what the integrator runs on);
 - :class:`Monitor`, :func:`summarise`, :class:`RunawayError`: energy and temperature
   monitors, heating rate and drift; :func:`equipartition`, :func:`block_average`:
   per-species temperatures with block-averaged errors;
@@ -18,9 +19,11 @@ from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
     "MultipleTimeStep": "integrator",
-    "ModelCalculator": "..force_models.calculator",
-    "ForceResult": "..force_models.base",
-    "load_force_model": "..force_models.loading",
+    "ModelCalculator": ".force_models.calculator",
+    "ForceResult": ".force_models.base",
+    "load_force_model": ".force_models.loading",
+    "ForceSplit": ".force_models.force_split",
+    "force_split": ".force_models.force_split",
     "Monitor": "monitor",
     "RunawayError": "monitor",
     "summarise": "monitor",

@@ -4,18 +4,19 @@
 ``attach(observer, interval)``, ``trajectory=``, ``logfile=`` work as for
 :class:`ase.md.VelocityVerlet`, and ``step()`` returns the forces at the new
 positions. One ``step()`` advances the outer time step ``timestep`` and is made of
-``stride`` (M) inner velocity-Verlet steps of ``timestep / M``:
+``stride`` (M) inner velocity-Verlet steps of ``timestep / M``.
 
-- ``forces="mts"`` (r-RESPA, Tuckerman, Berne, Martyna 1992): the inner steps use the
-  fast forces ``F_fast`` (the direct head of the model, or of a separate ``fast``
-  model, or that model's forces if it has no direct head); the outer level kicks the
-  velocities with the correction ``F_slow - F_fast`` (``F_slow``: the model's
-  conservative forces) for ``timestep / 2`` at both ends of the outer step. With one
-  hybrid model the last inner evaluation of each outer step returns both forces from
-  one call: an outer step costs ``M`` forward passes and one backward pass.
-- ``forces="conservative"`` / ``"direct"``: all M inner steps use ``F_c`` / ``F_nc``
-  (plain velocity Verlet at ``timestep / M``): the three modes run the same number of
-  steps over the same time, so they compare like for like.
+The forces come from a :class:`~metatrain_nc.force_models.force_split.ForceSplit`
+(built once at the API boundary by
+:func:`~metatrain_nc.force_models.force_split.force_split`): the inner steps use its
+fast forces ``F_fast``; when it splits (``forces="mts"``: r-RESPA, Tuckerman, Berne,
+Martyna 1992) the outer level kicks the velocities with the correction
+``F_slow - F_fast`` for ``timestep / 2`` at both ends of the outer step, the last
+inner evaluation of each outer step being the split's ``both`` (one call for a hybrid
+model: an outer step costs ``M`` forward passes and one backward pass). A split that
+does not split (``forces="conservative"`` / ``"direct"``) is plain velocity Verlet
+at ``timestep / M`` with one call per inner step: the three modes run the same number
+of steps over the same time, so they compare like for like.
 
 With ``stride=1`` and ``forces="mts"`` the update is velocity Verlet with the slow
 model's conservative forces (to round-off). Thermostats act for ``timestep / 2``
@@ -23,6 +24,12 @@ before and after the outer step (symmetric splitting); their energy exchange ent
 :meth:`conserved_energy`. ASE constraints ``FixAtoms`` and ``FixCom`` are honoured
 (forces, momenta and positions adjusted as ASE's own integrators do); others are
 refused. If the positions change between ``run()`` calls, the forces are recomputed.
+
+The integrator never touches ``atoms.calc``: it keeps its last evaluation
+(:attr:`MultipleTimeStep.last`) and reports from it (:meth:`~MultipleTimeStep.forces`,
+:meth:`~MultipleTimeStep.potential_energy`, :meth:`~MultipleTimeStep.snapshot`);
+ASE's ``trajectory=`` and ``logfile=`` write the same frames and lines as with a
+calculator attached (energy, and the forces of record: the slow ones).
 
 A model that fails during a step (non-finite energies or forces, an ASE calculator
 that raises: :class:`~metatrain_nc.errors.ModelError`), or positions that become
@@ -41,11 +48,15 @@ from ase.constraints import FixAtoms, FixCom
 from ase.md.md import MolecularDynamics
 
 from ..errors import ModelError, UserInputError
-from ..force_models.base import ForceResult
-from ..force_models.calculator import ModelCalculator
-from ..force_models.loading import load_force_model
-from ..force_models.names import CONSERVATIVE, DIRECT, FORCE_MODES
-from ..force_models.pair import ForcePair
+from ..force_models.base import ForceModel, ForceResult
+from ..force_models.force_split import (
+    ForceSplit,
+    check_force_mode,
+    correction,
+    fast_forces,
+    force_split,
+    slow_forces,
+)
 from .monitor import RunawayError
 from .thermostats import LangevinThermostat, SVRThermostat, Thermostat
 
@@ -78,31 +89,40 @@ def check_constraints(atoms: ase.Atoms) -> None:
 
 
 class MultipleTimeStep(MolecularDynamics):
-    """RESPA molecular dynamics with conservative, direct or MTS forces.
+    """RESPA molecular dynamics on a force split (MTS, conservative or direct).
 
-    :param atoms: the structure; its momenta are the initial velocities.
+    :param atoms: the structure; its momenta are the initial velocities. Its
+        ``calc`` is left alone (the integrator reports energies and forces itself).
     :param timestep: outer time step (ASE time units, e.g. ``4 * ase.units.fs``).
-    :param model: the (slow) model: anything
-        :func:`~metatrain_nc.force_models.load_force_model` takes (exported ``.pt``,
-        ``.ckpt``, ``module:callable``, an ASE calculator, a force model).
-    :param forces: ``"mts"``, ``"conservative"`` or ``"direct"``.
+    :param split: the forces: a
+        :class:`~metatrain_nc.force_models.force_split.ForceSplit` (built once by
+        :func:`~metatrain_nc.force_models.force_split.force_split`), or, as a
+        convenience, a model (anything
+        :func:`~metatrain_nc.force_models.load_force_model` takes) that becomes one
+        with ``forces`` and ``fast``.
+    :param forces: with a model: ``"mts"`` (default), ``"conservative"`` or
+        ``"direct"``; with a split: ``None`` or the split's own mode.
     :param stride: M, inner steps per outer step (>= 1).
-    :param fast: ``forces="mts"`` only: a separate model for the inner steps (its
-        direct head if it has one, else its forces); default: ``model``'s direct head.
     :param ensemble: ``"nve"``, ``"svr"`` (Bussi) or ``"langevin"``.
     :param temperature_K: thermostat target (K); required for ``svr``/``langevin``.
     :param tau: thermostat relaxation time (ASE time units); required for
         ``svr``/``langevin`` (Langevin friction is ``1 / tau``).
     :param rng: numpy generator (or seed) for the thermostat noise.
-    :param trajectory, logfile, loginterval: as for :class:`ase.md.VelocityVerlet`.
+    :param trajectory, logfile, loginterval: as for :class:`ase.md.VelocityVerlet`
+        (frames and log lines carry the integrator's energy and forces of record).
+    :param fast: with a model and ``forces="mts"`` only: a separate model for the
+        inner steps (its direct head if it has one, else its forces); default:
+        ``model``'s direct head.
+    :param model: the same as ``split`` (the name of the model keyword before the
+        force-split protocol).
     """
 
     def __init__(
         self,
         atoms: ase.Atoms,
         timestep: float,
-        model: Any,
-        forces: str = "mts",
+        split: Union[ForceSplit, Any] = None,
+        forces: Optional[str] = None,
         stride: int = 8,
         ensemble: str = "nve",
         temperature_K: Optional[float] = None,
@@ -112,61 +132,63 @@ class MultipleTimeStep(MolecularDynamics):
         logfile: Union[IO, str, None] = None,
         loginterval: int = 1,
         fast: Any = None,
+        model: Any = None,
         **kwargs,
     ):
-        self._check_arguments(forces, timestep, stride, ensemble, fast)
+        if (split is None) == (model is None):
+            raise UserInputError(
+                "give the dynamics one force split (or model): split=... or model=..."
+            )
+        split = split if model is None else model
+        if not isinstance(split, ForceSplit):
+            check_force_mode("mts" if forces is None else forces, fast)
+        self._check_arguments(timestep, stride, ensemble)
         check_constraints(atoms)
-        self.provider = load_force_model(model)
-        self.force_mode = forces
+        #: the force split driving the atoms
+        self.split: ForceSplit = force_split(split, forces, fast)
         self.stride = int(stride)
-        self.pair: Optional[ForcePair] = None
-        #: what the pair's check says about the structure (cutoff mismatch)
-        self.pair_warnings: List[str] = []
-        if forces == "mts":
-            fast_model = None if fast is None else load_force_model(fast)
-            self.pair = ForcePair(self.provider, fast_model)
-        else:
-            self.provider.require(DIRECT if forces == DIRECT else CONSERVATIVE)
-        self.provider.check(atoms)
-        if self.pair is not None:
-            self.pair_warnings = self.pair.check(atoms)
+        #: what the split's check says about the structure (a pair's cutoff mismatch)
+        self.pair_warnings: List[str] = self.split.check(atoms)
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
         self.rng = rng
         self.ensemble = ensemble
         self.temperature_K = temperature_K
         self.thermostat = self._make_thermostat(atoms, temperature_K, tau)
-        # the calculator reports the forces that drive the atoms in this mode (the
-        # conservative ones at outer steps of MTS), cached from our own evaluations
-        self.calc = ModelCalculator(
-            self.provider, forces=DIRECT if forces == DIRECT else CONSERVATIVE
-        )
-        atoms.calc = self.calc
         #: kinetic energy taken out by the thermostat so far (eV)
         self.thermostat_energy = 0.0
+        #: the last evaluation (constraints applied), at :attr:`_evaluated_at`
         self.last: Optional[ForceResult] = None
         self._evaluated_at: Optional[np.ndarray] = None
+        append = kwargs.pop("append_trajectory", False)
+        master = kwargs.pop("master", None)
         super().__init__(
             atoms,
             timestep,
-            trajectory=trajectory,
-            logfile=logfile,
+            trajectory=None,
+            logfile=None,
             loginterval=loginterval,
             **kwargs,
         )
+        if trajectory is not None:
+            self._attach_trajectory(trajectory, loginterval, append, master)
+        if logfile:
+            self._attach_logger(logfile, loginterval)
         self._evaluate(outer=True, where="the start structure of the dynamics")
 
+    # -- what other code reads -------------------------------------------------------
+    @property
+    def provider(self) -> ForceModel:
+        """The model of record (energy, slow forces): ``split.model``."""
+        return self.split.model
+
+    @property
+    def force_mode(self) -> str:
+        """``"mts"``, ``"conservative"`` or ``"direct"`` (``split.mode``)."""
+        return self.split.mode
+
     @staticmethod
-    def _check_arguments(forces, timestep, stride, ensemble, fast) -> None:
-        if forces not in FORCE_MODES:
-            raise UserInputError(
-                f"unknown force mode '{forces}'; choose one of {list(FORCE_MODES)}"
-            )
-        if fast is not None and forces != "mts":
-            raise UserInputError(
-                f"a fast model (--fast) drives the inner steps of multiple time "
-                f"stepping: use --forces mts, or drop --fast for '{forces}' forces"
-            )
+    def _check_arguments(timestep, stride, ensemble) -> None:
         if not (np.isfinite(timestep) and timestep > 0):
             raise UserInputError(f"the time step must be positive, got {timestep}")
         if int(stride) != stride or stride < 1:
@@ -175,6 +197,61 @@ class MultipleTimeStep(MolecularDynamics):
             raise UserInputError(
                 f"unknown ensemble '{ensemble}'; choose one of {list(ENSEMBLES)}"
             )
+
+    # -- ASE outputs without a calculator on the atoms ---------------------------------
+    def snapshot(self) -> ase.Atoms:
+        """A copy of the atoms (momenta and constraints included) with a
+        single-point calculator holding what the integrator reports at the current
+        positions: the energy (eV) and the forces of record (eV/A, (N, 3): the slow
+        ones, conservative for ``mts``/``conservative``, direct for ``direct``)."""
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        frame = self.atoms.copy()
+        energy = self.potential_energy()
+        calc = SinglePointCalculator(
+            frame, energy=energy, free_energy=energy, forces=self.forces()
+        )
+        calc.name = "modelcalculator"  # what trajectories said before: same frames
+        frame.calc = calc
+        return frame
+
+    def _attach_trajectory(self, trajectory, interval: int, append, master) -> None:
+        """ASE's ``trajectory=``: a frame every ``interval`` steps from
+        :meth:`snapshot` (what ASE writes from a calculator attached to the atoms)."""
+        from ase.io.trajectory import Trajectory
+
+        if not hasattr(trajectory, "write"):
+            trajectory = self.closelater(
+                Trajectory(
+                    trajectory,
+                    mode="a" if append else "w",
+                    master=master,
+                    comm=self.comm,
+                )
+            )
+        description = {"interval": interval}
+
+        def write() -> None:
+            if hasattr(trajectory, "set_description"):
+                trajectory.set_description(dict(self.todict(), **description))
+            trajectory.write(self.snapshot())
+
+        self.attach(write, interval=interval)
+        self.trajectory = trajectory
+
+    def _attach_logger(self, logfile, interval: int) -> None:
+        """ASE's ``logfile=``: :class:`ase.md.MDLogger` lines with the integrator's
+        potential energy."""
+        from ase.md import MDLogger
+
+        class _Logger(MDLogger):
+            def _potential_energy(inner):
+                return inner.dyn.potential_energy()
+
+        logger = self.closelater(
+            _Logger(dyn=self, atoms=self.atoms, logfile=logfile, comm=self.comm)
+        )
+        self.attach(logger, interval)
 
     def _make_thermostat(self, atoms, temperature_K, tau) -> Thermostat:
         if self.ensemble == "nve":
@@ -199,48 +276,16 @@ class MultipleTimeStep(MolecularDynamics):
 
     def _evaluate(self, outer: bool, where: Optional[str] = None) -> ForceResult:
         """Evaluate the forces needed at the current positions (constraints applied)
-        and cache them; ``result.direct`` holds the fast forces of MTS. ``where``
-        names the structure in errors (default: the step being made)."""
-        mode, provider = self.force_mode, self.provider
+        and keep them: the split's ``both`` at outer steps, its ``fast`` else.
+        ``where`` names the structure in errors (default: the step being made)."""
         where = where or self._where()
-        if mode != "mts":
-            conservative = mode == CONSERVATIVE
-            # the direct head costs nothing extra on a conservative pass of a hybrid
-            # model: keep it when the model has one (|F_c - F_nc| for monitors)
-            direct = not conservative or (
-                provider.kind == "metatomic" and provider.has_direct
-            )
-            result = provider.evaluate(
-                self.atoms, conservative=conservative, direct=direct, where=where
-            )
-        elif self.pair.shared:
-            result = provider.evaluate(
-                self.atoms, conservative=outer, direct=True, where=where
-            )
+        if outer:
+            result = self.split.both(self.atoms, where)
         else:
-            result = self._evaluate_pair(outer, where)
+            result = self.split.fast(self.atoms, where)
         self._constrain(result)
-        if outer or mode == DIRECT:
-            self.calc.store(self.atoms, result)
         self.last = result
         self._evaluated_at = self.atoms.get_positions()
-        return result
-
-    def _evaluate_pair(self, outer: bool, where: str) -> ForceResult:
-        fast, head = self.pair.fast, self.pair.inner_head
-        inner = fast.evaluate(
-            self.atoms,
-            conservative=head == CONSERVATIVE,
-            direct=head == DIRECT,
-            where=where,
-        )
-        result = ForceResult(direct=inner.forces(head))
-        if outer:
-            slow = self.provider.evaluate(
-                self.atoms, conservative=True, direct=False, where=where
-            )
-            result.energy = slow.energy
-            result.conservative = slow.conservative
         return result
 
     def _constrain(self, result: ForceResult) -> None:
@@ -248,11 +293,6 @@ class MultipleTimeStep(MolecularDynamics):
             if forces is not None:
                 for constraint in self.atoms.constraints:
                     constraint.adjust_forces(self.atoms, forces)
-
-    def _inner_forces(self, result: ForceResult) -> np.ndarray:
-        if self.force_mode == CONSERVATIVE:
-            return result.conservative
-        return result.direct
 
     def _forces_are_current(self) -> bool:
         at = self._evaluated_at
@@ -274,9 +314,9 @@ class MultipleTimeStep(MolecularDynamics):
     def step(self) -> np.ndarray:
         """One outer step: ``stride`` inner velocity-Verlet steps (see module doc).
 
-        :return: the forces at the new positions (eV/A, (N, 3)): the conservative
-            ones for ``conservative`` and ``mts``, the direct ones for ``direct``, as
-            ``atoms.get_forces()`` reports them.
+        :return: the forces of record at the new positions (eV/A, (N, 3)): the
+            split's slow forces (conservative for ``conservative`` and ``mts``,
+            direct for ``direct``), as :meth:`forces` reports them.
         :raises RunawayError: a model failed during the step (non-finite values, an
             ASE calculator that raised) or the positions became non-finite; the
             atoms are back where the last completed step left them.
@@ -302,8 +342,6 @@ class MultipleTimeStep(MolecularDynamics):
         self.atoms.set_positions(positions, apply_constraint=False)
         self.atoms.set_momenta(momenta, apply_constraint=False)
         self._evaluated_at = evaluated_at
-        if self.last is not None:  # what the calculator reported before the step
-            self.calc.store(self.atoms, self.last)
 
     def _check_positions(self) -> None:
         if not np.all(np.isfinite(self.atoms.positions)):
@@ -319,29 +357,35 @@ class MultipleTimeStep(MolecularDynamics):
             self._evaluate(outer=True)
         dt = self.dt
         h = dt / self.stride
-        mts = self.force_mode == "mts"
+        split = self.split
         self._thermostat(0.5 * dt)
         result = self.last
-        if mts:
-            self._kick(result.conservative - result.direct, 0.5 * dt)
+        if split.splits:
+            self._kick(correction(split, result), 0.5 * dt)
         for inner in range(self.stride):
-            self._kick(self._inner_forces(result), 0.5 * h)
+            self._kick(fast_forces(split, result), 0.5 * h)
             velocities = self.atoms.get_momenta() / self.masses
             self.atoms.set_positions(self.atoms.get_positions() + h * velocities)
             self._check_positions()
             result = self._evaluate(outer=inner == self.stride - 1)
-            self._kick(self._inner_forces(result), 0.5 * h)
-        if mts:
-            self._kick(result.conservative - result.direct, 0.5 * dt)
+            self._kick(fast_forces(split, result), 0.5 * h)
+        if split.splits:
+            self._kick(correction(split, result), 0.5 * dt)
         self._thermostat(0.5 * dt)
-        forces = result.direct if self.force_mode == DIRECT else result.conservative
-        return forces.copy()
+        return slow_forces(split, result).copy()
 
     def _refresh_properties(self) -> None:
         # forces of the current positions are cached by _evaluate
         return None
 
     # -- observables -----------------------------------------------------------------
+    def forces(self) -> np.ndarray:
+        """The forces of record at the current positions (eV/A, (N, 3), a copy):
+        the split's slow forces (what ``step()`` returns)."""
+        if not self._forces_are_current():
+            self._evaluate(outer=True)
+        return slow_forces(self.split, self.last).copy()
+
     def potential_energy(self) -> float:
         """Potential energy (eV) at the current positions (the slow model's energy)."""
         if not self._forces_are_current():
@@ -381,11 +425,11 @@ class MultipleTimeStep(MolecularDynamics):
         data = super().todict()
         data.update(
             {
-                "forces": self.force_mode,
+                "forces": self.split.mode,
                 "stride": self.stride,
                 "ensemble": self.ensemble,
                 "temperature_K": self.temperature_K,
-                "fast": None if self.pair is None else self.pair.describe()["fast"],
+                "fast": self.split.describe()["fast"],
             }
         )
         return data

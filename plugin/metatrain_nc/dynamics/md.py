@@ -32,6 +32,7 @@ from ase import units
 
 from ..errors import UserInputError
 from ..files import StagedFolder, write_csv, write_json
+from ..force_models.force_split import ForceSplit, force_split
 from ..force_models.timing import WallClock
 from .integrator import ENSEMBLES, MultipleTimeStep
 from .monitor import EQUILIBRATION_FRACTION, Monitor, RunawayError, diagnose, summarise
@@ -151,12 +152,15 @@ class MDSettings:
 
 
 def prepare(
-    model, atoms: ase.Atoms, settings: MDSettings, fast=None
+    model: Union[ForceSplit, Any], atoms: ase.Atoms, settings: MDSettings, fast=None
 ) -> MultipleTimeStep:
     """Validate and build the dynamics (velocities set, nothing written).
 
-    :param model: anything :func:`~metatrain_nc.force_models.load_force_model` takes.
-    :param fast: ``settings.forces == "mts"`` only: the model of the inner steps.
+    :param model: a :class:`~metatrain_nc.force_models.force_split.ForceSplit` of
+        mode ``settings.forces``, or anything
+        :func:`~metatrain_nc.force_models.load_force_model` takes.
+    :param fast: with a model and ``settings.forces == "mts"`` only: the model of the
+        inner steps.
     """
     settings.check()
     if settings.stride == "auto":
@@ -196,10 +200,15 @@ def initial_velocities(atoms: ase.Atoms, settings: MDSettings) -> Tuple[ase.Atom
 
 
 def scan_stride(
-    model, atoms: ase.Atoms, settings: MDSettings, fast=None, progress=None
+    model: Union[ForceSplit, Any],
+    atoms: ase.Atoms,
+    settings: MDSettings,
+    fast=None,
+    progress=None,
 ):
     """:func:`~.stride.find_stride` for ``settings`` (``stride="auto"``), from the
-    run's own start (same positions and velocities)."""
+    run's own start (same positions and velocities); ``model``: an ``mts`` force
+    split, or a model (and ``fast``) as :func:`~.stride.find_stride` takes."""
     from .stride import find_stride
 
     settings.check()
@@ -217,7 +226,7 @@ def scan_stride(
 
 
 def run_md(
-    model,
+    model: Union[ForceSplit, Any],
     atoms: ase.Atoms,
     outdir: Union[str, os.PathLike],
     settings: MDSettings,
@@ -230,22 +239,26 @@ def run_md(
     ``"completed"`` or ``"runaway"`` with a ``message``; ``warnings``: the monitors'
     warnings, see :func:`~.monitor.diagnose`).
 
-    :param fast: ``settings.forces == "mts"`` only: the model of the inner steps
-        (default: the direct head of ``model``).
+    :param model: a :class:`~metatrain_nc.force_models.force_split.ForceSplit` of
+        mode ``settings.forces``, or anything
+        :func:`~metatrain_nc.force_models.load_force_model` takes (the split is built
+        here, once, for the stride scan and the run).
+    :param fast: with a model and ``settings.forces == "mts"`` only: the model of the
+        inner steps (default: the direct head of ``model``).
     :param stride_scan: with ``settings.stride == "auto"``, a
         :class:`~.stride.StrideScan` already made by :func:`scan_stride` (else the
         scan runs here).
     """
     settings.check()
-    model, fast = _loaded(model, fast)
+    split = force_split(model, settings.forces, fast)
     if settings.stride == "auto":
         if stride_scan is None:
-            stride_scan = scan_stride(model, atoms, settings, fast=fast)
+            stride_scan = scan_stride(split, atoms, settings)
         settings = settings.with_stride(
             stride_scan.stride, stride_scan.inner_timestep_fs
         )
-    before = _calls(model, fast)
-    dyn = prepare(model, atoms, settings, fast=fast)
+    before = _calls(split)
+    dyn = prepare(split, atoms, settings)
     folder = StagedFolder(outdir, force)
     try:
         writer = TrajectoryWriter(dyn, folder.path / FILES["trajectory"])
@@ -266,10 +279,10 @@ def run_md(
         summary: Dict[str, Any] = {
             "status": status,
             "message": message,
-            "model": dyn.provider.source,
-            "model_kind": dyn.provider.kind,
-            "model_dtype": dyn.provider.dtype,
-            "fast_model": None if dyn.pair is None else dyn.pair.describe()["fast"],
+            "model": split.model.source,
+            "model_kind": split.model.kind,
+            "model_dtype": split.model.dtype,
+            "fast_model": split.describe()["fast"],
             "degrees_of_freedom": dyn.degrees_of_freedom,
             "n_atoms": len(dyn.atoms),
             "settings": dict(settings.__dict__),
@@ -278,7 +291,7 @@ def run_md(
             "outer_steps_done": int(dyn.nsteps),
             "simulated_time_ps": dyn.get_time() / units.fs / 1000.0,
             "wall_time_s": elapsed,
-            **_run_calls(before, _calls(dyn.provider, _fast_of(dyn))),
+            **_run_calls(before, _calls(split)),
             "files": dict(FILES),
         }
         summary["files"].pop("relax_table")
@@ -298,8 +311,8 @@ def run_md(
         summary["warnings"] = [
             {"kind": "pair", "message": message} for message in dyn.pair_warnings
         ] + checks["warnings"]
-        if dyn.pair is not None and not dyn.pair.shared:
-            summary["pair"] = dyn.pair.describe()
+        if split.fast_model is not None:
+            summary["pair"] = split.describe()
         write_csv(folder.path / FILES["log"], monitor.columns, monitor.rows)
         if settings.plots and monitor.rows:
             title = f"{settings.forces} forces, {settings.ensemble}"
@@ -316,25 +329,12 @@ def run_md(
         raise
 
 
-def _loaded(model, fast):
-    """The force models behind ``model`` and ``fast`` (loaded once, so that their
-    call counters are the run's)."""
-    from ..force_models.loading import load_force_model
-
-    return load_force_model(model), None if fast is None else load_force_model(fast)
-
-
-def _fast_of(dyn: MultipleTimeStep):
-    if dyn.pair is None or dyn.pair.fast is None:
-        return None
-    return dyn.pair.fast
-
-
-def _calls(model, fast) -> Tuple[int, int, Optional[int]]:
+def _calls(split: ForceSplit) -> Tuple[int, int, Optional[int]]:
     """Calls so far: (model forward, model backward, fast model forward)."""
+    fast = split.fast_model
     return (
-        model.n_forward,
-        model.n_backward,
+        split.model.n_forward,
+        split.model.n_backward,
         None if fast is None else fast.n_forward,
     )
 

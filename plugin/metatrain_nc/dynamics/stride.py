@@ -19,13 +19,13 @@ rejected stride, and the largest accepted stride is chosen.
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import ase
 from ase import units
 
 from ..errors import UserInputError
-from ..force_models.loading import load_force_model
+from ..force_models.force_split import ForceSplit, force_split
 from .integrator import MultipleTimeStep
 from .monitor import DRIFT_FLOOR_MEV_PER_ATOM_PS, Monitor, RunawayError, summarise
 from .structures import has_velocities, maxwell_boltzmann
@@ -130,7 +130,7 @@ class StrideScan:
 
 
 def find_stride(
-    model: Any,
+    model: Union[ForceSplit, Any],
     atoms: ase.Atoms,
     inner_timestep_fs: float = 0.5,
     strides: Sequence[int] = STRIDES,
@@ -145,7 +145,9 @@ def find_stride(
 ) -> StrideScan:
     """Scan strides of multiple time stepping at a fixed inner step (see module doc).
 
-    :param model: the (slow) model: anything
+    :param model: a multiple-time-step
+        :class:`~metatrain_nc.force_models.force_split.ForceSplit` (``mode ==
+        "mts"``), or the (slow) model: anything
         :func:`~metatrain_nc.force_models.load_force_model` takes; without ``fast``
         it needs a direct head.
     :param atoms: the start; its momenta are the initial velocities (if it has none:
@@ -156,8 +158,8 @@ def find_stride(
         :data:`MIN_OUTER_STEPS` outer steps.
     :param factor: allowed drift, in units of the reference's ``|drift|``.
     :param tolerance: added to the allowed drift (meV/atom/ps).
-    :param fast: a separate model for the inner steps (as for
-        :class:`~.integrator.MultipleTimeStep`).
+    :param fast: with a model: a separate model for the inner steps (as for
+        :func:`~metatrain_nc.force_models.force_split.force_split`).
     :param temperature_K: Maxwell-Boltzmann temperature when ``atoms`` has no momenta.
     :param seed: seed of those velocities.
     :param max_temperature_K: a segment above it has run away (``None``: no bound).
@@ -180,8 +182,8 @@ def find_stride(
         raise UserInputError(
             f"need factor >= 1 and tolerance >= 0, got {factor} and {tolerance}"
         )
-    provider = load_force_model(model)
-    fast_model = None if fast is None else load_force_model(fast)
+    split = force_split(model, "mts", fast)
+    provider, fast_model = split.model, split.fast_model
     start = atoms.copy()
     start.calc = None
     if not has_velocities(start):
@@ -209,8 +211,9 @@ def find_stride(
     for stride in strides:
         outer = stride * inner_timestep_fs
         steps = max(MIN_OUTER_STEPS, int(round(segment_fs / outer)))
-        dynamics = (provider, fast_model, start, inner_timestep_fs)
-        row = _segment(*dynamics, stride, steps, max_temperature_K)
+        row = _segment(
+            split, start, inner_timestep_fs, stride, steps, max_temperature_K
+        )
         drift = row.drift_meV_per_atom_per_ps
         if stride == 1:
             scan.reference_drift_meV_per_atom_per_ps = drift
@@ -240,17 +243,11 @@ def find_stride(
 
 
 def _segment(
-    provider, fast, start, inner_fs, stride, steps, max_temperature_K
+    split: ForceSplit, start, inner_fs, stride, steps, max_temperature_K
 ) -> StrideRow:
     atoms = start.copy()
     dyn = MultipleTimeStep(
-        atoms,
-        stride * inner_fs * units.fs,
-        provider,
-        forces="mts",
-        stride=stride,
-        ensemble="nve",
-        fast=fast,
+        atoms, stride * inner_fs * units.fs, split, stride=stride, ensemble="nve"
     )
     monitor = Monitor(dyn, max_temperature_K)
     dyn.attach(monitor, interval=1)

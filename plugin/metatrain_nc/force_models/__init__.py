@@ -8,7 +8,12 @@ Three kinds of model behind one interface (:class:`ForceModel`):
 - :class:`CalculatorModel`: any ASE calculator (``module:callable`` on the command
   line); its forces count as conservative unless declared direct; Jacobians by finite
   differences;
-- :class:`ForcePair`: a slow model and a fast one for multiple time stepping.
+- :class:`ForcePair`: a slow model and a fast one for multiple time stepping;
+- :class:`ForceSplit`: the protocol multiple-time-step integrators run on (``fast``,
+  ``slow``, ``both``), built once by :func:`.force_split.force_split` (import it
+  from the module: ``force_split`` in this package is the module):
+  :class:`HybridSplit` (``pet_m``), :class:`PairSplit` (teacher + student),
+  :class:`ConservativeSplit`, :class:`DirectSplit`.
 
 Every result is checked: non-finite energies, forces or stress raise
 :class:`~metatrain_nc.errors.NonFiniteError` naming the model and the structure.
@@ -32,6 +37,11 @@ _EXPORTS = {
     "FiniteDifferenceForces": "ase_calculator",
     "calculator_from_factory": "ase_calculator",
     "ForcePair": "pair",
+    "ForceSplit": "force_split",
+    "HybridSplit": "force_split",
+    "PairSplit": "force_split",
+    "ConservativeSplit": "force_split",
+    "DirectSplit": "force_split",
     "ModelCalculator": "calculator",
     "load_force_model": "loading",
     "check_structure": "structures",

@@ -27,8 +27,7 @@ class ModelCalculator(Calculator):
         forward pass only). The energy is the model's energy in both.
 
     The last :class:`~.base.ForceResult` is ``self.last``. Results can also be stored
-    from outside with :meth:`store` (the multiple-time-step integrator does so, to
-    avoid evaluating twice).
+    from outside with :meth:`store` (to avoid evaluating twice).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
