@@ -110,6 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-chemiscope", action="store_true", help="skip the chemiscope dataset"
     )
+    from ..torchsim.command import add_engine_arguments
+
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
             "--fast names the model of the inner steps of multiple time stepping: "
             f"use it with --forces mts (got --forces {settings.forces})"
         )
+    if args.engine == "torch-sim":
+        from ..torchsim.command import run as run_torchsim
+
+        return run_torchsim(args, settings)
     check_outdir(args.output_dir, args.force)
     atoms = read_structure(args.structure, args.index)
     model = load_model_from_args(args)

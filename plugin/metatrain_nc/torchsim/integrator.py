@@ -1,0 +1,423 @@
+"""Multiple time stepping (r-RESPA) for torch-sim, as init / step functions.
+
+The batched twin of :class:`metatrain_nc.dynamics.MultipleTimeStep`, in torch-sim's
+style: ``state = mts_init(sim_state, split, ...)`` computes the forces of the start,
+then ``state = mts_step(state, split, dt=dt, stride=M)`` advances every system of the
+batch by one outer step ``dt`` made of ``M`` inner velocity-Verlet steps of
+``dt / M``. ``split`` is a force split (:mod:`.splits`: ``fast`` / ``slow`` /
+``both``):
+
+- ``forces="mts"``: inner steps with the fast (direct) forces; the outer level kicks
+  with ``F_slow - F_fast`` for ``dt / 2`` at both ends. The last inner evaluation of
+  an outer step is ``split.both``: one forward and one backward pass for a hybrid
+  model. With ``stride=1`` this is velocity Verlet with the slow forces;
+- ``forces="conservative"`` / ``"direct"``: velocity Verlet at ``dt / M`` with the
+  slow / fast forces (the three modes run the same steps over the same time).
+
+Thermostats (:class:`LangevinThermostat`, :class:`SVRThermostat`) act for ``dt / 2``
+before and after the outer step, per system, as in the ASE integrator; the kinetic
+energy they take out is accumulated per system into the conserved energy. Each
+system draws its noise from its own generator (seeded ``seed + k``), so a batch runs
+exactly as its systems would one at a time.
+
+Units are torch-sim's (ASE's): A, eV, amu, ``dt`` and ``tau`` in
+``torch_sim.units.MetalUnits.time / 1000`` per fs (``ase.units.fs``), ``kT`` in eV.
+Positions are not wrapped into the cell (as in ASE; the neighbour lists do not need
+it). The direct forces have their mean removed per system (by the split).
+
+A system whose positions, momenta or forces become non-finite does not poison the
+others: the split is called on the healthy systems only (and system by system when a
+batched call fails), the sick ones get NaN forces, and :func:`runaway_systems` names
+them after the step, so that the caller can drop them (:func:`select`).
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Union
+
+import torch
+
+from ..errors import UserInputError
+from ..force_models.names import CONSERVATIVE, DIRECT, FORCE_MODES
+from .splits import ForceBatch
+from .states import (
+    finite_systems,
+    kinetic_energy,
+    md_state,
+    n_systems,
+    per_system_sum,
+    select_systems,
+    system_sizes,
+)
+
+MTS = "mts"
+
+
+class Thermostat:
+    """Per-system thermostat half-step: ``apply(state, dt)`` changes
+    ``state.md.momenta`` and returns the kinetic energy taken out of each system."""
+
+    name = "nve"
+    momentum_conserved = True
+
+    def __init__(self, kT: Union[float, torch.Tensor], tau: float):
+        if not float(tau) > 0:
+            raise UserInputError(f"the thermostat needs tau > 0, got {tau}")
+        self.kT = kT
+        self.tau = float(tau)
+
+    def target(self, state: "MTSState") -> torch.Tensor:
+        """``kT`` per system (eV)."""
+        md = state.md
+        kT = torch.as_tensor(
+            self.kT, dtype=md.positions.dtype, device=md.positions.device
+        )
+        if kT.dim() == 0:
+            kT = kT.expand(n_systems(md))
+        elif state.systems is not None and kT.shape[0] != n_systems(md):
+            kT = kT[state.systems]  # per-replica targets of a shrunk batch
+        if not bool((kT > 0).all()):
+            raise UserInputError("the thermostat target kT must be > 0")
+        return kT
+
+    def apply(self, state: "MTSState", dt: float) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class LangevinThermostat(Thermostat):
+    """``p <- c p + sqrt((1 - c^2) m kT) xi`` per atom, ``c = exp(-dt / tau)``."""
+
+    name = "langevin"
+    momentum_conserved = False
+
+    def apply(self, state: "MTSState", dt: float) -> torch.Tensor:
+        md = state.md
+        before = kinetic_energy(md)
+        c = math.exp(-dt / self.tau)
+        kT = self.target(state)[md.system_idx]
+        sigma = torch.sqrt((1.0 - c * c) * kT * md.masses)[:, None]
+        noise = _normal(state, md.momenta.shape[1:])
+        md.momenta = c * md.momenta + sigma * noise
+        return before - kinetic_energy(md)
+
+
+class SVRThermostat(Thermostat):
+    """Bussi stochastic velocity rescaling, one factor per system (the kinetic
+    energy of each system follows the canonical distribution)."""
+
+    name = "svr"
+
+    def apply(self, state: "MTSState", dt: float) -> torch.Tensor:
+        md = state.md
+        kinetic = kinetic_energy(md)
+        ndof = state.ndof
+        c = math.exp(-dt / self.tau)
+        per_dof = 0.5 * self.target(state)
+        draws = [
+            torch.randn(int(n), generator=g, dtype=kinetic.dtype, device=g.device)
+            for n, g in zip(ndof.tolist(), state.generators, strict=True)
+        ]
+        r1 = torch.stack([d[0] for d in draws]).to(kinetic.device)
+        rest = torch.stack([(d[1:] ** 2).sum() for d in draws]).to(kinetic.device)
+        new = (
+            c * kinetic
+            + (1.0 - c) * per_dof * (r1 * r1 + rest)
+            + 2.0 * r1 * torch.sqrt(c * (1.0 - c) * kinetic * per_dof)
+        )
+        safe = torch.where(kinetic > 0, kinetic, torch.ones_like(kinetic))
+        scale = torch.sqrt(new.clamp(min=0.0) / safe)
+        flip = r1 + torch.sqrt(c * kinetic / ((1.0 - c) * per_dof + 1e-300)) < 0.0
+        scale = torch.where(flip, -scale, scale)
+        scale = torch.where(kinetic > 0, scale, torch.ones_like(scale))
+        md.momenta = md.momenta * scale[md.system_idx][:, None]
+        return torch.where(kinetic > 0, kinetic - new, torch.zeros_like(kinetic))
+
+
+def _normal(state: "MTSState", shape: Sequence[int]) -> torch.Tensor:
+    """Standard normal noise per atom, each system from its own generator."""
+    md = state.md
+    parts = [
+        torch.randn(
+            (size, *shape), generator=g, dtype=md.momenta.dtype, device=g.device
+        )
+        for size, g in zip(system_sizes(md), state.generators, strict=True)
+    ]
+    return torch.cat(parts).to(md.momenta.device)
+
+
+@dataclass
+class MTSState:
+    """The batch under multiple time stepping.
+
+    :ivar md: torch-sim's ``MDState``: positions, momenta, masses, cell,
+        ``system_idx``; ``energy`` (per system) and ``forces`` are the slow model's
+        (the direct ones with ``forces="direct"``), as torch-sim's integrators keep
+        them.
+    :ivar direct: the fast (direct) forces at the current positions, or ``None``.
+    :ivar forces: ``"mts"``, ``"conservative"`` or ``"direct"``.
+    :ivar thermostat: the thermostat, or ``None`` (NVE).
+    :ivar thermostat_energy: kinetic energy taken out by the thermostat per system.
+    :ivar ndof: kinetic degrees of freedom per system (``3N - 3``, or ``3N`` with a
+        Langevin thermostat).
+    :ivar generators: one ``torch.Generator`` per system (thermostat noise).
+    :ivar nsteps: outer steps done.
+    :ivar systems: the original index of each system of the batch (after
+        :func:`select` dropped some).
+    """
+
+    md: object
+    direct: Optional[torch.Tensor]
+    forces: str
+    thermostat: Optional[Thermostat]
+    thermostat_energy: torch.Tensor
+    ndof: torch.Tensor
+    generators: List[torch.Generator]
+    nsteps: int = 0
+    systems: Optional[torch.Tensor] = field(default=None)
+
+    @property
+    def n_systems(self) -> int:
+        return n_systems(self.md)
+
+    @property
+    def conservative(self) -> Optional[torch.Tensor]:
+        """The slow forces at the current positions (``None`` for ``direct``)."""
+        return None if self.forces == DIRECT else self.md.forces
+
+    def kinetic_energy(self) -> torch.Tensor:
+        return kinetic_energy(self.md)
+
+    def temperature_kT(self) -> torch.Tensor:
+        """``2 K / n_dof`` per system (eV; divide by ``ase.units.kB`` for K)."""
+        return 2.0 * self.kinetic_energy() / self.ndof.to(self.md.momenta.dtype)
+
+    def conserved_energy(self) -> torch.Tensor:
+        """``E_pot + E_kin + energy taken by the thermostat`` per system (eV)."""
+        return self.md.energy + self.kinetic_energy() + self.thermostat_energy
+
+
+def mts_init(
+    state,
+    split,
+    *,
+    forces: str = MTS,
+    thermostat: Optional[Thermostat] = None,
+    seed: int = 0,
+    momenta: Optional[torch.Tensor] = None,
+) -> MTSState:
+    """The start of MTS dynamics: forces of ``state`` (a torch-sim ``SimState`` or
+    ``MDState``) from ``split``.
+
+    :param forces: ``"mts"``, ``"conservative"`` or ``"direct"``.
+    :param thermostat: :class:`LangevinThermostat`, :class:`SVRThermostat` or
+        ``None`` (NVE).
+    :param seed: system ``k`` draws its thermostat noise from a generator seeded
+        ``seed + k``.
+    :param momenta: initial momenta (amu A / time unit); default: the state's own,
+        else zero.
+    """
+    if forces not in FORCE_MODES:
+        raise UserInputError(
+            f"unknown force mode '{forces}'; choose one of {list(FORCE_MODES)}"
+        )
+    if momenta is None:
+        momenta = getattr(state, "momenta", None)
+    if momenta is None:
+        momenta = torch.zeros_like(state.positions)
+    count = n_systems(state)
+    md = md_state(
+        state,
+        momenta.to(state.positions),
+        torch.zeros(count, dtype=state.positions.dtype, device=state.positions.device),
+        torch.zeros_like(state.positions),
+    )
+    sizes = torch.tensor(system_sizes(md), device=md.positions.device)
+    conserved = thermostat is None or thermostat.momentum_conserved
+    ndof = (3 * sizes - (3 if conserved else 0)).clamp(min=1)
+    device = md.positions.device
+    generators = []
+    for k in range(count):
+        generator = torch.Generator(device=device)
+        generator.manual_seed(int(seed) + k)
+        generators.append(generator)
+    mts = MTSState(
+        md=md,
+        direct=None,
+        forces=forces,
+        thermostat=thermostat,
+        thermostat_energy=torch.zeros_like(md.energy),
+        ndof=ndof,
+        generators=generators,
+        systems=torch.arange(count, device=device),
+    )
+    _store(mts, _evaluate(split, md, forces, outer=True))
+    return mts
+
+
+def mts_step(state: MTSState, split, *, dt: float, stride: int) -> MTSState:
+    """One outer step ``dt`` of ``stride`` inner velocity-Verlet steps (see the
+    module doc); returns ``state``, updated in place like torch-sim's steps."""
+    if int(stride) != stride or stride < 1:
+        raise UserInputError(f"the stride M must be an integer >= 1, got {stride}")
+    if not dt > 0:
+        raise UserInputError(f"the time step must be positive, got {dt}")
+    md, mode = state.md, state.forces
+    h = dt / stride
+    _thermostat(state, 0.5 * dt)
+    if mode == MTS:
+        md.momenta = md.momenta + 0.5 * dt * (md.forces - state.direct)
+    inner = md.forces if mode == CONSERVATIVE else state.direct
+    result = None
+    for k in range(int(stride)):
+        md.momenta = md.momenta + 0.5 * h * inner
+        md.positions = md.positions + h * md.momenta / md.masses[:, None]
+        result = _evaluate(split, md, mode, outer=k == stride - 1)
+        inner = result.conservative if mode == CONSERVATIVE else result.direct
+        md.momenta = md.momenta + 0.5 * h * inner
+    _store(state, result)
+    if mode == MTS:
+        md.momenta = md.momenta + 0.5 * dt * (md.forces - state.direct)
+    _thermostat(state, 0.5 * dt)
+    state.nsteps += 1
+    return state
+
+
+def runaway_systems(state: MTSState) -> torch.Tensor:
+    """Bool ``(n_systems,)``: systems with non-finite positions, momenta, forces
+    or energy."""
+    md = state.md
+    healthy = finite_systems(md, md.positions, md.momenta, md.forces, state.direct)
+    return ~(healthy & torch.isfinite(md.energy))
+
+
+def select(state: MTSState, keep: torch.Tensor) -> MTSState:
+    """The state with only the systems where ``keep`` is true (a split with
+    per-system neighbour lists rebuilds them for the new batch)."""
+    keep = keep.to(torch.bool)
+    md = state.md
+    atoms = keep.to(md.positions.device)[md.system_idx]
+    indices = [k for k, flag in enumerate(keep.tolist()) if flag]
+    return MTSState(
+        md=select_systems(md, keep),
+        direct=None if state.direct is None else state.direct[atoms],
+        forces=state.forces,
+        thermostat=state.thermostat,
+        thermostat_energy=state.thermostat_energy[keep],
+        ndof=state.ndof[keep],
+        generators=[state.generators[k] for k in indices],
+        nsteps=state.nsteps,
+        systems=state.systems[keep],
+    )
+
+
+def _thermostat(state: MTSState, dt: float) -> None:
+    if state.thermostat is not None:
+        state.thermostat_energy = state.thermostat_energy + state.thermostat.apply(
+            state, dt
+        )
+
+
+def _store(state: MTSState, result: ForceBatch) -> None:
+    md = state.md
+    md.energy = result.energy
+    if state.forces == DIRECT:
+        md.forces = result.direct
+    else:
+        md.forces = result.conservative
+    state.direct = result.direct
+
+
+def _call(split, md, mode: str, outer: bool) -> ForceBatch:
+    if mode == CONSERVATIVE:
+        # the direct head costs nothing on a conservative pass of a hybrid model
+        if (
+            outer
+            and getattr(split, "shared", False)
+            and getattr(split, "has_direct", False)
+        ):
+            return split.both(md)
+        return split.slow(md)
+    if mode == DIRECT or not outer:
+        return split.fast(md)
+    return split.both(md)
+
+
+def _evaluate(split, md, mode: str, outer: bool) -> ForceBatch:
+    """The split's forces, computed on the systems with finite positions only; a
+    batched call that raises is retried system by system; the systems that fail
+    get NaN."""
+    healthy = finite_systems(md)
+    if bool(healthy.all()):
+        try:
+            return _complete(_call(split, md, mode, outer), md, mode, outer)
+        except Exception:  # noqa: BLE001 - one bad system must not stop the others
+            if n_systems(md) == 1:
+                return _nan_batch(md, mode, outer)
+    results = {}
+    for k in range(n_systems(md)):
+        if not bool(healthy[k]):
+            continue
+        one = torch.zeros(n_systems(md), dtype=torch.bool, device=healthy.device)
+        one[k] = True
+        sub = select_systems(md, one)
+        try:
+            results[k] = _complete(_call(split, sub, mode, outer), sub, mode, outer)
+        except Exception:  # noqa: BLE001
+            continue
+    return _scatter(results, md, mode, outer)
+
+
+def _complete(result: ForceBatch, md, mode: str, outer: bool) -> ForceBatch:
+    if result.energy is None:
+        result.energy = torch.full(
+            (n_systems(md),),
+            math.nan,
+            dtype=md.positions.dtype,
+            device=md.positions.device,
+        )
+    return result
+
+
+def _nan_batch(md, mode: str, outer: bool) -> ForceBatch:
+    return _scatter({}, md, mode, outer)
+
+
+def _scatter(results, md, mode: str, outer: bool) -> ForceBatch:
+    """One :class:`ForceBatch` from per-system results (NaN where missing)."""
+    dtype, device = md.positions.dtype, md.positions.device
+    nan = math.nan
+    energy = torch.full((n_systems(md),), nan, dtype=dtype, device=device)
+    conservative = torch.full_like(md.positions, nan)
+    direct = torch.full_like(md.positions, nan)
+    has = {"conservative": False, "direct": False}
+    starts = torch.cumsum(torch.tensor([0] + system_sizes(md)), 0).tolist()
+    for k, result in results.items():
+        part = slice(starts[k], starts[k + 1])
+        energy[k] = result.energy.reshape(-1)[0]
+        if result.conservative is not None:
+            conservative[part] = result.conservative
+            has["conservative"] = True
+        if result.direct is not None:
+            direct[part] = result.direct
+            has["direct"] = True
+    wants_conservative = mode == CONSERVATIVE or (mode == MTS and outer)
+    wants_direct = mode != CONSERVATIVE
+    return ForceBatch(
+        energy=energy,
+        conservative=conservative
+        if (has["conservative"] or wants_conservative)
+        else None,
+        direct=direct if (has["direct"] or wants_direct) else None,
+    )
+
+
+__all__ = [
+    "LangevinThermostat",
+    "MTSState",
+    "SVRThermostat",
+    "mts_init",
+    "mts_step",
+    "per_system_sum",
+    "runaway_systems",
+    "select",
+]
