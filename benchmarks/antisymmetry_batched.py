@@ -52,7 +52,7 @@ from metatrain.utils.data.target_info import get_energy_target_info
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from antisymmetry_common import setup_threads  # noqa: E402
 
-import metatrain_nc.antisymmetry.api as antisymmetry_api  # noqa: E402
+import metatrain_nc.antisymmetry.steps as antisymmetry_steps  # noqa: E402
 from metatrain_nc.antisymmetry import evaluate, load_force_model  # noqa: E402
 from metatrain_nc.antisymmetry.packing import Pack  # noqa: E402
 from metatrain_nc.force_models.timing import WallClock  # noqa: E402
@@ -85,7 +85,7 @@ class Breakdown:
     PHASES = {
         "forward": (Pack, "__init__"),
         "backward": (torch.autograd, "grad"),
-        "other head": (antisymmetry_api, "packed_forces"),
+        "other head": (antisymmetry_steps, "packed_forces"),
     }
 
     def __init__(self):

@@ -57,6 +57,19 @@ def median_time(function: Callable[[], object], repeat: int, warmup: int = 2) ->
     return statistics.median(wall_seconds(function) for _ in range(repeat))
 
 
+def interleaved_medians(
+    calls: Dict[str, Callable[[], object]], repeat: int
+) -> Dict[str, float]:
+    """Median wall time (s) of each of ``calls`` over ``repeat`` rounds, each round
+    timing every call once after one warm-up call (:func:`median_time`), in turn:
+    a change of the machine's load hits all of them alike."""
+    rounds: Dict[str, List[float]] = {name: [] for name in calls}
+    for _ in range(repeat):
+        for name, call in calls.items():
+            rounds[name].append(median_time(call, 1, warmup=1))
+    return {name: float(statistics.median(times)) for name, times in rounds.items()}
+
+
 def print_table(title: str, rows: List[Dict[str, str]]) -> None:
     """Print rows (dicts with the same keys) as an aligned table."""
     print(f"\n{title}")

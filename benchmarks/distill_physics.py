@@ -73,7 +73,7 @@ def run_replica(args) -> Dict:
     from ase import units
 
     from metatrain_nc.dynamics.integrator import MultipleTimeStep
-    from metatrain_nc.dynamics.monitor import Monitor
+    from metatrain_nc.dynamics.observer import Monitor
     from metatrain_nc.dynamics.structures import maxwell_boltzmann
     from metatrain_nc.force_models import load_force_model
     from metatrain_nc.force_models.timing import wall_seconds

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_nve import oo_rdf, species_temperatures  # noqa: E402
 
 from metatrain_nc.dynamics.integrator import MultipleTimeStep  # noqa: E402
-from metatrain_nc.dynamics.monitor import block_average, summarise  # noqa: E402
+from metatrain_nc.dynamics.statistics import block_average, summarise  # noqa: E402
 from metatrain_nc.dynamics.structures import thermalize_momenta  # noqa: E402
 from metatrain_nc.force_models.loading import load_force_model  # noqa: E402
 from metatrain_nc.reference_data.store import FrameLog  # noqa: E402

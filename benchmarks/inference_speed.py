@@ -12,7 +12,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import default_model, export, median_time, print_table, water_frames
+from common import (
+    default_model,
+    export,
+    interleaved_medians,
+    print_table,
+    water_frames,
+)
 from metatomic.torch import ModelOutput
 from metatomic_ase import MetatomicCalculator
 
@@ -56,12 +62,8 @@ def main() -> None:
 
             return run
 
-        # interleaved rounds, so that a change of machine load hits every setup
-        rounds = {name: [] for name in setups}
-        for _ in range(args.repeat):
-            for name, calculator in setups.items():
-                rounds[name].append(median_time(evaluate(calculator), 1, warmup=1))
-        timings = {name: float(np.median(times)) for name, times in rounds.items()}
+        calls = {name: evaluate(calculator) for name, calculator in setups.items()}
+        timings = interleaved_medians(calls, args.repeat)
     reference = timings["pet, conservative F+stress"]
     rows = [
         {

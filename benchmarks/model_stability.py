@@ -34,11 +34,9 @@ from pathlib import Path
 
 import ase.io
 
-from metatrain_nc.dynamics.monitor import (
-    diagnose,
-    species_degrees_of_freedom,
-    summarise,
-)
+from metatrain_nc.dynamics.observer import species_degrees_of_freedom
+from metatrain_nc.dynamics.statistics import summarise
+from metatrain_nc.dynamics.verdicts import diagnose
 
 RUNS = {
     "nve": ["--ensemble", "nve"],

@@ -35,7 +35,7 @@ from ase import units
 from ase.md.verlet import VelocityVerlet
 
 from metatrain_nc.dynamics.diffusion import diffusion_coefficients
-from metatrain_nc.dynamics.monitor import block_average, summarise
+from metatrain_nc.dynamics.statistics import block_average, summarise
 from metatrain_nc.dynamics.structures import thermalize_momenta
 from metatrain_nc.force_models.calculator import ModelCalculator
 from metatrain_nc.force_models.loading import load_force_model

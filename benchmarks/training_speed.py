@@ -9,9 +9,8 @@ default PET hypers, float32, CPU, all in one process. Run:
 
 import argparse
 
-import numpy as np
 import torch
-from common import default_model, median_time, print_table, water_frames
+from common import default_model, interleaved_medians, print_table, water_frames
 from metatomic.torch import systems_to_torch
 from metatrain.utils.evaluate_model import evaluate_model
 from metatrain.utils.neighbor_lists import get_system_with_neighbor_lists
@@ -51,11 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     frames = water_frames(args.batch)
     steps = {name: step_function(name, frames) for name in ("pet", "pet_nc", "pet_m")}
-    rounds = {name: [] for name in steps}
-    for _ in range(args.repeat):  # interleaved against load changes
-        for name, step in steps.items():
-            rounds[name].append(median_time(step, 1, warmup=1))
-    timings = {name: float(np.median(times)) for name, times in rounds.items()}
+    timings = interleaved_medians(steps, args.repeat)
     reference = timings["pet"]
     rows = [
         {

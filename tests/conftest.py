@@ -203,24 +203,26 @@ def water_frames(tmp_path_factory) -> Path:
     return write_frames(WATER, tmp_path_factory.mktemp("data") / "water.xyz", 4)
 
 
-@pytest.fixture(scope="session")
-def tiny_pet_nc(tmp_path_factory, ethanol_frames) -> SimpleNamespace:
-    """A tiny ``pet_nc`` trained by ``mtt train`` on ethanol (checkpoint, exported)."""
-    return shared(
-        tmp_path_factory,
-        "pet_nc",
-        lambda folder: train_tiny(folder, "pet_nc", ethanol_frames),
+def _tiny_on_ethanol(architecture: str):
+    """The session fixture ``tiny_<architecture>``: a tiny model of that architecture
+    trained by ``mtt train`` on ethanol (checkpoint, exported)."""
+
+    def fixture(tmp_path_factory, ethanol_frames) -> SimpleNamespace:
+        return shared(
+            tmp_path_factory,
+            architecture,
+            lambda folder: train_tiny(folder, architecture, ethanol_frames),
+        )
+
+    fixture.__doc__ = (
+        f"A tiny ``{architecture}`` trained by ``mtt train`` on ethanol (checkpoint, "
+        "exported)."
     )
+    return pytest.fixture(scope="session", name=f"tiny_{architecture}")(fixture)
 
 
-@pytest.fixture(scope="session")
-def tiny_pet_m(tmp_path_factory, ethanol_frames) -> SimpleNamespace:
-    """A tiny ``pet_m`` trained by ``mtt train`` on ethanol (checkpoint, exported)."""
-    return shared(
-        tmp_path_factory,
-        "pet_m",
-        lambda folder: train_tiny(folder, "pet_m", ethanol_frames),
-    )
+tiny_pet_nc = _tiny_on_ethanol("pet_nc")
+tiny_pet_m = _tiny_on_ethanol("pet_m")
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ import pytest
 import torch
 import yaml
 
+from .conftest import TINY_MODEL
 from .registration_fixtures import (
     ETHANOL,
     ROOT,
@@ -37,16 +38,6 @@ from .registration_fixtures import (
     third_party_architecture,
 )
 
-TINY = {
-    "d_pet": 8,
-    "d_head": 8,
-    "d_node": 8,
-    "d_feedforward": 8,
-    "num_heads": 1,
-    "num_gnn_layers": 1,
-    "num_attention_layers": 1,
-}
-
 
 def ok(result) -> str:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -58,7 +49,7 @@ def write_options(path: Path, name: str, epochs: int = 1, **training) -> Path:
         "seed": 0,
         "architecture": {
             "name": name,
-            "model": TINY,
+            "model": TINY_MODEL,
             "training": {
                 "batch_size": 5,
                 "num_epochs": epochs,

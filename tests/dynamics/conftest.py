@@ -6,6 +6,12 @@ import ase
 import ase.build
 import numpy as np
 import pytest
+from ase import units
+
+from metatrain_nc.dynamics.integrator import MultipleTimeStep
+from metatrain_nc.dynamics.observer import Monitor
+from metatrain_nc.dynamics.statistics import summarise
+from metatrain_nc.dynamics.verdicts import diagnose
 
 from ..analytic_models import export_pair_model
 
@@ -66,3 +72,17 @@ def ethanol_box_file(ethanol_box, tmp_path) -> Path:
     path = tmp_path / "ethanol_box.xyz"
     ase.io.write(path, ethanol_box, format="extxyz")
     return path
+
+
+def run_nve(model, start, forces, timestep_fs, stride, steps):
+    """An NVE run of ``steps`` outer steps from a copy of ``start``, monitored every
+    step: its :func:`summarise` and :func:`diagnose`."""
+    atoms = start.copy()
+    dyn = MultipleTimeStep(
+        atoms, timestep_fs * units.fs, model, forces=forces, stride=stride
+    )
+    monitor = Monitor(dyn)
+    dyn.attach(monitor, interval=1)
+    dyn.run(steps)
+    summary = summarise(monitor.rows, len(atoms))
+    return summary, diagnose(monitor.rows, summary, forces, "nve")

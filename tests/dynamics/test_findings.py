@@ -38,18 +38,13 @@ from ase import units
 
 from metatrain_nc.cli import main
 from metatrain_nc.dynamics.integrator import MultipleTimeStep
-from metatrain_nc.dynamics.monitor import (
-    RESOLVED_SIGMA,
-    Monitor,
-    block_average,
-    diagnose,
-    summarise,
-)
+from metatrain_nc.dynamics.statistics import block_average
 from metatrain_nc.dynamics.stride import find_stride
 from metatrain_nc.dynamics.structures import maxwell_boltzmann
+from metatrain_nc.dynamics.verdicts import RESOLVED_SIGMA
 
 from ..analytic_models import export_pair_model
-from .conftest import molecules_in_box
+from .conftest import molecules_in_box, run_nve
 
 DATA = Path(__file__).parent / "data" / "ethanol_cluster_1000K.extxyz"
 #: temperature of the equipartition runs (K)
@@ -216,16 +211,10 @@ def test_block_average_of_correlated_samples():
 
 
 # -- NVE: drift warnings ---------------------------------------------------------------
-def _nve(model, start, forces, timestep_fs, stride, steps):
-    atoms = start.copy()
-    dyn = MultipleTimeStep(
-        atoms, timestep_fs * units.fs, model, forces=forces, stride=stride
-    )
-    monitor = Monitor(dyn)
-    dyn.attach(monitor, interval=1)
-    dyn.run(steps)
-    summary = summarise(monitor.rows, len(atoms))
-    return summary, diagnose(monitor.rows, summary, forces, "nve")["warnings"]
+def _nve(*run):
+    """:func:`run_nve`: its summary and warnings."""
+    summary, diagnosis = run_nve(*run)
+    return summary, diagnosis["warnings"]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The RESPA integrator against ASE's velocity Verlet; force provider; thermostats."""
 
+import ase.build
 import ase.io
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from ase import units
 from ase.md.verlet import VelocityVerlet
 
 from metatrain_nc.dynamics.integrator import MultipleTimeStep
-from metatrain_nc.dynamics.monitor import Monitor
+from metatrain_nc.dynamics.observer import Monitor
 from metatrain_nc.dynamics.structures import maxwell_boltzmann
 from metatrain_nc.errors import UserInputError
 from metatrain_nc.force_models import MetatomicModel as ModelForces
@@ -159,6 +160,75 @@ def test_thermostats_conserved_quantity_and_reproducibility(
     np.testing.assert_array_equal(atoms.positions, again.positions)
     other, _, _ = run(4)
     assert np.abs(other.positions - atoms.positions).max() > 1e-6
+
+
+def _copper_run(ensemble, constraint, steps=40):
+    """Thermostatted EMT dynamics of a rattled 32-atom Cu cell at 300 K (the
+    conservative split, outer step 2 fs, 4 inner steps); the conserved energy after
+    every outer step and the dynamics."""
+    from ase.calculators.emt import EMT
+
+    from metatrain_nc.force_models import load_force_model
+
+    atoms = ase.build.bulk("Cu", cubic=True).repeat((2, 2, 2))
+    atoms.rattle(0.05, seed=1)
+    maxwell_boltzmann(atoms, 300.0, 1)  # the fixed atoms move at the start too
+    if constraint is not None:
+        atoms.set_constraint(constraint)
+    dyn = MultipleTimeStep(
+        atoms,
+        2 * units.fs,
+        load_force_model(EMT()),
+        forces="conservative",
+        stride=4,
+        ensemble=ensemble,
+        temperature_K=300.0,
+        tau=20 * units.fs,
+        rng=5,
+    )
+    conserved = [dyn.conserved_energy()]
+    for _ in range(steps):
+        dyn.run(1)
+        conserved.append(dyn.conserved_energy())
+    return np.array(conserved), dyn
+
+
+@pytest.mark.parametrize(
+    "ensemble, constraint",
+    [
+        ("langevin", "fixatoms"),
+        ("langevin", "fixcom"),
+        ("svr", "fixatoms"),
+        ("svr", "fixcom"),
+    ],
+)
+def test_thermostat_energy_under_constraints(ensemble, constraint):
+    """With FixAtoms or FixCom the thermostat's energy exchange is the kinetic-energy
+    change the atoms actually get (noise on fixed atoms or on the centre of mass,
+    removed by the constraint, is none): the conserved energy holds as well as
+    without the constraint (it moved by ~1 eV in 40 Langevin steps with FixAtoms,
+    counting the noise the fixed atoms never kept)."""
+    from ase.constraints import FixAtoms, FixCom
+
+    fixed = [0, 1, 2, 3]
+    make = {"fixatoms": lambda: FixAtoms(indices=fixed), "fixcom": FixCom}
+    free, _ = _copper_run(ensemble, None)
+    conserved, dyn = _copper_run(ensemble, make[constraint]())
+    # the thermostat did move energy (~0.3-0.5 eV) ...
+    assert abs(dyn.thermostat_energy) > 0.1
+    # ... and the conserved energy drifts as little as without the constraint
+    assert np.ptp(conserved) < 5 * np.ptp(free) + 1e-5, (
+        np.ptp(conserved),
+        np.ptp(free),
+    )
+    assert np.ptp(conserved) < 1e-3
+    momenta = dyn.atoms.get_momenta()
+    if constraint == "fixatoms":
+        # the noise and friction act on the free atoms only
+        np.testing.assert_array_equal(momenta[fixed], 0.0)
+        assert np.abs(momenta[4:]).max() > 0.1
+    else:
+        np.testing.assert_allclose(momenta.sum(axis=0), 0.0, atol=1e-10)
 
 
 def test_bad_arguments(models, ethanol_box):

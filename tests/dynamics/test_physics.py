@@ -9,7 +9,8 @@ import pytest
 from ase import units
 
 from metatrain_nc.dynamics.integrator import MultipleTimeStep
-from metatrain_nc.dynamics.monitor import Monitor, summarise
+from metatrain_nc.dynamics.observer import Monitor
+from metatrain_nc.dynamics.statistics import summarise
 from metatrain_nc.dynamics.structures import maxwell_boltzmann
 
 OUTER_STEPS = 125  # 0.5 ps
@@ -65,7 +66,7 @@ def test_drift_ratio_separates_direct_from_conservative(runs):
 
 
 def test_drift_ratio_by_hand():
-    from metatrain_nc.dynamics.monitor import drift_ratio
+    from metatrain_nc.dynamics.statistics import drift_ratio
 
     # 10 atoms, 1 ps, kinetic energy alternating 1.0 / 1.2 eV, drift 2 meV/atom/ps
     rows = [

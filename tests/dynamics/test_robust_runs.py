@@ -23,17 +23,12 @@ from ase import units
 
 from metatrain_nc.cli import main
 from metatrain_nc.dynamics.integrator import MultipleTimeStep
-from metatrain_nc.dynamics.monitor import (
-    DRIFT_P_VALUE,
-    Monitor,
-    diagnose,
-    drift_verdict,
-    summarise,
-)
+from metatrain_nc.dynamics.statistics import summarise
 from metatrain_nc.dynamics.structures import maxwell_boltzmann
+from metatrain_nc.dynamics.verdicts import DRIFT_P_VALUE, diagnose, drift_verdict
 
 from ..analytic_models import export_pair_model
-from .conftest import molecules_in_box
+from .conftest import molecules_in_box, run_nve
 
 NAN_AFTER = "tests.bad_calculators:nan_after"
 
@@ -119,7 +114,7 @@ def test_model_failing_on_the_start_is_an_error_before_anything_is_written(
 
 def test_integrator_puts_the_atoms_back_when_a_step_fails(ethanol_box):
     """The runaway leaves the atoms where the last completed step left them."""
-    from metatrain_nc.dynamics.monitor import RunawayError
+    from metatrain_nc.dynamics.observer import RunawayError
     from metatrain_nc.force_models import load_force_model
 
     atoms = ethanol_box.copy()
@@ -147,18 +142,6 @@ def strong(tmp_path_factory) -> str:
     return export_pair_model(str(folder / "strong.pt"), nonconservative_strength=2.0)
 
 
-def _nve(model, start, forces, timestep_fs, stride, steps):
-    atoms = start.copy()
-    dyn = MultipleTimeStep(
-        atoms, timestep_fs * units.fs, model, forces=forces, stride=stride
-    )
-    monitor = Monitor(dyn)
-    dyn.attach(monitor, interval=1)
-    dyn.run(steps)
-    summary = summarise(monitor.rows, len(atoms))
-    return summary, diagnose(monitor.rows, summary, forces, "nve")
-
-
 @pytest.fixture(scope="module")
 def start(relaxed_ethanol):
     atoms = molecules_in_box(relaxed_ethanol)
@@ -170,7 +153,7 @@ def test_twelve_step_drift_is_flagged(models, strong, start):
     """Direct forces (12 x 2 fs, ~58 meV/atom/ps) and MTS at too long an outer step
     (12 x 2 fs, ~225 meV/atom/ps): 13 records, flagged."""
     for model, forces in ((models["nc"], "direct"), (strong, "mts")):
-        summary, checks = _nve(model, start, forces, 2.0, 2, 12)
+        summary, checks = run_nve(model, start, forces, 2.0, 2, 12)
         assert summary["n_records"] == 13
         assert [w["kind"] for w in checks["warnings"]] == ["energy_drift"], summary
         assert checks["drift"]["resolved"] is True
@@ -183,7 +166,7 @@ def test_short_conservative_runs_are_not_flagged(models, start):
     the 12 records cover half an H vibration: the fitted slope has t ~ 19 (p far
     below the threshold), but the energy it puts in is ~1% of the kinetic energy's
     fluctuation, and the verdict says so."""
-    summary, checks = _nve(models["nc"], start, "conservative", 0.5, 1, 12)
+    summary, checks = run_nve(models["nc"], start, "conservative", 0.5, 1, 12)
     assert summary["drift_p_value"] < DRIFT_P_VALUE  # a line through an oscillation
     assert summary["drift_ratio"] < 0.05
     assert checks["warnings"] == [] and checks["drift"]["resolved"] is False
@@ -194,7 +177,7 @@ def test_short_conservative_runs_are_not_flagged(models, start):
         ("mts", models["c"], 4.0, 4, 12),
         ("mts", models["nc"], 2.0, 2, 12),
     ]:
-        summary, checks = _nve(model, start, forces, timestep, stride, steps)
+        summary, checks = run_nve(model, start, forces, timestep, stride, steps)
         assert checks["warnings"] == [], (forces, timestep, steps, summary)
 
 

@@ -26,8 +26,8 @@ The names are loaded on first access, so that importing the command-line module
 from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
-    "AntisymmetryReport": "api",
-    "StructureResult": "api",
+    "AntisymmetryReport": "results",
+    "StructureResult": "results",
     "antisymmetry_ratio": "api",
     "evaluate": "api",
     "force_jacobian": "api",

@@ -22,7 +22,6 @@ central finite differences of its forces (step and estimated noise reported).
 """
 
 import os
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import ase
@@ -32,23 +31,33 @@ from ..errors import NonFiniteError, UserInputError
 from ..force_models.base import ForceModel
 from ..force_models.loading import load_force_model
 from ..force_models.names import CONSERVATIVE, DIRECT_FORCE, head_of_output
-from .decompose import PairTable, bin_pairs, pair_table, per_atom_lambda
-from .jacobian import (
-    STOCHASTIC_NEEDS_GRADIENTS,
-    default_fd_step,
-    differentiable,
-    exact_jacobian,
-    finite_difference_noise,
-    iter_exact_jacobians,
-    iter_stochastic_lambdas,
-    lambda_from_jacobian,
-    stochastic_lambda,
-)
-from .loops import molecule_of, rotation_loop_work, square_loop_work
-from .packing import packed_forces
+from .jacobian import exact_jacobian, lambda_from_jacobian, stochastic_lambda
+from .results import AntisymmetryReport, StructureResult
 from .settings import MAX_EXACT_ROWS, AntisymmetrySettings, canonical_output
+from .steps import (
+    add_loops,
+    available_forces,
+    check_structures,
+    jacobian_items,
+    jacobian_method,
+    other_head_forces,
+    progress_bars,
+    structure_result,
+    summary_settings,
+)
 
 ModelLike = Union[str, os.PathLike, Any]
+
+__all__ = [
+    "AntisymmetryReport",
+    "ModelLike",
+    "StructureResult",
+    "antisymmetry_ratio",
+    "check_lambda",
+    "evaluate",
+    "force_jacobian",
+    "resolve_output",
+]
 
 
 def resolve_output(model: ForceModel, output: Optional[str] = None) -> str:
@@ -138,106 +147,6 @@ def check_lambda(value: float, model: ForceModel, where: str) -> float:
     )
 
 
-@dataclass
-class StructureResult:
-    """Everything computed for one structure."""
-
-    index: int
-    n_atoms: int
-    method: str  # "exact", "finite-difference" or "stochastic"
-    lambda_: float
-    error: Optional[float] = None  # standard error (stochastic only)
-    probes: Optional[int] = None
-    target_error: Optional[float] = None  # stochastic with a target only
-    converged: Optional[bool] = None
-    per_atom: Optional[np.ndarray] = None  # (N,) lambda_i, exact only
-    pairs: Optional[PairTable] = None
-    rotation_loop: Optional[Dict[str, Any]] = None
-    square_loops: Optional[Dict[str, Any]] = None
-    forces: Dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N, 3)
-    fd_step: Optional[float] = None  # A, finite differences only
-    fd_noise: Optional[float] = None  # estimated FD error / ||J||, idem
-
-    def as_dict(self) -> Dict[str, Any]:
-        data: Dict[str, Any] = {
-            "index": self.index,
-            "n_atoms": self.n_atoms,
-            "lambda": self.lambda_,
-            "method": self.method,
-        }
-        if self.method == "stochastic":
-            data["lambda_error"] = self.error
-            data["probes"] = self.probes
-            if self.target_error is not None:
-                data["target_error"] = self.target_error
-                data["target_reached"] = self.converged
-        if self.fd_step is not None:
-            data["fd_step_A"] = self.fd_step
-            data["fd_noise"] = self.fd_noise
-        if self.per_atom is not None:
-            data["lambda_atom_max"] = float(np.max(self.per_atom))
-        if self.rotation_loop is not None:
-            data["rotation_loop"] = self.rotation_loop
-        if self.square_loops is not None:
-            data["square_loops"] = self.square_loops
-        return data
-
-
-@dataclass
-class AntisymmetryReport:
-    """Results of :func:`evaluate` for a list of structures."""
-
-    frames: List[ase.Atoms]
-    structures: List[StructureResult]
-    model: Dict[str, Any]
-    output: str
-    settings: Dict[str, Any]
-    bin_width: float = 0.25
-
-    @property
-    def lambdas(self) -> np.ndarray:
-        return np.array([s.lambda_ for s in self.structures])
-
-    def pair_bins(self) -> Dict[str, np.ndarray]:
-        """Pairs of all structures binned by distance (see ``decompose.bin_pairs``)."""
-        tables = [s.pairs for s in self.structures if s.pairs is not None]
-        if not tables:
-            return {}
-        return bin_pairs(tables, self.bin_width)
-
-    def summary(self) -> Dict[str, Any]:
-        """The content of ``summary.json``."""
-        lambdas = self.lambdas
-        data = {
-            "model": self.model,
-            "output": self.output,
-            "settings": self.settings,
-            "n_structures": len(self.structures),
-            "lambda_mean": float(np.mean(lambdas)),
-            "lambda_max": float(np.max(lambdas)),
-        }
-        noise = [s.fd_noise for s in self.structures if s.fd_noise is not None]
-        if noise:
-            data["fd_noise_max"] = float(np.max(noise))
-        data["structures"] = [s.as_dict() for s in self.structures]
-        return data
-
-    def write(self, outdir: Union[str, os.PathLike], force: bool = False) -> str:
-        """Write JSON, CSV, PNG and chemiscope files into ``outdir`` (atomically)."""
-        from .outputs import write_report
-
-        return write_report(self, outdir, force=force)
-
-
-def _available_forces(model: ForceModel) -> List[str]:
-    names = []
-    if model.has_direct:
-        names.append(DIRECT_FORCE)
-    if model.has_conservative:
-        names.append(CONSERVATIVE)
-    return names
-
-
 def evaluate(
     frames: Union[ase.Atoms, Sequence[ase.Atoms]],
     model: ModelLike,
@@ -266,209 +175,40 @@ def evaluate(
     """
     settings = AntisymmetrySettings.from_overrides(settings, **overrides)
     settings.check()
-    if isinstance(frames, ase.Atoms):
-        frames = [frames]
-    frames = list(frames)
+    frames = [frames] if isinstance(frames, ase.Atoms) else list(frames)
     if not frames:
         raise UserInputError("no structures to evaluate")
     model = load_force_model(model, direct=direct, float64=settings.float64)
     output = resolve_output(model, settings.output)
-    stochastic = settings.stochastic
     # validate everything before any expensive work
-    force_models = []
-    for index, atoms in enumerate(frames):
-        model.check(atoms, f"structure {index}")
-        forces = model.structure_forces(atoms, output, where=f"structure {index}")
-        force_models.append(forces)
-        exact_rows = 3 * len(atoms) > settings.max_exact_rows
-        if stochastic and not differentiable(forces):
-            raise UserInputError(
-                f"model '{model.source}': {STOCHASTIC_NEEDS_GRADIENTS}"
-            )
-        if not stochastic and exact_rows and differentiable(forces):
-            raise UserInputError(
-                f"structure {index} has {len(atoms)} atoms: the exact Jacobian needs "
-                f"{3 * len(atoms)} backward passes (limit {settings.max_exact_rows}); "
-                "use the stochastic estimator (--stochastic / stochastic=True) or "
-                "raise the limit (--max-exact-rows)"
-            )
-        if not stochastic and exact_rows:
-            raise UserInputError(
-                f"structure {index} has {len(atoms)} atoms: its finite-difference "
-                f"Jacobian needs {6 * len(atoms)} force evaluations (3N = "
-                f"{3 * len(atoms)} columns, limit {settings.max_exact_rows}); raise "
-                "the limit (--max-exact-rows) if that is affordable"
-            )
-        if settings.rotation_loop and not 0 <= settings.loop_atom < len(atoms):
-            raise UserInputError(
-                f"loop atom {settings.loop_atom} is out of range for structure "
-                f"{index} ({len(atoms)} atoms)"
-            )
-
-    from tqdm.auto import tqdm
-
+    force_models = check_structures(frames, model, output, settings)
+    method, fd_step = jacobian_method(settings, force_models[0])
+    skip = None if method == "finite-difference" else output
+    head_forces = other_head_forces(model, frames, settings, skip)
+    bar, inner = progress_bars(frames, method, settings)
     results: List[Optional[StructureResult]] = [None] * len(frames)
-    fd_step: Optional[float] = None
-    method = "stochastic" if stochastic else "exact"
-    if not stochastic and not differentiable(force_models[0]):
-        method = "finite-difference"
-        fd_step = settings.fd_step
-        if fd_step is None:
-            fd_step = default_fd_step(force_models[0])
-    progress = settings.progress
-    # forces of every head, for the chemiscope file: those of the analysed head
-    # come with the Jacobians (same forward passes), the others packed the same way
-    computed: Dict[int, np.ndarray] = {}
-    head_forces = {
-        name: packed_forces(
-            [
-                model.structure_forces(atoms, name, where=f"structure {index}")
-                for index, atoms in enumerate(frames)
-            ],
-            settings.packing,
-            settings.pack_rows,
-        )
-        for name in _available_forces(model)
-        if settings.keep_forces and (name != output or method == "finite-difference")
-    }
-    bar = tqdm(
-        total=len(frames), desc="structures", unit="structure", disable=not progress
-    )
-    if not stochastic:
-        total: Optional[int] = sum(3 * len(atoms) for atoms in frames)
-    else:
-        total = None if settings.target_error else settings.probes * len(frames)
-    inner = tqdm(
-        total=total,
-        desc={"exact": "rows", "finite-difference": "columns"}.get(method, "probes"),
-        leave=False,
-        disable=not progress,
-    )
     packing: Dict[str, Any] = {}
-    common = dict(
-        chunk_size=settings.chunk_size,
-        progress=inner.update,
-        packing=settings.packing,
-        pack_rows=settings.pack_rows,
-        info=packing,
-        forces=computed,
+    computed: Dict[int, np.ndarray] = {}  # forces of the analysed head
+    items = jacobian_items(
+        force_models, method, fd_step, settings, inner.update, packing, computed
     )
-    if stochastic:
-        items = iter_stochastic_lambdas(
-            force_models,
-            probes=settings.probes,
-            seeds=[settings.seed + index for index in range(len(frames))],
-            jvp=settings.jvp,
-            target_error=settings.target_error,
-            max_probes=settings.max_probes,
-            **common,
-        )
-    else:
-        items = iter_exact_jacobians(
-            force_models,
-            max_rows=settings.max_exact_rows,
-            strategy=settings.strategy,
-            fd_step=fd_step,
-            **common,
-        )
     for index, item in items:
-        atoms = frames[index]
-        force_model = force_models[index]
-        if stochastic:
-            result = StructureResult(
-                index=index,
-                n_atoms=len(atoms),
-                method="stochastic",
-                lambda_=item.value,
-                error=item.error,
-                probes=item.probes,
-                target_error=settings.target_error,
-                converged=item.converged,
-            )
-        else:
-            jacobian = item
-            result = StructureResult(
-                index=index,
-                n_atoms=len(atoms),
-                method=method,
-                lambda_=lambda_from_jacobian(jacobian),
-                per_atom=per_atom_lambda(jacobian),
-                pairs=pair_table(jacobian, atoms) if settings.pairs else None,
-            )
-            if method == "finite-difference":
-                result.fd_step = fd_step
-                result.fd_noise = finite_difference_noise(
-                    force_model,
-                    jacobian,
-                    fd_step,
-                    seed=settings.seed + index,
-                    batch_size=settings.chunk_size,
-                )
-        check_lambda(result.lambda_, model, force_model.where)
-        if settings.rotation_loop:
-            indices = molecule_of(atoms, settings.loop_atom)
-            loop = rotation_loop_work(
-                force_model,
-                indices,
-                axis=settings.loop_axis,
-                n_points=settings.loop_points,
-                deformation=settings.loop_deformation,
-                seed=settings.seed,
-            )
-            result.rotation_loop = {
-                "work_eV": loop.work,
-                "moving_atoms": loop.indices,
-                "axis": loop.axis,
-                "n_points": loop.n_points,
-                "deformation_A": loop.deformation,
-                "path_length_A": loop.path_length,
-            }
-        if settings.square_loops > 0:
-            squares = square_loop_work(
-                force_model,
-                eps=settings.square_eps,
-                n_loops=settings.square_loops,
-                seed=settings.seed + index,
-            )
-            result.square_loops = {
-                "eps_A": squares.eps,
-                "work_eV": squares.work,
-                "force_floor_eV_per_A": squares.force_floor,
-                "mean_abs_work_eV": squares.mean_abs_work,
-                "max_force_floor_eV_per_A": squares.max_force_floor,
-            }
-        for name in _available_forces(model) if settings.keep_forces else []:
-            if name in head_forces:
-                result.forces[name] = head_forces[name][index]
-            else:
-                result.forces[name] = computed[index]
+        atoms, forces = frames[index], force_models[index]
+        result = structure_result(index, item, atoms, forces, method, fd_step, settings)
+        check_lambda(result.lambda_, model, forces.where)
+        add_loops(result, forces, atoms, settings)
+        for name in available_forces(model) if settings.keep_forces else []:
+            result.forces[name] = head_forces.get(name, computed)[index]
         results[index] = result
         bar.update(1)
         bar.set_postfix(lam=f"{result.lambda_:.3g}")
     inner.close()
     bar.close()
-
-    summary = settings.summary(method, fd_step)
-    # finite differences (ASE calculators) are never packed
-    summary["packing_used"] = packing.get("packing", "single")
-    summary["forward_graphs"] = packing.get("packs")
-    if stochastic and output == CONSERVATIVE:
-        summary["note"] = (
-            "conservative output: J is symmetric by construction, the stochastic path "
-            "skips the JVP and gives 0; use the exact path as a numerical control"
-        )
-    if method == "finite-difference":
-        summary["note"] = (
-            "Jacobian by central finite differences of the forces (the model has no "
-            "gradients); fd_noise per structure estimates their error relative to "
-            "||J|| (from columns recomputed with twice the step): a lambda below it "
-            "is finite-difference noise"
-        )
     return AntisymmetryReport(
         frames=frames,
         structures=results,  # type: ignore[arg-type]
         model=model.describe(),
         output=output,
-        settings=summary,
+        settings=summary_settings(settings, method, fd_step, packing, output),
         bin_width=settings.bin_width,
     )

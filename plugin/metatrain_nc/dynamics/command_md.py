@@ -3,7 +3,7 @@
 import argparse
 
 from ..files import add_output_dir_arguments
-from ..force_models.arguments import MODEL_HELP, add_model_arguments
+from ..force_models.arguments import add_model_arguments
 
 DESCRIPTION = (
     "molecular dynamics with conservative, direct or multiple-time-step forces, "
@@ -12,8 +12,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser, positional=False, fast=True)
-    parser.add_argument("model", help=MODEL_HELP)
+    add_model_arguments(parser, fast=True)
     parser.add_argument("structure", help="structure file (any format ASE reads)")
     add_output_dir_arguments(parser)
     parser.add_argument(

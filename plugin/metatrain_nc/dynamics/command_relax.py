@@ -4,7 +4,7 @@ import argparse
 import statistics
 
 from ..files import add_output_dir_arguments
-from ..force_models.arguments import MODEL_HELP, add_model_arguments
+from ..force_models.arguments import add_model_arguments
 
 DESCRIPTION = (
     "geometry-optimisation check: fraction converged within N steps with "
@@ -13,8 +13,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser, positional=False)
-    parser.add_argument("model", help=MODEL_HELP)
+    add_model_arguments(parser)
     parser.add_argument("structures", help="structures file (any format ASE reads)")
     add_output_dir_arguments(parser)
     parser.add_argument(

@@ -23,7 +23,12 @@ model's conservative forces (to round-off). Thermostats act for ``timestep / 2``
 before and after the outer step (symmetric splitting); their energy exchange enters
 :meth:`conserved_energy`. ASE constraints ``FixAtoms`` and ``FixCom`` are honoured
 (forces, momenta and positions adjusted as ASE's own integrators do); others are
-refused. If the positions change between ``run()`` calls, the forces are recomputed.
+refused. The start momenta are put under the constraints when the dynamics is built
+(fixed atoms at rest, no centre-of-mass motion with ``FixCom``), and the thermostats
+act on the free motion only: their noise and friction on what the constraints
+leave, their energy exchange the kinetic-energy change of the momenta the atoms get
+(after the constraints), so that :meth:`conserved_energy` holds with constraints as
+without. If the positions change between ``run()`` calls, the forces are recomputed.
 
 The integrator never touches ``atoms.calc``: it keeps its last evaluation
 (:attr:`MultipleTimeStep.last`) and reports from it (:meth:`~MultipleTimeStep.forces`,
@@ -69,7 +74,7 @@ SUPPORTED_CONSTRAINTS = (FixAtoms, FixCom)
 def degrees_of_freedom(atoms: ase.Atoms, momentum_conserved: bool = True) -> int:
     """Kinetic degrees of freedom (at least 1): ``3N``, less what the constraints
     remove, less 3 more when the total momentum is conserved (NVE, SVR without
-    ``FixAtoms``; not Langevin, whose friction and noise act on every atom)."""
+    ``FixAtoms``; not Langevin, whose friction and noise act on every free atom)."""
     removed = sum(int(c.get_removed_dof(atoms)) for c in atoms.constraints)
     pinned = any(isinstance(c, (FixAtoms, FixCom)) for c in atoms.constraints)
     if momentum_conserved and not pinned:
@@ -174,6 +179,10 @@ class MultipleTimeStep(MolecularDynamics):
             self._attach_trajectory(trajectory, loginterval, append, master)
         if logfile:
             self._attach_logger(logfile, loginterval)
+        if atoms.constraints:
+            # the first kick would drop the fixed atoms' (or the centre of mass's)
+            # start motion unaccounted: start from the constrained momenta
+            atoms.set_momenta(atoms.get_momenta(), apply_constraint=True)
         self._evaluate(outer=True, where="the start structure of the dynamics")
 
     # -- what other code reads -------------------------------------------------------
@@ -299,13 +308,21 @@ class MultipleTimeStep(MolecularDynamics):
         return at is not None and np.array_equal(at, self.atoms.positions)
 
     # -- integration ----------------------------------------------------------------
+    def _constrain_momenta(self, momenta: np.ndarray) -> None:
+        """Apply the constraints to ``momenta`` in place (as ``set_momenta`` does)."""
+        for constraint in self.atoms.constraints:
+            constraint.adjust_momenta(self.atoms, momenta)
+
     def _thermostat(self, dt: float) -> None:
         if self.ensemble == "nve":
             return
+        # the thermostat counts the energy of the momenta after the constraints:
+        # noise given to fixed atoms (or to the centre of mass under FixCom) and
+        # removed by the constraints is no energy exchange
         momenta, taken = self.thermostat.apply(
-            self.atoms.get_momenta(), self.masses, dt
+            self.atoms.get_momenta(), self.masses, dt, self._constrain_momenta
         )
-        self.atoms.set_momenta(momenta)
+        self.atoms.set_momenta(momenta, apply_constraint=False)
         self.thermostat_energy += taken
 
     def _kick(self, forces: np.ndarray, dt: float) -> None:

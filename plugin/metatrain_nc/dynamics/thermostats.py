@@ -3,6 +3,11 @@
 Each thermostat acts on momenta for a time ``dt`` (ASE time units) and returns the
 kinetic energy it took out of the system (eV; negative when it added energy), which
 the integrator accumulates into the conserved quantity ``E_pot + E_kin + sum(taken)``.
+With constraints, ``constrain`` (the constraints' momentum adjustment, e.g. ASE's
+``FixAtoms``/``FixCom``) is applied to the new momenta before the energy is counted:
+the energy taken is the kinetic-energy change of the momenta returned, those the
+system actually gets (fixed atoms stay at rest, the centre of mass does not move), as
+ASE's ``Langevin`` leaves the momenta with these constraints.
 
 - :class:`SVRThermostat`: stochastic velocity rescaling (G. Bussi, D. Donadio,
   M. Parrinello, J. Chem. Phys. 126, 014101 (2007)), global: all velocities scaled by
@@ -10,23 +15,48 @@ the integrator accumulates into the conserved quantity ``E_pot + E_kin + sum(tak
   relaxation time ``tau``.
 - :class:`LangevinThermostat`: per-atom Ornstein-Uhlenbeck update
   ``v <- c v + sqrt((1 - c^2) kT / m) xi`` with ``c = exp(-dt / tau)`` (friction
-  ``1/tau``), exact for the free particle.
+  ``1/tau``), exact for the free particle; on the free atoms only with ``FixAtoms``.
 """
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from ase import units
 
+#: a momentum adjustment applied in place (the constraints of the atoms)
+Constrain = Optional[Callable[[np.ndarray], None]]
+
+
+def kinetic_energy(momenta: np.ndarray, masses: np.ndarray) -> float:
+    """``sum p^2 / 2m`` (eV)."""
+    return 0.5 * float(np.sum(momenta**2 / masses))
+
 
 class Thermostat:
-    """Base class: ``apply(momenta, masses, dt) -> (momenta, energy taken, eV)``."""
+    """Base class: ``apply(momenta, masses, dt, constrain) -> (momenta, energy taken,
+    eV)``; ``momenta`` are expected to satisfy the constraints already, the momenta
+    returned satisfy them (``constrain`` applied) and the energy taken is the
+    kinetic-energy change between the two."""
 
     name = "nve"
 
-    def apply(self, momenta: np.ndarray, masses: np.ndarray, dt: float):
+    def apply(
+        self,
+        momenta: np.ndarray,
+        masses: np.ndarray,
+        dt: float,
+        constrain: Constrain = None,
+    ):
         return momenta, 0.0
+
+    @staticmethod
+    def _taken(before: float, new: np.ndarray, masses, constrain: Constrain):
+        """``(new momenta with the constraints applied, before - their kinetic
+        energy)``."""
+        if constrain is not None:
+            constrain(new)
+        return new, before - kinetic_energy(new, masses)
 
 
 class SVRThermostat(Thermostat):
@@ -53,8 +83,14 @@ class SVRThermostat(Thermostat):
         self.ndof = int(ndof)
         self.rng = rng if rng is not None else np.random.default_rng()
 
-    def apply(self, momenta: np.ndarray, masses: np.ndarray, dt: float):
-        kinetic = 0.5 * float(np.sum(momenta**2 / masses))
+    def apply(
+        self,
+        momenta: np.ndarray,
+        masses: np.ndarray,
+        dt: float,
+        constrain: Constrain = None,
+    ):
+        kinetic = kinetic_energy(momenta, masses)
         if kinetic <= 0.0:
             return momenta, 0.0
         target = 0.5 * self.ndof * units.kB * self.temperature_K
@@ -74,7 +110,9 @@ class SVRThermostat(Thermostat):
         # the sign keeps the update a continuous map of the random numbers
         if r1 + math.sqrt(c * kinetic / ((1.0 - c) * per_dof + 1e-300)) < 0.0:
             scale = -scale
-        return momenta * scale, kinetic - new
+        # a global scaling keeps fixed atoms at rest and the centre of mass still;
+        # the constraints are applied anyway and the energy counted after them
+        return self._taken(kinetic, momenta * scale, masses, constrain)
 
 
 class LangevinThermostat(Thermostat):
@@ -97,11 +135,19 @@ class LangevinThermostat(Thermostat):
         self.tau = float(tau)
         self.rng = rng if rng is not None else np.random.default_rng()
 
-    def apply(self, momenta: np.ndarray, masses: np.ndarray, dt: float):
-        before = 0.5 * float(np.sum(momenta**2 / masses))
+    def apply(
+        self,
+        momenta: np.ndarray,
+        masses: np.ndarray,
+        dt: float,
+        constrain: Constrain = None,
+    ):
+        before = kinetic_energy(momenta, masses)
         c = math.exp(-dt / self.tau)
         sigma = np.sqrt((1.0 - c * c) * units.kB * self.temperature_K * masses)
+        # noise for every atom (the same random numbers with or without
+        # constraints), then the constraints take it off what they hold: fixed atoms
+        # stay at rest, FixCom removes the centre-of-mass part (as ASE's Langevin)
         noise = self.rng.standard_normal(momenta.shape)
         new = c * momenta + sigma * noise
-        after = 0.5 * float(np.sum(new**2 / masses))
-        return new, before - after
+        return self._taken(before, new, masses, constrain)

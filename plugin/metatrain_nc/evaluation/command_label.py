@@ -2,7 +2,7 @@
 
 import argparse
 
-from ..force_models.arguments import MODEL_HELP, add_model_arguments
+from ..force_models.arguments import add_model_arguments
 
 DESCRIPTION = (
     "label structures with a model's energies, forces and stress (extended XYZ "
@@ -11,8 +11,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser, positional=False)
-    parser.add_argument("model", help=MODEL_HELP)
+    add_model_arguments(parser)
     parser.add_argument(
         "structures", help="structures file (any format ASE reads; md trajectories)"
     )

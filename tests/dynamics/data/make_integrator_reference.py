@@ -15,9 +15,24 @@ step 0 and after every outer step: positions (A), velocities (ASE units), the fo
 ``step()`` returns (eV/A; at step 0 those of the first evaluation), the potential
 and conserved energies (eV); and the model calls of the whole run.
 
+The case ``hybrid_mts_s4_langevin_fixed`` (Langevin with ``FixAtoms``) was
+regenerated alone after the fix of the thermostat's energy under constraints (the
+O-step counted the momentum its noise gave the fixed atoms, which the constraint
+then zeroed: its conserved energy moved by 0.29 eV over the 40 steps; now the
+thermostat's energy is the kinetic-energy change after the constraints, and the start
+momenta are put under the constraints when the integrator is built). Its positions,
+forces, potential energies and calls are the pre-refactor record unchanged; its
+conserved energies and its step-0 velocities (atom 0 now at rest) are new. The other
+cases are the pre-refactor record.
+
 Regenerate (only to extend the cases; the stored file is the pre-refactor record)::
 
     OMP_NUM_THREADS=1 python tests/dynamics/data/make_integrator_reference.py
+
+or regenerate some cases only, from the stored start structures, leaving the others
+as they are in the file::
+
+    OMP_NUM_THREADS=1 python tests/dynamics/data/make_integrator_reference.py CASE...
 """
 
 import functools
@@ -217,17 +232,42 @@ def settings_of(case: str) -> dict:
     }
 
 
-def main() -> None:
+def stored_starts(data: dict) -> dict:
+    """The start structures stored in ``data`` (as the test rebuilds them)."""
+    structures = {}
+    for system, atoms in (
+        ("methanol", ase.build.molecule("CH3OH")),
+        ("argon", ase.Atoms("Ar6")),
+    ):
+        atoms.set_positions(data[f"start_{system}_positions"])
+        atoms.set_momenta(data[f"start_{system}_momenta"])
+        structures[system] = atoms
+    return structures
+
+
+def main(cases=None) -> None:
+    """Record ``cases`` (default: all, from new start structures); with ``cases``,
+    only those are run again, from the stored starts, the rest of the file kept."""
     from metatrain_nc.dynamics.integrator import MultipleTimeStep
 
+    unknown = sorted(set(cases or ()) - set(CASES))
+    if unknown:
+        raise SystemExit(f"unknown cases {unknown}; choose among {list(CASES)}")
     with tempfile.TemporaryDirectory() as tmp:
         paths = export_models(Path(tmp))
-        structures = starts(paths)
-        data = {}
-        for system, atoms in structures.items():
-            data[f"start_{system}_positions"] = atoms.get_positions()
-            data[f"start_{system}_momenta"] = atoms.get_momenta()
-        for case, (_, slow, fast, forces, *_) in CASES.items():
+        if cases:
+            with np.load(OUTPUT) as stored:
+                data = {key: stored[key] for key in stored.files}
+            structures = stored_starts(data)
+        else:
+            cases = list(CASES)
+            structures = starts(paths)
+            data = {}
+            for system, atoms in structures.items():
+                data[f"start_{system}_positions"] = atoms.get_positions()
+                data[f"start_{system}_momenta"] = atoms.get_momenta()
+        for case in cases:
+            _, slow, fast, forces, *_ = CASES[case]
             slow_model = load(slow, paths)
             fast_model = None if fast is None else load(fast, paths)
             make = functools.partial(
@@ -238,15 +278,19 @@ def main() -> None:
                 **settings_of(case),
             )
             record = run_case(case, make, start_of(case, structures))
-            for key, value in record.items():
-                data[f"{case}/{key}"] = value
             calls = [slow_model.n_forward, slow_model.n_backward]
             calls.append(-1 if fast_model is None else fast_model.n_forward)
-            data[f"{case}/calls"] = np.array(calls)
+            record["calls"] = np.array(calls)
+            for key, value in record.items():
+                previous = data.get(f"{case}/{key}")
+                if previous is not None and previous.shape == value.shape:
+                    change = float(np.max(np.abs(value - previous), initial=0.0))
+                    print(f"  {case}/{key}: largest change {change:.3g}")
+                data[f"{case}/{key}"] = value
             print(case, calls, float(np.ptp(record["econs"])))
     np.savez_compressed(OUTPUT, **data)
     print(OUTPUT, OUTPUT.stat().st_size, "bytes")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

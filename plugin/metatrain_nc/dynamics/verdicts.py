@@ -1,0 +1,365 @@
+"""Verdicts on an MD run, each warning with its way out.
+
+:func:`diagnose` turns the records of a :class:`~.observer.Monitor` into warnings
+while a run's results are written (``mtt-nc md`` prints them and puts them in
+``summary.json``):
+
+- with a thermostat, :func:`equipartition`: block-averaged means
+  (:func:`~.statistics.block_average`, correlated samples) of the temperature of each
+  species and of their differences over the last half of the run; a warning when two
+  species differ beyond :data:`RESOLVED_SIGMA` standard errors, or the overall mean
+  misses the target;
+- in NVE, :func:`drift_verdict`: a drift of the conserved energy that a t test of
+  the fitted slope resolves (Student t, ``n - 2`` degrees of freedom, p below
+  :data:`DRIFT_P_VALUE`, from :data:`MIN_DRIFT_RECORDS` records on: short runs get a
+  verdict too), above :data:`DRIFT_FLOOR_MEV_PER_ATOM_PS` and large enough against
+  the kinetic energy's fluctuation (:func:`~.statistics.drift_ratio` of at least
+  :data:`DRIFT_RATIO_FLOOR`): far above what the integrator allows.
+
+:func:`runaway_message` is the check with which the monitor stops a run that ran
+away (too hot, or non-finite).
+"""
+
+import math
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+
+from .statistics import block_average, finite, species_temperatures
+
+#: share of each run treated as equilibration by :func:`equipartition` (the first half)
+EQUILIBRATION_FRACTION = 0.5
+#: a difference counts as resolved beyond this many standard errors
+RESOLVED_SIGMA = 4.0
+#: fewest analysed records for an equipartition verdict (fewer: no warning,
+#: ``resolved`` is None): block averages need many correlated samples
+MIN_RECORDS = 32
+#: NVE: fewest records for a drift verdict (a t test of a slope with 3 degrees of
+#: freedom; a clear drift needs t > 28 there, t > 6 with 13 records)
+MIN_DRIFT_RECORDS = 5
+#: NVE: a drift warns when the two-sided p-value of its slope is below this ...
+DRIFT_P_VALUE = 1e-4
+#: ... the drift is above this magnitude (meV/atom/ps; ~4 K/ps of heating) ...
+DRIFT_FLOOR_MEV_PER_ATOM_PS = 1.0
+#: ... and its :func:`~.statistics.drift_ratio` (energy put in over the run / standard
+#: deviation of the kinetic energy) at least this: below, a line through part of an
+#: oscillation of the conserved energy (velocity Verlet of 8 ethanol molecules at
+#: 0.5 fs: 12 steps fit 9 meV/atom/ps at t = 19 with a drift ratio of 0.01; at 1 fs,
+#: 6 steps fit 35 meV/atom/ps at p = 8e-5 with 0.03; direct forces: 0.2-0.3 in 12
+#: steps of 2 fs)
+DRIFT_RATIO_FLOOR = 0.1
+
+
+def runaway_message(
+    row: Mapping[str, float], positions: np.ndarray, bound: Optional[float]
+) -> Optional[str]:
+    """Why a run that recorded ``row`` (with atoms at ``positions``) must stop: a
+    non-finite value, or a temperature above ``bound`` (K; ``None``: no bound);
+    ``None`` when it may go on."""
+    bad = [k for k, v in row.items() if not math.isfinite(v)]
+    if bad or not np.all(np.isfinite(positions)):
+        return (
+            f"non-finite values at step {row['step']} (t = {row['time_fs']:.1f} "
+            f"fs): {bad or ['positions']}"
+        )
+    if bound is not None and row["temperature_K"] > bound:
+        return (
+            f"runaway: temperature {row['temperature_K']:.0f} K above the bound "
+            f"{bound:.0f} K at step {row['step']} (t = {row['time_fs']:.1f} fs)"
+        )
+    return None
+
+
+def equipartition(
+    rows: List[Dict[str, float]],
+    target_temperature_K: Optional[float] = None,
+    species_scale: Optional[Mapping[str, float]] = None,
+    equilibration: float = EQUILIBRATION_FRACTION,
+    sigma: float = RESOLVED_SIGMA,
+    min_records: int = MIN_RECORDS,
+) -> Dict[str, Any]:
+    """Is the kinetic energy shared evenly between species (and is the target held)?
+
+    The records after the first ``equilibration`` fraction of the run are analysed
+    with :func:`~.statistics.block_average`: the overall temperature, each species'
+    temperature (:func:`~.statistics.species_temperatures`) and, for every pair of
+    species, the difference of their temperatures (its own series: the fluctuations
+    both species share, such as a global thermostat's rescaling, cancel in it).
+
+    :param rows: records of a :class:`~.observer.Monitor`.
+    :param target_temperature_K: the thermostat target, if any.
+    :param species_scale: :attr:`~.observer.Monitor.species_scale`: corrects each
+        species' temperature for its share of the centre-of-mass motion (default: none).
+    :param equilibration: fraction of the records left out at the start.
+    :param sigma: a difference is resolved beyond ``sigma`` standard errors.
+    :param min_records: fewest analysed records for a verdict.
+    :return: a JSON-ready dictionary: ``temperature`` (``mean``, ``error``,
+        ``n_blocks``, and with a target ``target``, ``deviation``, ``sigma``,
+        ``resolved``), ``species`` (``{symbol: {mean, error, n_blocks}}``),
+        ``splits`` (``{"A-B": {difference, error, sigma, resolved}}``, ``T_A - T_B``),
+        ``max_split_K`` / ``max_split_error_K`` / ``max_split_pair`` (the largest
+        difference), ``resolved`` (some split is resolved; ``None`` when there are
+        too few records or a single species), ``n_records``,
+        ``equilibration_fraction``, ``sigma_threshold``; temperatures in K.
+    """
+    start = int(math.floor(equilibration * len(rows)))
+    analysed = rows[start:]
+    result: Dict[str, Any] = {
+        "equilibration_fraction": float(equilibration),
+        "n_records": len(analysed),
+        "sigma_threshold": float(sigma),
+        "species": {},
+        "splits": {},
+        "max_split_K": None,
+        "max_split_error_K": None,
+        "max_split_pair": None,
+        "resolved": None,
+    }
+    enough = len(analysed) >= max(min_records, 2)
+
+    def verdict(value: float, error: float) -> Dict[str, Any]:
+        if not (enough and math.isfinite(error)):
+            return {"sigma": None, "resolved": None}
+        if error == 0.0:  # a constant series: nothing to resolve
+            return {"sigma": None, "resolved": False}
+        ratio = abs(value) / error
+        return {"sigma": ratio, "resolved": bool(ratio > sigma)}
+
+    mean, error, blocks = block_average([r["temperature_K"] for r in analysed])
+    overall: Dict[str, Any] = {"mean": mean, "error": finite(error)}
+    overall["n_blocks"] = blocks
+    if target_temperature_K is not None:
+        deviation = mean - float(target_temperature_K)
+        overall.update(target=float(target_temperature_K), deviation=deviation)
+        overall.update(verdict(deviation, error))
+    result["temperature"] = overall
+
+    series = species_temperatures(analysed, species_scale)
+    for symbol, values in series.items():
+        mean, error, blocks = block_average(values)
+        result["species"][symbol] = {
+            "mean": mean,
+            "error": finite(error),
+            "n_blocks": blocks,
+        }
+    symbols = list(series)
+    largest = None
+    for i, first in enumerate(symbols):
+        for second in symbols[i + 1 :]:
+            difference, error, blocks = block_average(series[first] - series[second])
+            entry = {"difference": difference, "error": finite(error)}
+            entry["n_blocks"] = blocks
+            entry.update(verdict(difference, error))
+            pair = f"{first}-{second}"
+            result["splits"][pair] = entry
+            if largest is None or abs(difference) > abs(largest[1]["difference"]):
+                largest = (pair, entry)
+    if largest is not None:
+        pair, entry = largest
+        result["max_split_K"] = abs(entry["difference"])
+        result["max_split_error_K"] = entry["error"]
+        result["max_split_pair"] = pair
+        verdicts = [e["resolved"] for e in result["splits"].values()]
+        if all(v is not None for v in verdicts):
+            result["resolved"] = any(verdicts)
+    return result
+
+
+def diagnose(
+    rows: List[Dict[str, float]],
+    summary: Mapping[str, Any],
+    forces: str,
+    ensemble: str,
+    target_temperature_K: Optional[float] = None,
+    species_scale: Optional[Mapping[str, float]] = None,
+    equilibration: float = EQUILIBRATION_FRACTION,
+) -> Dict[str, Any]:
+    """Warnings about a run, each with its way out.
+
+    - thermostat (``svr``, ``langevin``): :func:`equipartition`; a warning when a
+      species split is resolved, and another when the overall mean temperature
+      misses the target beyond :data:`RESOLVED_SIGMA` standard errors;
+    - ``nve``: a warning when :func:`drift_verdict` resolves a drift of the
+      conserved energy.
+
+    :param rows: records of a :class:`~.observer.Monitor`.
+    :param summary: what :func:`~.statistics.summarise` returned for them.
+    :param forces: ``"conservative"``, ``"direct"`` or ``"mts"``.
+    :param ensemble: ``"nve"``, ``"svr"`` or ``"langevin"``.
+    :param target_temperature_K: the thermostat target.
+    :param species_scale: :attr:`~.observer.Monitor.species_scale`.
+    :param equilibration: fraction of the records :func:`equipartition` leaves out.
+    :return: ``{"equipartition": ... or None, "drift": ... or None (NVE:
+        :func:`drift_verdict`), "warnings": [{"kind", "message"}]}``; kinds:
+        ``"equipartition"``, ``"thermostat_target"``, ``"energy_drift"``.
+    """
+    warnings: List[Dict[str, str]] = []
+    check = None
+    if ensemble != "nve" and rows:
+        check = equipartition(
+            rows, target_temperature_K, species_scale, equilibration=equilibration
+        )
+        if check["resolved"]:
+            resolved = [
+                (pair, entry)
+                for pair, entry in check["splits"].items()
+                if entry["resolved"]
+            ]
+            pair, entry = max(resolved, key=lambda item: item[1]["sigma"] or 0.0)
+            species = ", ".join(
+                f"{symbol} {value['mean']:.1f} +- {value['error']:.1f} K"
+                for symbol, value in check["species"].items()
+            )
+            warnings.append(
+                {
+                    "kind": "equipartition",
+                    "message": (
+                        "equipartition broken: species temperatures differ beyond "
+                        f"their error ({species}; {pair} "
+                        f"{entry['difference']:+.1f} +- {entry['error']:.1f} K, "
+                        f"{entry['sigma']:.1f} standard errors, last "
+                        f"{1 - check['equilibration_fraction']:.0%} of the run): "
+                        + _equipartition_advice(forces, ensemble)
+                    ),
+                }
+            )
+        overall = check["temperature"]
+        if overall.get("resolved"):
+            warnings.append(
+                {
+                    "kind": "thermostat_target",
+                    "message": (
+                        "the thermostat misses its target: mean temperature "
+                        f"{overall['mean']:.1f} +- {overall['error']:.1f} K against "
+                        f"{overall['target']:.1f} K ({overall['sigma']:.1f} standard "
+                        "errors): " + _target_advice(forces)
+                    ),
+                }
+            )
+    drift_check = None
+    if ensemble == "nve":
+        drift_check = drift_verdict(summary)
+        if drift_check["resolved"]:
+            drift = summary["drift_meV_per_atom_per_ps"]
+            error = summary["drift_error_meV_per_atom_per_ps"]
+            ratio = drift_check["drift_ratio"]
+            ratio = "n/a" if ratio is None else f"{ratio:.2g}"
+            warnings.append(
+                {
+                    "kind": "energy_drift",
+                    "message": (
+                        f"the conserved energy drifts by {drift:.3g} +- {error:.2g} "
+                        f"meV/atom/ps (t = {drift_check['t']:.1f}, p = "
+                        f"{drift_check['p_value']:.1g} over "
+                        f"{drift_check['n_records']} records; drift ratio "
+                        f"{ratio}), far above what the "
+                        "integrator allows: " + _drift_advice(forces)
+                    ),
+                }
+            )
+    return {"equipartition": check, "drift": drift_check, "warnings": warnings}
+
+
+def drift_verdict(
+    summary: Mapping[str, Any],
+    p_value: float = DRIFT_P_VALUE,
+    floor: float = DRIFT_FLOOR_MEV_PER_ATOM_PS,
+    ratio_floor: float = DRIFT_RATIO_FLOOR,
+    min_records: int = MIN_DRIFT_RECORDS,
+) -> Dict[str, Any]:
+    """Does the conserved energy of an NVE run drift? From the fit of
+    :func:`~.statistics.summarise`.
+
+    A drift is *resolved* when all of these hold:
+
+    - at least ``min_records`` records (the t test below has ``n - 2`` degrees of
+      freedom, so a short run needs a larger t: 5.9 with 13 records, 28 with 5);
+    - the slope of the least-squares line of the conserved energy against time is
+      significant: its two-sided p-value (t = slope / standard error, Student t with
+      ``n - 2`` degrees of freedom) is below ``p_value``;
+    - the drift is above ``floor`` (meV/atom/ps): a tiny drift resolved over a long
+      run is not worth a warning;
+    - the energy the drift put in over the run is at least ``ratio_floor`` standard
+      deviations of the kinetic energy (:func:`~.statistics.drift_ratio`): the
+      conserved energy of a sound integrator oscillates about its mean, and over a
+      run shorter than an oscillation a straight line through it has a large t but
+      puts in a negligible energy.
+
+    :return: ``{"resolved": bool or None (too few records or no fit), "t",
+        "p_value", "n_records", "drift_ratio", "p_value_threshold",
+        "floor_meV_per_atom_per_ps", "drift_ratio_floor", "min_records"}``.
+    """
+    drift = summary.get("drift_meV_per_atom_per_ps")
+    error = summary.get("drift_error_meV_per_atom_per_ps")
+    p = summary.get("drift_p_value")
+    n = int(summary.get("n_records", 0))
+    ratio = summary.get("drift_ratio")
+    verdict: Dict[str, Any] = {
+        "resolved": None,
+        "t": None,
+        "p_value": p,
+        "n_records": n,
+        "drift_ratio": ratio,
+        "p_value_threshold": float(p_value),
+        "floor_meV_per_atom_per_ps": float(floor),
+        "drift_ratio_floor": float(ratio_floor),
+        "min_records": int(min_records),
+    }
+    if drift is None or error is None or p is None or n < min_records:
+        return verdict
+    verdict["t"] = abs(drift) / error if error > 0 else math.inf
+    verdict["resolved"] = bool(
+        p < p_value and abs(drift) > floor and (ratio is None or ratio >= ratio_floor)
+    )
+    return verdict
+
+
+def _equipartition_advice(forces: str, ensemble: str) -> str:
+    if forces == "direct":
+        advice = (
+            "direct forces are not the gradient of an energy, and the thermostat "
+            "hides their heating but not its uneven share between species: run with "
+            "--forces mts (or conservative)"
+        )
+        if ensemble == "langevin":
+            advice += "; a shorter --tau narrows the split but slows the dynamics"
+        else:
+            advice += "; a global thermostat (svr) cannot restore equipartition"
+        return advice
+    if forces == "mts":
+        return (
+            "the outer step may be too long for this model (try --stride auto or a "
+            "shorter --timestep), or the run too short to equilibrate (run longer)"
+        )
+    return (
+        "conservative forces share energy evenly at equilibrium: the run is too "
+        "short to equilibrate (run longer), or the time step too long"
+    )
+
+
+def _target_advice(forces: str) -> str:
+    if forces == "direct":
+        return (
+            "direct forces heat the system faster than the thermostat takes the heat "
+            "out: run with --forces mts (or conservative), or use a shorter --tau"
+        )
+    if forces == "mts":
+        return (
+            "the outer step may be too long for this model (try --stride auto or a "
+            "shorter --timestep), or the run too short to equilibrate"
+        )
+    return "the time step may be too long, or the run too short to equilibrate"
+
+
+def _drift_advice(forces: str) -> str:
+    if forces == "direct":
+        return "direct forces do not conserve energy: use --forces mts"
+    if forces == "mts":
+        return (
+            "the outer step is too long for this model: try --stride auto or a "
+            "shorter --timestep"
+        )
+    return (
+        "the time step is too long for this model: try a shorter --timestep or a "
+        "larger --stride"
+    )
