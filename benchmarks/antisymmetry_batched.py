@@ -55,6 +55,7 @@ from antisymmetry_common import setup_threads  # noqa: E402
 import metatrain_nc.antisymmetry.steps as antisymmetry_steps  # noqa: E402
 from metatrain_nc.antisymmetry import evaluate, load_force_model  # noqa: E402
 from metatrain_nc.antisymmetry.packing import Pack  # noqa: E402
+from metatrain_nc.cli_options import add_options, option  # noqa: E402
 from metatrain_nc.force_models.timing import WallClock  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,18 +134,24 @@ class Breakdown:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="exported model (default: untrained pet_nc)")
-    parser.add_argument("--frames", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--probes", type=int, default=4)
-    parser.add_argument(
-        "--paths", default="exact,stochastic", help="exact, stochastic or both"
-    )
-    parser.add_argument(
-        "--no-reference",
-        dest="reference",
-        action="store_false",
-        help="skip the exact path one at a time with all rows in one batched pass",
+    add_options(
+        parser,
+        (
+            option("--model", help="exported model (default: untrained pet_nc)"),
+            option("--frames", default=100),
+            option("--repeats", default=3),
+            option("--probes", default=4),
+            option(
+                "--paths", default="exact,stochastic", help="exact, stochastic or both"
+            ),
+            option(
+                "--no-reference",
+                dest="reference",
+                action="store_false",
+                help="skip the exact path one at a time with all rows in one batched "
+                "pass",
+            ),
+        ),
     )
     args = parser.parse_args()
     setup_threads()

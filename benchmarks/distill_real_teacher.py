@@ -50,7 +50,12 @@ import torch
 from ase import units
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_nve import oo_rdf, species_temperatures  # noqa: E402
+from reference_nve import (  # noqa: E402
+    oo_rdf,
+    save_chunk,
+    snapshot,
+    species_temperatures,
+)
 
 from metatrain_nc.dynamics.integrator import MultipleTimeStep  # noqa: E402
 from metatrain_nc.dynamics.statistics import block_average, summarise  # noqa: E402
@@ -169,19 +174,15 @@ def run_one(name: str, spec: Dict, args, teacher, student) -> None:
             step += 1
             rows.append(mts_record(dyn, atoms, step * outer_fs))
             if step % frame_every == 0:
-                frame = atoms.copy()
-                frame.calc = None
-                frame.info["time_fs"] = step * outer_fs
-                frames.append(frame)
+                frames.append(snapshot(atoms, step * outer_fs))
         wall += time.perf_counter() - began
-        with open(rows_path, "w") as stream:
-            stream.writelines(json.dumps(r) + "\n" for r in rows)
-        log.append(
+        save_chunk(
+            log,
+            rows_path,
+            rows,
             frames,
-            step=step,
-            records=len(rows),
-            positions=atoms.positions.tolist(),
-            momenta=atoms.get_momenta().tolist(),
+            atoms,
+            step,
             rng=rng.bit_generator.state,
             wall_s=wall,
         )

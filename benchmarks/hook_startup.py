@@ -13,34 +13,21 @@ Run: ``python benchmarks/hook_startup.py [--runs N]``.
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, List
+from typing import List
 
 HOOK_PTH = "metatrain_nc_hook.pth"
-SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 
-
-def environment_without(destination: Path, leave_out: Iterable[str]) -> Path:
-    """A copy of this environment made of links, minus ``leave_out``; its python."""
-    leave_out = set(leave_out)
-    site_packages = destination / SITE_PACKAGES.relative_to(sys.prefix)
-    site_packages.mkdir(parents=True)
-    for entry in SITE_PACKAGES.iterdir():
-        if entry.name not in leave_out and entry.name != "__pycache__":
-            (site_packages / entry.name).symlink_to(entry)
-    (destination / "bin").mkdir()
-    shutil.copy(Path(sys.prefix) / "pyvenv.cfg", destination / "pyvenv.cfg")
-    executable = destination / "bin" / "python"
-    executable.symlink_to(os.path.realpath(sys.executable))
-    return executable
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.registration_fixtures import (  # noqa: E402
+    SITE_PACKAGES,
+    shadow_environment,
+)
 
 #: as after a pip install: byte-code caches are used (and written if missing)
 CACHED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -106,8 +93,8 @@ def main() -> None:
     if not (SITE_PACKAGES / HOOK_PTH).exists():
         sys.exit(f"{HOOK_PTH} is not in {SITE_PACKAGES}: install metatrain-nc first")
     with tempfile.TemporaryDirectory() as folder:
-        with_hook = environment_without(Path(folder) / "with", [])
-        without = environment_without(Path(folder) / "without", [HOOK_PTH])
+        with_hook = shadow_environment(Path(folder) / "with")
+        without = shadow_environment(Path(folder) / "without", [HOOK_PTH])
         check = "import sys; print('_metatrain_nc_hook' in sys.modules)"
         for executable, expected in ((with_hook, "True"), (without, "False")):
             out = subprocess.run(

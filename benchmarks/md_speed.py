@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import default_model, export, median_time, print_table, water_frames  # noqa: E402
 
+from metatrain_nc.cli_options import add_options, option, switch  # noqa: E402
 from metatrain_nc.dynamics.integrator import MultipleTimeStep  # noqa: E402
 from metatrain_nc.dynamics.structures import maxwell_boltzmann  # noqa: E402
 from metatrain_nc.force_models import MetatomicModel  # noqa: E402
@@ -95,25 +96,26 @@ def neighbour_pairs(atoms, cutoff: float) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inner-steps", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--stride", type=int, default=8)
-    parser.add_argument(
-        "--timestep-fs",
-        type=float,
-        default=0.05,
-        help="inner time step; small so that every mode stays near the start "
-        "(the untrained model's forces are arbitrary, see the module docstring)",
-    )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--student",
-        action="store_true",
-        help="also MTS with a small pet_nc student as the fast model",
-    )
-    parser.add_argument("--student-cutoff", type=float, default=4.5)
-    parser.add_argument(
-        "--skip-md", action="store_true", help="only the force-evaluation table"
+    add_options(
+        parser,
+        (
+            option("--inner-steps", default=32),
+            option("--repeats", default=3),
+            option("--stride", default=8),
+            option(
+                "--timestep-fs",
+                default=0.05,
+                help="inner time step; small so that every mode stays near the "
+                "start (the untrained model's forces are arbitrary, see the module "
+                "docstring)",
+            ),
+            option("--threads", default=2),
+            switch(
+                "--student", "also MTS with a small pet_nc student as the fast model"
+            ),
+            option("--student-cutoff", default=4.5),
+            switch("--skip-md", "only the force-evaluation table"),
+        ),
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -103,6 +103,7 @@ from pretraining.training import (  # noqa: E402
     write_json,
 )
 
+from metatrain_nc.cli_options import add_options, option, option_values, switch  # noqa: E402
 from metatrain_nc.force_models.timing import WallClock  # noqa: E402
 
 DEFAULT_DOC = ROOT / "docs" / "pretrain_finetune.md"
@@ -145,92 +146,92 @@ def build_parser() -> argparse.ArgumentParser:
         "datasets ethanol,water; --finetune pet_m,pet. --quick: budget 0.75, "
         "fraction 0.5, seed 0, ethanol (options given explicitly win).",
     )
-    parser.add_argument("--out", help="results folder (resumed if it exists)")
-    parser.add_argument(
+    add_options(parser, OPTIONS)
+    return parser
+
+
+OPTIONS = (
+    option("--out", help="results folder (resumed if it exists)", field=False),
+    option(
         "--budgets", type=lambda t: parse_list(float, t), help="minutes, e.g. 5,10,20"
-    )
-    parser.add_argument(
+    ),
+    option(
         "--fractions",
         type=lambda t: parse_list(float, t),
         help="pre-training fractions f in (0, 1), e.g. 0.25,0.5,0.75",
-    )
-    parser.add_argument("--seeds", type=lambda t: parse_list(int, t), help="e.g. 0,1,2")
-    parser.add_argument(
+    ),
+    option("--seeds", type=lambda t: parse_list(int, t), help="e.g. 0,1,2"),
+    option(
         "--datasets",
         type=lambda t: parse_list(str, t),
         help=f"among {', '.join(DATASETS)}",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--finetune",
         type=lambda t: parse_list(str, t),
         help="architectures fine-tuned from pet_nc: pet_m and/or pet",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--threads",
-        type=int,
         default=2,
         help="OpenMP threads per mtt train (2). Only on an otherwise idle machine: "
         "OpenMP threads that compete with other processes for the cores slow "
         "training down by an order of magnitude",
-    )
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (1e-3)")
-    parser.add_argument(
-        "--finetune-lr", type=float, default=1e-3, help="of fine-tunings (1e-3)"
-    )
-    parser.add_argument(
+    ),
+    option("--lr", default=1e-3, help="learning rate (1e-3)", field="learning_rate"),
+    option(
+        "--finetune-lr",
+        default=1e-3,
+        help="of fine-tunings (1e-3)",
+        field="finetune_learning_rate",
+    ),
+    option(
         "--direct-forces-weight",
-        type=float,
         default=0.1,
         help="pet_m fine-tuning: loss weight of the direct forces (0.1; the "
         "conservative forces have 1)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--reference-factor",
-        type=float,
         default=1.5,
         help="the conservative run (a) lasts this times the largest budget, so "
         "that time-to-accuracy ratios above 1 are measured there too (1.5)",
-    )
-    parser.add_argument("--quick", action="store_true", help="test the pipeline")
-    parser.add_argument(
+    ),
+    switch("--quick", "test the pipeline", field=False),
+    switch(
         "--report",
-        action="store_true",
-        help="only rebuild the tables and figure from the results in --out "
+        "only rebuild the tables and figure from the results in --out "
         "(with the settings stored there)",
-    )
-    parser.add_argument(
-        "--plan", action="store_true", help="print the runs and their cost, and exit"
-    )
-    parser.add_argument(
+        field=False,
+    ),
+    switch("--plan", "print the runs and their cost, and exit", field=False),
+    option(
         "--doc",
         help="report (markdown; the figure goes next to it as .png). Default: "
         "docs/pretrain_finetune.md, with --quick OUT/report.md",
-    )
-    parser.add_argument(
+        field=False,
+    ),
+    switch(
         "--keep-checkpoints",
-        action="store_true",
-        help="keep the evaluated checkpoints (deleted by default)",
-    )
-    parser.add_argument(
-        "--convert-pet-nc", nargs=2, metavar=("PET_NC", "PET"), help=argparse.SUPPRESS
-    )
-    return parser
+        "keep the evaluated checkpoints (deleted by default)",
+        field=False,
+    ),
+    option(
+        "--convert-pet-nc",
+        nargs=2,
+        metavar=("PET_NC", "PET"),
+        help=argparse.SUPPRESS,
+        field=False,
+    ),
+)
 
 
 def resolve(args: argparse.Namespace) -> dict:
     base = QUICK if args.quick else DEFAULTS
-    return make_settings(
-        budgets=args.budgets if args.budgets is not None else base["budgets"],
-        fractions=args.fractions if args.fractions is not None else base["fractions"],
-        seeds=args.seeds if args.seeds is not None else base["seeds"],
-        datasets=args.datasets if args.datasets is not None else base["datasets"],
-        finetune=args.finetune if args.finetune is not None else base["finetune"],
-        threads=args.threads,
-        learning_rate=args.lr,
-        finetune_learning_rate=args.finetune_lr,
-        direct_forces_weight=args.direct_forces_weight,
-        reference_factor=args.reference_factor,
-    )
+    lists = ("budgets", "fractions", "seeds", "datasets", "finetune")
+    values = {name: base[name] for name in lists}
+    values.update(option_values(args, OPTIONS, skip_none=True))
+    return make_settings(**values)
 
 
 def check_out(out: Path, settings: dict, report_only: bool) -> Optional[dict]:

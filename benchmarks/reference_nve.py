@@ -82,6 +82,29 @@ def oo_rdf(frames, r_max: float = 6.0, bins: int = 120):
     return r, g
 
 
+def snapshot(atoms, time_fs: float):
+    """A frame of the log: a copy of ``atoms`` without calculator, at ``time_fs``."""
+    frame = atoms.copy()
+    frame.calc = None
+    frame.info["time_fs"] = time_fs
+    return frame
+
+
+def save_chunk(log, rows_path: Path, rows, frames, atoms, step: int, **state) -> None:
+    """After a chunk of steps: every record so far to ``rows_path``, the chunk's
+    ``frames`` and the state to restart from (and ``state``) to the frame log."""
+    with open(rows_path, "w") as stream:
+        stream.writelines(json.dumps(r) + "\n" for r in rows)
+    log.append(
+        frames,
+        step=step,
+        records=len(rows),
+        positions=atoms.positions.tolist(),
+        momenta=atoms.get_momenta().tolist(),
+        **state,
+    )
+
+
 def run(args) -> int:
     torch.set_num_threads(args.threads)
     if args.frame_every % CHUNK:
@@ -123,19 +146,8 @@ def run(args) -> int:
         rows.extend(new_rows)
         frames = []
         if step % args.frame_every == 0:
-            frame = atoms.copy()
-            frame.calc = None
-            frame.info["time_fs"] = step * args.timestep
-            frames.append(frame)
-        with open(rows_path, "w") as stream:
-            stream.writelines(json.dumps(r) + "\n" for r in rows)
-        log.append(
-            frames,
-            step=step,
-            records=len(rows),
-            positions=atoms.positions.tolist(),
-            momenta=atoms.get_momenta().tolist(),
-        )
+            frames.append(snapshot(atoms, step * args.timestep))
+        save_chunk(log, rows_path, rows, frames, atoms, step)
         rate = (time.perf_counter() - began) / steps_now
         print(
             f"step {step}/{n_steps}  T {rows[-1]['temperature_K']:.0f} K  "

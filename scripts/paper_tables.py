@@ -30,6 +30,8 @@ from pathlib import Path
 
 import ase.io
 
+from metatrain_nc.cli_options import add_options, option, switch
+
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "recipes" / "demo" / "pretrained"
 DATA = ROOT / "recipes" / "data" / "water_64h2o_40frames.xyz"
@@ -88,22 +90,26 @@ def refresh_doc() -> None:
 def main() -> int:
     global OUT, DOC
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", type=int, choices=sorted(PARTS), action="append")
-    parser.add_argument(
-        "--doc", action="store_true", help="only refresh docs/paper_tables.md"
+    add_options(
+        parser,
+        (
+            option("--part", type=int, choices=sorted(PARTS), action="append"),
+            switch("--doc", "only refresh docs/paper_tables.md"),
+            option(
+                "--models",
+                default="recipes/demo/pretrained",
+                help="folder with pet_c.ckpt, pet_nc.ckpt and pet_m.ckpt (the demo's)",
+            ),
+            option(
+                "--structures",
+                default=None,
+                help="test structures (default: the demo's test split of the 40-frame "
+                "water)",
+            ),
+            option("--out", default=str(OUT), help="run folder (docs/paper_run)"),
+            option("--doc-file", default=str(DOC), help="document to refresh"),
+        ),
     )
-    parser.add_argument(
-        "--models",
-        default="recipes/demo/pretrained",
-        help="folder with pet_c.ckpt, pet_nc.ckpt and pet_m.ckpt (the demo's)",
-    )
-    parser.add_argument(
-        "--structures",
-        default=None,
-        help="test structures (default: the demo's test split of the 40-frame water)",
-    )
-    parser.add_argument("--out", default=str(OUT), help="run folder (docs/paper_run)")
-    parser.add_argument("--doc-file", default=str(DOC), help="document to refresh")
     args = parser.parse_args()
     OUT, DOC = Path(args.out), ROOT / args.doc_file
     if args.doc:

@@ -102,16 +102,20 @@ def test_mts_cost_and_direct_mode(models, ethanol_box):
     assert np.abs(a.positions - b.positions).max() < 1e-9
 
 
+def _mts(atoms, model, **options) -> MultipleTimeStep:
+    """MTS at a 2 fs outer step, stride 4 (``options`` override)."""
+    return MultipleTimeStep(
+        atoms, 2 * units.fs, model, **{"forces": "mts", "stride": 4, **options}
+    )
+
+
 def test_native_ase_features(models, ethanol_box, tmp_path):
     """Trajectory, logfile and observers work as for ASE's own integrators."""
     atoms = _thermal(ethanol_box)
     calls = []
-    dyn = MultipleTimeStep(
+    dyn = _mts(
         atoms,
-        2 * units.fs,
         models["nc"],
-        forces="mts",
-        stride=4,
         trajectory=str(tmp_path / "md.traj"),
         logfile=str(tmp_path / "md.log"),
         loginterval=2,
@@ -133,12 +137,9 @@ def test_thermostats_conserved_quantity_and_reproducibility(
 
     def run(seed):
         atoms = _thermal(ethanol_box, temperature=50.0)
-        dyn = MultipleTimeStep(
+        dyn = _mts(
             atoms,
-            2 * units.fs,
             models["c"],
-            forces="mts",
-            stride=4,
             ensemble=ensemble,
             temperature_K=300.0,
             tau=20 * units.fs,
@@ -175,12 +176,10 @@ def _copper_run(ensemble, constraint, steps=40):
     maxwell_boltzmann(atoms, 300.0, 1)  # the fixed atoms move at the start too
     if constraint is not None:
         atoms.set_constraint(constraint)
-    dyn = MultipleTimeStep(
+    dyn = _mts(
         atoms,
-        2 * units.fs,
         load_force_model(EMT()),
         forces="conservative",
-        stride=4,
         ensemble=ensemble,
         temperature_K=300.0,
         tau=20 * units.fs,

@@ -263,36 +263,49 @@ def test_workers_find_a_reference_module_in_the_current_folder(
         assert frames[0].info["reference"] == "localref:make"
 
 
+def _build(reference: str, structures: Path, out: Path, **plan):
+    """A small build labelled by a real reference: its summary and training frames."""
+    summary = build_reference_set(
+        reference, str(structures), str(out), progress=False, **plan
+    )
+    return summary, ase.io.read(out / "train.xyz", ":")
+
+
+def _assert_relabelled(frames, calculator, stress: bool = False) -> None:
+    """``calculator`` gives the stored forces (and stress) of ``frames`` again."""
+    for stored in frames:
+        fresh = stored.copy()
+        fresh.calc = calculator
+        np.testing.assert_allclose(fresh.get_forces(), stored.get_forces(), atol=1e-4)
+        if stress:
+            np.testing.assert_allclose(
+                fresh.get_stress(), stored.get_stress(), atol=1e-5
+            )
+
+
 def test_chgnet_labels_water_reproducibly(tmp_path):
     """The shipped reference (CHGNet) on the bundled water: one short trajectory, two
     frames; relabelling gives the stored forces to 1e-4 eV/A."""
     structures = tmp_path / "water.xyz"
     shutil.copy(WATER, structures)
-    out = tmp_path / "set"
-    summary = build_reference_set(
+    summary, frames = _build(
         "metatrain_nc.references:chgnet",
-        str(structures),
-        str(out),
+        structures,
+        tmp_path / "set",
         trajectories=1,
         temperatures="300",
         frames_per_trajectory=2,
         equilibration_steps=0,
         interval_steps=1,
         start_frames=[3],
-        progress=False,
     )
     assert summary.frames["train"] == 2
-    frames = ase.io.read(out / "train.xyz", ":")
     assert frames[0].info["reference_version"].startswith("chgnet ")
     assert "CHGNet 0.3.0" in frames[0].info["method"]
     from metatrain_nc.references import chgnet
 
-    calculator = chgnet()
+    _assert_relabelled(frames, chgnet(), stress=True)
     for stored in frames:
-        fresh = stored.copy()
-        fresh.calc = calculator
-        np.testing.assert_allclose(fresh.get_forces(), stored.get_forces(), atol=1e-4)
-        np.testing.assert_allclose(fresh.get_stress(), stored.get_stress(), atol=1e-5)
         assert np.abs(stored.get_forces()).max() > 0.5
 
 
@@ -301,30 +314,24 @@ def test_gfn2_xtb_labels_a_molecule_reproducibly(tmp_path):
     stress, provenance names the method, relabelling gives the stored forces."""
     structures = tmp_path / "ethanol.xyz"
     ase.io.write(structures, ase.io.read(ETHANOL, "0:2"))
-    out = tmp_path / "set"
-    summary = build_reference_set(
+    summary, frames = _build(
         "metatrain_nc.references:gfn2_xtb",
-        str(structures),
-        str(out),
+        structures,
+        tmp_path / "set",
         trajectories=3,
         temperatures="300:500",
         frames_per_trajectory=2,
         equilibration_steps=2,
         interval_steps=2,
         start_frames=[0, 1, 0],
-        progress=False,
     )
     assert sum(summary.frames.values()) == 6
-    frames = ase.io.read(out / "train.xyz", ":")
     assert frames[0].info["reference"] == "metatrain_nc.references:gfn2_xtb"
     assert frames[0].info["reference_version"].startswith("tblite ")
     assert "GFN2-xTB" in frames[0].info["method"]
     assert "stress" not in frames[0].calc.results
     from metatrain_nc.references import gfn2_xtb
 
-    calculator = gfn2_xtb()
+    _assert_relabelled(frames, gfn2_xtb())
     for stored in frames:
-        fresh = stored.copy()
-        fresh.calc = calculator
-        np.testing.assert_allclose(fresh.get_forces(), stored.get_forces(), atol=1e-4)
         assert np.abs(stored.get_forces()).max() > 0.1

@@ -216,3 +216,47 @@ def test_runaway_of_one_system_spares_the_others(ts_models, relaxed_box):
     keep = clean.md.system_idx != 1
     assert torch.allclose(state.md.positions, clean.md.positions[keep], atol=1e-9)
     assert bool(torch.isfinite(state.md.positions).all())
+
+
+@pytest.mark.parametrize(
+    "mode, backward", [("mts", 1), ("conservative", 4), ("direct", 0)]
+)
+def test_mode_in_the_split_and_calls_per_outer_step(
+    ts_models, relaxed_box, mode, backward
+):
+    """The force mode lives in the split, with the names of the ASE protocol; a
+    run with it equals the ``forces=`` spelling, and an outer step of M = 4 costs
+    4 forward passes and ``backward`` backward passes (one for mts)."""
+    from metatrain_nc.force_models.force_split import force_split
+
+    split = MetatomicSplit(ts_models["nc"], mode=mode)
+    ase_split = force_split(ts_models["nc"], forces=mode)
+    for name in ("mode", "fast_head", "slow_head", "splits"):
+        assert getattr(split, name) == getattr(ase_split, name), name
+    assert split.describe()["forces"] == mode
+    starts = _starts(relaxed_box, 2)
+    state = mts_init(atoms_to_state(starts), split)
+    assert state.forces == mode
+    old = MetatomicSplit(ts_models["nc"])
+    compat = mts_init(atoms_to_state(starts), old, forces=mode)
+    provider = split.provider
+    for _ in range(3):
+        before = (provider.n_forward, provider.n_backward)
+        state = mts_step(state, split, dt=2 * units.fs, stride=4)
+        assert provider.n_forward - before[0] == 4
+        assert provider.n_backward - before[1] == backward
+        compat = mts_step(compat, old, dt=2 * units.fs, stride=4)
+    assert torch.equal(state.md.positions, compat.md.positions)
+
+
+def test_atoms_per_call_do_not_change_the_forces(ts_models, relaxed_box):
+    """Groups of systems per model call (CPU default) give the forces of one call."""
+    state = atoms_to_state(_starts(relaxed_box, 3))
+    whole = MetatomicSplit(ts_models["nc"], max_atoms_per_call=None).both(state)
+    for budget in (1, 150):
+        split = MetatomicSplit(ts_models["nc"], max_atoms_per_call=budget)
+        grouped = split.both(state)
+        for name in ("energy", "conservative", "direct"):
+            a, b = getattr(whole, name), getattr(grouped, name)
+            assert torch.allclose(a, b, atol=1e-12, rtol=0), name
+        assert split.provider.n_forward == 1 and split.provider.n_backward == 1

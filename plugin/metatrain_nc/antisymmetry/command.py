@@ -5,6 +5,7 @@ Import-light on purpose (torch is imported inside :func:`run`).
 
 import argparse
 
+from ..cli_options import add_options, option, option_values, switch
 from ..files import add_output_dir_arguments
 from ..force_models.arguments import add_model_arguments
 
@@ -15,125 +16,118 @@ DESCRIPTION = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
-    parser.add_argument("structures", help="structures, any file ASE reads (A)")
-    add_output_dir_arguments(parser)
-    parser.add_argument(
+OPTIONS = (
+    option("structures", help="structures, any file ASE reads (A)"),
+    option(
         "--output",
         default=None,
         choices=["non_conservative_force", "conservative"],
         help="force output to analyse: the direct head (default) or -dE/dr "
         "(control); an ASE calculator has one: its forces (conservative unless "
         "--direct)",
-    )
-    parser.add_argument(
-        "--index", default=":", help="ASE index of the structures to read (default ':')"
-    )
-    parser.add_argument(
+    ),
+    option(
+        "--index",
+        default=":",
+        help="ASE index of the structures to read (default ':')",
+        field=False,
+    ),
+    switch(
         "--stochastic",
-        action="store_true",
-        help="random-probe estimate with an error bar instead of the exact Jacobian",
-    )
-    parser.add_argument(
+        "random-probe estimate with an error bar instead of the exact Jacobian",
+    ),
+    option(
         "--probes",
-        type=int,
         default=64,
         help="probes of the stochastic estimator (the minimum with --target-error)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--target-error",
         type=float,
         help="stochastic: add probes until the relative standard error of lambda is "
         "at most this fraction (e.g. 0.1)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--max-probes",
-        type=int,
         default=1024,
         help="probe budget per structure with --target-error",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--chunk-size",
-        type=int,
         default=16,
         help="Jacobian rows (or probes) per batched backward pass; bounds memory",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--vjp-strategy",
         default="auto",
         choices=["auto", "loop", "batched"],
         help="rows of J by a loop of backward passes, batched passes, or whichever "
         "is faster on the first chunk (auto)",
-    )
-    parser.add_argument(
+        field="strategy",
+    ),
+    option(
         "--packing",
         default="auto",
         choices=["auto", "packed", "single"],
         help="structures of a model with gradients packed into one evaluation (one "
         "backward pass: one row of each), one at a time, or whichever is faster on "
         "the first chunk (auto)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--pack-rows",
-        type=int,
         default=3000,
         help="largest sum of 3N over the structures of one pack (bounds memory)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--jvp",
         default="double-backward",
         choices=["double-backward", "finite-difference"],
         help="J v of the stochastic estimator: exact double backward, or central "
         "differences without a second-order graph (less memory for large systems)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--max-exact-rows",
-        type=int,
         default=3000,
         help="largest 3N accepted by the exact (and finite-difference) path",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--fd-step",
         type=float,
         default=None,
         help="ASE calculators: step (A) of the central differences that give their "
         "Jacobian (default 1e-3; their noise is estimated and reported)",
-    )
-    parser.add_argument(
-        "--bin-width", type=float, default=0.25, help="pair distance bin width (A)"
-    )
-    parser.add_argument(
+    ),
+    option("--bin-width", default=0.25, help="pair distance bin width (A)"),
+    switch(
         "--rotation-loop",
-        action="store_true",
-        help="work along a full turn of one molecule inside its environment",
-    )
-    parser.add_argument(
+        "work along a full turn of one molecule inside its environment",
+    ),
+    option(
         "--loop-atom",
-        type=int,
         default=0,
         help="the rotated molecule is the one holding this atom (default 0)",
-    )
-    parser.add_argument(
-        "--loop-points", type=int, default=200, help="points on the rotation loop"
-    )
-    parser.add_argument(
+    ),
+    option("--loop-points", default=200, help="points on the rotation loop"),
+    option(
         "--loop-deformation",
-        type=float,
         default=0.1,
         help="deformation amplitude along the rotation loop (A)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--square-loops",
-        type=int,
         default=0,
         help="number of random square loops per structure (midpoint rule)",
-    )
-    parser.add_argument(
-        "--square-eps", type=float, default=0.05, help="square loop side (A)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ),
+    option("--square-eps", default=0.05, help="square loop side (A)"),
+    option("--seed", default=0, help="random seed"),
+    switch("--no-progress", "no progress bar", field=False),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    add_output_dir_arguments(parser)
+    add_options(parser, OPTIONS)
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -141,28 +135,9 @@ def settings_from_args(args: argparse.Namespace):
     from .settings import AntisymmetrySettings
 
     settings = AntisymmetrySettings(
-        output=args.output,
-        stochastic=args.stochastic,
-        probes=args.probes,
-        chunk_size=args.chunk_size,
-        max_exact_rows=args.max_exact_rows,
         float64=args.float64,
-        fd_step=args.fd_step,
-        bin_width=args.bin_width,
-        rotation_loop=args.rotation_loop,
-        loop_atom=args.loop_atom,
-        loop_points=args.loop_points,
-        loop_deformation=args.loop_deformation,
-        square_loops=args.square_loops,
-        square_eps=args.square_eps,
-        seed=args.seed,
         progress=not args.no_progress,
-        strategy=args.vjp_strategy,
-        jvp=args.jvp,
-        target_error=args.target_error,
-        max_probes=args.max_probes,
-        packing=args.packing,
-        pack_rows=args.pack_rows,
+        **option_values(args, OPTIONS),
     )
     settings.check()
     return settings

@@ -206,6 +206,16 @@ class _ExactWork(Work):
         return -(-self.n3 // self.chunk_size)
 
 
+def _batched_rows(pack: Pack, starts, count: int):
+    """``pack``'s rows by batched passes, or by a loop where a custom operation has
+    no batching rule (``pack.batched`` is then ``False``)."""
+    try:
+        return pack.rows(starts, count, batched=True)
+    except RuntimeError:
+        pack.batched = False
+        return pack.rows(starts, count, batched=False)
+
+
 def _exact_step(
     pack: Pack, works: List[_ExactWork], chunk_size: int, strategy: str
 ) -> int:
@@ -235,21 +245,12 @@ def _exact_step(
     elif pack.batched is None:
         count = min(count, BATCHED_TRIAL_ROWS)
         clock = WallClock().start()
-        try:
-            block = pack.rows(starts, count, batched=True)
-        except RuntimeError:
-            pack.batched = False
-            block = pack.rows(starts, count, batched=False)
-        else:
+        block = _batched_rows(pack, starts, count)
+        if pack.batched is None:  # batched passes work: keep them if faster
             per_row = clock.stop() / count
             pack.batched = per_row < pack.extra["loop_seconds"]
     elif pack.batched:
-        try:
-            block = pack.rows(starts, count, batched=True)
-        except RuntimeError:
-            # some custom operations have no batching rule: fall back to a loop
-            pack.batched = False
-            block = pack.rows(starts, count, batched=False)
+        block = _batched_rows(pack, starts, count)
     else:
         block = pack.rows(starts, count, batched=False)
     done = 0

@@ -24,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from ..cli_options import add_options, option, option_values, switch
 from ..errors import UserInputError
 from .settings import DEFAULT_SIZES, SIZES, DistillSettings
 
@@ -50,31 +51,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="an existing reference set labelled by the teacher (a folder with "
         "train.xyz[.gz] and test.xyz[.gz], as mtt-nc reference writes)",
     )
-    parser.add_argument("--quick", action="store_true", help="a test: minutes")
-    parser.add_argument(
+    add_options(parser, OPTIONS)
+
+
+OPTIONS = (
+    switch("--quick", "a test: minutes", field=False),
+    option(
         "--temperatures",
         help="K, one trajectory each (300,350,400; the middle one is the test set)",
-    )
-    parser.add_argument("--start-frames", help="frames of --structures, one each")
-    parser.add_argument("--frames-per-trajectory", type=int)
-    parser.add_argument(
+        field=False,
+    ),
+    option("--start-frames", help="frames of --structures, one each", field=False),
+    option("--frames-per-trajectory", type=int),
+    option(
         "--sizes",
         help=f"student sizes from {list(SIZES)} (default {','.join(DEFAULT_SIZES)})",
-    )
-    parser.add_argument("--epochs", type=int, help="training epochs per student")
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument(
-        "--student-options", help="mtt train options of the students (YAML)"
-    )
-    parser.add_argument(
-        "--inner-timestep", type=float, help="fs, of MTS and the scans (0.25)"
-    )
-    parser.add_argument(
-        "--teacher-timestep", type=float, help="fs, of the teacher's own MD (0.5)"
-    )
-    parser.add_argument("--max-stride", type=int)
-    parser.add_argument("--jobs", type=int, default=2, help="parallel jobs (2)")
+        field=False,
+    ),
+    option("--epochs", type=int, help="training epochs per student"),
+    option("--learning-rate", type=float),
+    option("--batch-size", type=int),
+    option(
+        "--student-options",
+        help="mtt train options of the students (YAML)",
+        field=False,
+    ),
+    option(
+        "--inner-timestep",
+        type=float,
+        help="fs, of MTS and the scans (0.25)",
+        field="inner_fs",
+    ),
+    option(
+        "--teacher-timestep",
+        type=float,
+        help="fs, of the teacher's own MD (0.5)",
+        field="teacher_timestep_fs",
+    ),
+    option("--max-stride", type=int),
+    option("--jobs", default=2, help="parallel jobs (2)"),
+)
 
 
 def settings_from_args(args: argparse.Namespace) -> DistillSettings:
@@ -85,19 +101,8 @@ def settings_from_args(args: argparse.Namespace) -> DistillSettings:
         settings.start_frames = _numbers(args.start_frames, int, "--start-frames")
     if args.sizes:
         settings.sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())
-    for name, attribute in (
-        ("frames_per_trajectory", "frames_per_trajectory"),
-        ("epochs", "epochs"),
-        ("learning_rate", "learning_rate"),
-        ("batch_size", "batch_size"),
-        ("inner_timestep", "inner_fs"),
-        ("teacher_timestep", "teacher_timestep_fs"),
-        ("max_stride", "max_stride"),
-    ):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(settings, attribute, value)
-    settings.jobs = args.jobs
+    for name, value in option_values(args, OPTIONS, skip_none=True).items():
+        setattr(settings, name, value)
     return settings
 
 

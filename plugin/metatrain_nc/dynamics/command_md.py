@@ -2,6 +2,7 @@
 
 import argparse
 
+from ..cli_options import add_options, option, option_values, switch
 from ..files import add_output_dir_arguments
 from ..force_models.arguments import add_model_arguments
 
@@ -11,27 +12,37 @@ DESCRIPTION = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser, fast=True)
-    parser.add_argument("structure", help="structure file (any format ASE reads)")
-    add_output_dir_arguments(parser)
-    parser.add_argument(
+def _stride(text: str):
+    """``--stride``: a positive integer or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer or 'auto', got '{text}'"
+        ) from None
+
+
+OPTIONS = (
+    option("structure", help="structure file (any format ASE reads)"),
+    option(
         "--forces",
         choices=["conservative", "direct", "mts"],
         default="mts",
         help="forces driving the atoms: -dE/dr, the direct head, or multiple time "
         "stepping (inner direct, outer conservative correction); default mts",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--timestep",
-        type=float,
         default=4.0,
         help="outer time step in fs (default 4); inner step = TIMESTEP / STRIDE in "
         "every force mode. The defaults (4 fs, M = 8) are the paper's, validated for "
         "its PET-M; the demo PET-M of recipes/demo needs --timestep 1 --stride 4: "
         "find your model's with --stride auto",
-    )
-    parser.add_argument(
+        field="timestep_fs",
+    ),
+    option(
         "--stride",
         type=_stride,
         default=8,
@@ -40,75 +51,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "start and run with the largest whose energy drift stays within 2x of the "
         "conservative run's (+ 1 meV/atom/ps); the run keeps the duration "
         "STEPS x TIMESTEP",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--inner-timestep",
         type=float,
         default=None,
         help="--stride auto: the inner step in fs, fixed while the outer step grows "
         "(default TIMESTEP / 8)",
-    )
-    parser.add_argument(
-        "--max-stride",
-        type=int,
-        default=32,
-        help="--stride auto: the largest stride tried (32)",
-    )
-    parser.add_argument(
+        field="inner_timestep_fs",
+    ),
+    option(
+        "--max-stride", default=32, help="--stride auto: the largest stride tried (32)"
+    ),
+    option(
         "--scan-time",
-        type=float,
         default=200.0,
         help="--stride auto: simulated time of each NVE segment of the scan, fs (200)",
-    )
-    parser.add_argument(
-        "--steps", type=int, default=100, help="number of outer steps (100)"
-    )
-    parser.add_argument("--ensemble", choices=["nve", "svr", "langevin"], default="nve")
-    parser.add_argument(
+        field="scan_time_fs",
+    ),
+    option("--steps", default=100, help="number of outer steps (100)"),
+    option("--ensemble", choices=["nve", "svr", "langevin"], default="nve"),
+    option(
         "--temperature",
-        type=float,
         default=300.0,
         help="K: thermostat target and Maxwell-Boltzmann velocities (300)",
-    )
-    parser.add_argument(
-        "--tau", type=float, default=100.0, help="thermostat time constant in fs (100)"
-    )
-    parser.add_argument(
+        field="temperature_K",
+    ),
+    option(
+        "--tau",
+        default=100.0,
+        help="thermostat time constant in fs (100)",
+        field="tau_fs",
+    ),
+    option(
         "--velocities",
         choices=["auto", "structure", "maxwell-boltzmann"],
         default="auto",
         help="initial velocities: from the structure if it has momenta (auto), or "
         "Maxwell-Boltzmann at --temperature with --seed",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    parser.add_argument(
-        "--index", type=int, default=0, help="frame of STRUCTURE to start from (0)"
-    )
-    parser.add_argument(
-        "--log-every", type=int, default=1, help="monitor every K outer steps (1)"
-    )
-    parser.add_argument(
-        "--trajectory-every",
-        type=int,
-        default=10,
-        help="write a frame every K outer steps (10)",
-    )
-    parser.add_argument(
+    ),
+    option("--seed", default=0, help="random seed (0)"),
+    option(
+        "--index", default=0, help="frame of STRUCTURE to start from (0)", field=False
+    ),
+    option("--log-every", default=1, help="monitor every K outer steps (1)"),
+    option(
+        "--trajectory-every", default=10, help="write a frame every K outer steps (10)"
+    ),
+    option(
         "--max-temperature",
-        type=float,
         default=5000.0,
         help="stop the run above this temperature in K (5000; 0 disables)",
-    )
-    parser.add_argument(
+        field=False,
+    ),
+    option(
         "--equilibration",
-        type=float,
         default=0.5,
         help="with a thermostat: fraction of the run left out of the equipartition "
         "check (0.5: the check uses the second half)",
-    )
-    parser.add_argument(
-        "--no-chemiscope", action="store_true", help="skip the chemiscope dataset"
-    )
+        field="equilibration_fraction",
+    ),
+    switch("--no-chemiscope", "skip the chemiscope dataset", field=False),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser, fast=True)
+    add_output_dir_arguments(parser)
+    add_options(parser, OPTIONS)
     from ..torchsim.command import add_engine_arguments
 
     add_engine_arguments(parser)
@@ -124,23 +134,9 @@ def run(args: argparse.Namespace) -> int:
     from .md import MDSettings, run_md, scan_stride
 
     settings = MDSettings(
-        forces=args.forces,
-        timestep_fs=args.timestep,
-        stride=args.stride,
-        steps=args.steps,
-        ensemble=args.ensemble,
-        temperature_K=args.temperature,
-        tau_fs=args.tau,
-        seed=args.seed,
-        log_every=args.log_every,
-        trajectory_every=args.trajectory_every,
         max_temperature_K=args.max_temperature or None,
-        velocities=args.velocities,
         chemiscope=not args.no_chemiscope,
-        equilibration_fraction=args.equilibration,
-        inner_timestep_fs=args.inner_timestep,
-        scan_time_fs=args.scan_time,
-        max_stride=args.max_stride,
+        **option_values(args, OPTIONS),
     )
     settings.check()
     if args.fast is not None and settings.forces != "mts":
@@ -230,15 +226,3 @@ def run(args: argparse.Namespace) -> int:
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3g}"
-
-
-def _stride(text: str):
-    """``--stride``: a positive integer or ``auto``."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer or 'auto', got '{text}'"
-        ) from None

@@ -3,6 +3,7 @@
 import argparse
 import statistics
 
+from ..cli_options import add_options, option
 from ..files import add_output_dir_arguments
 from ..force_models.arguments import add_model_arguments
 
@@ -12,35 +13,31 @@ DESCRIPTION = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
-    parser.add_argument("structures", help="structures file (any format ASE reads)")
-    add_output_dir_arguments(parser)
-    parser.add_argument(
+OPTIONS = (
+    option("structures", help="structures file (any format ASE reads)"),
+    option(
         "--forces",
         default="auto",
         help="comma-separated force modes among conservative,direct (default: every "
         "force head of the model)",
-    )
-    parser.add_argument(
-        "--optimizers", default="LBFGS,FIRE", help="comma-separated (LBFGS,FIRE)"
-    )
-    parser.add_argument(
-        "--fmax", type=float, default=1e-3, help="convergence threshold, eV/A (1e-3)"
-    )
-    parser.add_argument(
-        "--steps", type=int, default=1000, help="maximum steps per relaxation (1000)"
-    )
-    parser.add_argument(
+    ),
+    option("--optimizers", default="LBFGS,FIRE", help="comma-separated (LBFGS,FIRE)"),
+    option("--fmax", default=1e-3, help="convergence threshold, eV/A (1e-3)"),
+    option("--steps", default=1000, help="maximum steps per relaxation (1000)"),
+    option(
         "--sigma",
-        type=float,
         default=0.0,
         help="random displacement of the starting positions, A (0)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    parser.add_argument(
-        "--index", default=":", help="frames of STRUCTURES to use (ASE index, ':')"
-    )
+    ),
+    option("--seed", default=0, help="random seed (0)"),
+    option("--index", default=":", help="frames of STRUCTURES to use (ASE index, ':')"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    add_output_dir_arguments(parser)
+    add_options(parser, OPTIONS)
 
 
 def run(args: argparse.Namespace) -> int:

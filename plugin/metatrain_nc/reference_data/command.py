@@ -2,6 +2,8 @@
 
 import argparse
 
+from ..cli_options import add_options, option, option_values, switch
+
 DESCRIPTION = (
     "build a reference data set: Langevin trajectories at several temperatures, "
     "frames strained and labelled by a real reference (energy, forces, stress), "
@@ -9,96 +11,91 @@ DESCRIPTION = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+OPTIONS = (
+    option(
         "reference",
         help="the labelling reference: module:callable returning an ASE calculator "
         "(e.g. metatrain_nc.references:chgnet; importable from PYTHONPATH or the "
         "current folder) or a model file (.pt/.ckpt); its conservative forces are used",
-    )
-    parser.add_argument("structures", help="starting structures (any format ASE reads)")
-    parser.add_argument(
+    ),
+    option("structures", help="starting structures (any format ASE reads)"),
+    option(
         "--out",
         required=True,
         help="work folder: created, or an interrupted build of the same settings to "
         "continue",
-    )
-    parser.add_argument(
+        field=False,
+    ),
+    option(
         "--sampler",
         default=None,
         help="model whose Langevin MD samples the frames (any kind the tools take; "
         "default: the reference itself)",
-    )
-    parser.add_argument("--trajectories", type=int, default=8)
-    parser.add_argument(
+    ),
+    option("--trajectories", default=8),
+    option(
         "--temperatures",
         default="250:450",
         help="K: 'LOW:HIGH' spread over the trajectories, or one per trajectory "
         "'250,300,...' (250:450)",
-    )
-    parser.add_argument("--frames-per-trajectory", type=int, default=76)
-    parser.add_argument(
+    ),
+    option("--frames-per-trajectory", default=76),
+    option(
         "--start-frames",
         default=None,
         help="frame of STRUCTURES each trajectory starts from, comma-separated "
         "(default: spread over the file)",
-    )
-    parser.add_argument(
-        "--timestep", type=float, default=2.0, help="sampling step, fs (2.0)"
-    )
-    parser.add_argument(
-        "--friction", type=float, default=0.02, help="Langevin friction, 1/fs (0.02)"
-    )
-    parser.add_argument(
+        field=False,
+    ),
+    option("--timestep", default=2.0, help="sampling step, fs (2.0)"),
+    option("--friction", default=0.02, help="Langevin friction, 1/fs (0.02)"),
+    option(
         "--hydrogen-mass",
-        type=float,
         default=4.0,
         help="H mass during sampling, amu (4.0): configurations do not depend on "
         "masses, a heavier H allows the longer step",
-    )
-    parser.add_argument("--equilibration-steps", type=int, default=50)
-    parser.add_argument(
-        "--interval-steps", type=int, default=8, help="steps between kept frames (8)"
-    )
-    parser.add_argument(
+    ),
+    option("--equilibration-steps", default=50),
+    option("--interval-steps", default=8, help="steps between kept frames (8)"),
+    option(
         "--max-strain",
-        type=float,
         default=0.02,
         help="largest random strain component applied before labelling (0.02)",
-    )
-    parser.add_argument(
+    ),
+    option(
         "--validation-trajectories",
         default=None,
         help="trajectory numbers of the validation split (default: the one nearest "
         "the middle of the temperature range)",
-    )
-    parser.add_argument(
+        field=False,
+    ),
+    option(
         "--test-trajectories",
         default=None,
         help="trajectory numbers of the test split (default: the one nearest 300 K)",
-    )
-    parser.add_argument(
-        "--method", default="", help="what the reference computes, for provenance"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (1)")
-    parser.add_argument(
-        "--gzip", action="store_true", help="write the splits as .xyz.gz"
-    )
-    parser.add_argument(
-        "--skip-failed",
-        action="store_true",
-        help="write the splits without the frames the reference failed on",
-    )
-    parser.add_argument(
+        field=False,
+    ),
+    option("--method", default="", help="what the reference computes, for provenance"),
+    option("--seed", default=0),
+    option("--workers", default=1, help="worker processes (1)"),
+    switch("--gzip", "write the splits as .xyz.gz"),
+    switch(
+        "--skip-failed", "write the splits without the frames the reference failed on"
+    ),
+    option(
         "--verify",
-        type=int,
         default=0,
         metavar="N",
         help="after the build, relabel N random frames with the reference and print "
         "the largest differences from the stored labels",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+        field=False,
+    ),
+    switch("--no-progress", "no progress bars", field=False),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_options(parser, OPTIONS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,27 +119,13 @@ def run(args: argparse.Namespace) -> int:
         args.reference,
         args.structures,
         args.out,
-        workers=args.workers,
-        skip_failed=args.skip_failed,
-        gzip=args.gzip,
         progress=not args.no_progress,
-        sampler=args.sampler,
-        trajectories=args.trajectories,
-        temperatures=args.temperatures,
-        frames_per_trajectory=args.frames_per_trajectory,
         start_frames=start_frames,
-        timestep=args.timestep,
-        friction=args.friction,
-        hydrogen_mass=args.hydrogen_mass,
-        equilibration_steps=args.equilibration_steps,
-        interval_steps=args.interval_steps,
-        max_strain=args.max_strain,
         validation_trajectories=parse_split(
             args.validation_trajectories, n, "validation"
         ),
         test_trajectories=parse_split(args.test_trajectories, n, "test"),
-        method=args.method,
-        seed=args.seed,
+        **option_values(args, OPTIONS),
     )
     if summary.sampling_seconds_per_step is not None:
         print(

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace, settings) -> int:
     model = load_model_from_args(args)
     fast = load_fast_from_args(args)
     model.check(atoms, f"structure {args.index} of '{args.structure}'")
-    split = MetatomicSplit(model, fast)
+    split = MetatomicSplit(model, fast, mode=settings.forces)
     total = settings.steps * args.replicas
     bar = tqdm(total=total, unit="step", desc=f"md {settings.forces} x{args.replicas}")
     steps = {}

@@ -4,15 +4,18 @@ The batched twin of :class:`metatrain_nc.dynamics.MultipleTimeStep`, in torch-si
 style: ``state = mts_init(sim_state, split, ...)`` computes the forces of the start,
 then ``state = mts_step(state, split, dt=dt, stride=M)`` advances every system of the
 batch by one outer step ``dt`` made of ``M`` inner velocity-Verlet steps of
-``dt / M``. ``split`` is a force split (:mod:`.splits`: ``fast`` / ``slow`` /
-``both``):
+``dt / M``. ``split`` is a force split (:mod:`.splits`), with the names of the ASE
+protocol (:mod:`metatrain_nc.force_models.force_split`): ``fast`` / ``slow`` /
+``both``, ``fast_head`` / ``slow_head``, ``splits`` and the force ``mode``:
 
-- ``forces="mts"``: inner steps with the fast (direct) forces; the outer level kicks
+- ``mode="mts"``: inner steps with the fast (direct) forces; the outer level kicks
   with ``F_slow - F_fast`` for ``dt / 2`` at both ends. The last inner evaluation of
   an outer step is ``split.both``: one forward and one backward pass for a hybrid
-  model. With ``stride=1`` this is velocity Verlet with the slow forces;
-- ``forces="conservative"`` / ``"direct"``: velocity Verlet at ``dt / M`` with the
-  slow / fast forces (the three modes run the same steps over the same time).
+  model (``M`` forward passes and one backward pass per outer step). With
+  ``stride=1`` this is velocity Verlet with the slow forces;
+- ``mode="conservative"`` / ``"direct"``: ``split.splits`` is false: velocity Verlet
+  at ``dt / M`` with the one force kind, no correction kicks (the three modes run
+  the same steps over the same time).
 
 Thermostats (:class:`LangevinThermostat`, :class:`SVRThermostat`) act for ``dt / 2``
 before and after the outer step, per system, as in the ASE integrator; the kinetic
@@ -150,11 +153,11 @@ class MTSState:
     """The batch under multiple time stepping.
 
     :ivar md: torch-sim's ``MDState``: positions, momenta, masses, cell,
-        ``system_idx``; ``energy`` (per system) and ``forces`` are the slow model's
-        (the direct ones with ``forces="direct"``), as torch-sim's integrators keep
-        them.
+        ``system_idx``; ``energy`` (per system) and ``forces`` are the slow forces
+        (the split's ``slow_head``: the direct ones in ``"direct"`` mode), as
+        torch-sim's integrators keep them.
     :ivar direct: the fast (direct) forces at the current positions, or ``None``.
-    :ivar forces: ``"mts"``, ``"conservative"`` or ``"direct"``.
+    :ivar forces: the force mode: ``"mts"``, ``"conservative"`` or ``"direct"``.
     :ivar thermostat: the thermostat, or ``None`` (NVE).
     :ivar thermostat_energy: kinetic energy taken out by the thermostat per system.
     :ivar ndof: kinetic degrees of freedom per system (``3N - 3``, or ``3N`` with a
@@ -200,7 +203,7 @@ def mts_init(
     state,
     split,
     *,
-    forces: str = MTS,
+    forces: Optional[str] = None,
     thermostat: Optional[Thermostat] = None,
     seed: int = 0,
     momenta: Optional[torch.Tensor] = None,
@@ -208,7 +211,10 @@ def mts_init(
     """The start of MTS dynamics: forces of ``state`` (a torch-sim ``SimState`` or
     ``MDState``) from ``split``.
 
-    :param forces: ``"mts"``, ``"conservative"`` or ``"direct"``.
+    :param split: a force split (:mod:`.splits`); its ``mode`` is the force mode.
+    :param forces: compatibility: a force mode other than the split's
+        (``"mts"``, ``"conservative"`` or ``"direct"``) runs the split's
+        ``with_mode(forces)`` twin (same models); default: ``split.mode``.
     :param thermostat: :class:`LangevinThermostat`, :class:`SVRThermostat` or
         ``None`` (NVE).
     :param seed: system ``k`` draws its thermostat noise from a generator seeded
@@ -216,10 +222,12 @@ def mts_init(
     :param momenta: initial momenta (amu A / time unit); default: the state's own,
         else zero.
     """
-    if forces not in FORCE_MODES:
+    mode = getattr(split, "mode", MTS) if forces is None else forces
+    if mode not in FORCE_MODES:
         raise UserInputError(
-            f"unknown force mode '{forces}'; choose one of {list(FORCE_MODES)}"
+            f"unknown force mode '{mode}'; choose one of {list(FORCE_MODES)}"
         )
+    split = _in_mode(split, mode)
     if momenta is None:
         momenta = getattr(state, "momenta", None)
     if momenta is None:
@@ -243,14 +251,14 @@ def mts_init(
     mts = MTSState(
         md=md,
         direct=None,
-        forces=forces,
+        forces=mode,
         thermostat=thermostat,
         thermostat_energy=torch.zeros_like(md.energy),
         ndof=ndof,
         generators=generators,
         systems=torch.arange(count, device=device),
     )
-    _store(mts, _evaluate(split, md, forces, outer=True))
+    _store(mts, split, _evaluate(split, md, outer=True))
     return mts
 
 
@@ -261,21 +269,23 @@ def mts_step(state: MTSState, split, *, dt: float, stride: int) -> MTSState:
         raise UserInputError(f"the stride M must be an integer >= 1, got {stride}")
     if not dt > 0:
         raise UserInputError(f"the time step must be positive, got {dt}")
-    md, mode = state.md, state.forces
+    split = _in_mode(split, state.forces)
+    fast_head, _, splits = _protocol(split)
+    md = state.md
     h = dt / stride
     _thermostat(state, 0.5 * dt)
-    if mode == MTS:
+    if splits:
         md.momenta = md.momenta + 0.5 * dt * (md.forces - state.direct)
-    inner = md.forces if mode == CONSERVATIVE else state.direct
+    inner = state.direct if splits else md.forces
     result = None
     for k in range(int(stride)):
         md.momenta = md.momenta + 0.5 * h * inner
         md.positions = md.positions + h * md.momenta / md.masses[:, None]
-        result = _evaluate(split, md, mode, outer=k == stride - 1)
-        inner = result.conservative if mode == CONSERVATIVE else result.direct
+        result = _evaluate(split, md, outer=k == stride - 1)
+        inner = result.forces(fast_head)
         md.momenta = md.momenta + 0.5 * h * inner
-    _store(state, result)
-    if mode == MTS:
+    _store(state, split, result)
+    if splits:
         md.momenta = md.momenta + 0.5 * dt * (md.forces - state.direct)
     _thermostat(state, 0.5 * dt)
     state.nsteps += 1
@@ -317,42 +327,53 @@ def _thermostat(state: MTSState, dt: float) -> None:
         )
 
 
-def _store(state: MTSState, result: ForceBatch) -> None:
+def _protocol(split):
+    """``(fast_head, slow_head, splits)`` of a split (one without these names,
+    such as a test double, runs multiple time stepping)."""
+    mode = getattr(split, "mode", MTS)
+    default = (CONSERVATIVE, CONSERVATIVE) if mode == CONSERVATIVE else (DIRECT, DIRECT)
+    if mode == MTS:
+        default = (DIRECT, CONSERVATIVE)
+    fast_head = getattr(split, "fast_head", default[0])
+    slow_head = getattr(split, "slow_head", default[1])
+    return fast_head, slow_head, bool(getattr(split, "splits", mode == MTS))
+
+
+def _in_mode(split, mode: str):
+    """``split`` in force mode ``mode`` (its ``with_mode`` twin when it runs
+    another mode; a split without modes runs ``mts`` only)."""
+    own = getattr(split, "mode", MTS)
+    if own == mode:
+        return split
+    if not hasattr(split, "with_mode"):
+        raise UserInputError(
+            f"the force split {split!r} runs '{own}' forces, not '{mode}'"
+        )
+    return split.with_mode(mode)
+
+
+def _store(state: MTSState, split, result: ForceBatch) -> None:
     md = state.md
     md.energy = result.energy
-    if state.forces == DIRECT:
-        md.forces = result.direct
-    else:
-        md.forces = result.conservative
+    md.forces = result.forces(_protocol(split)[1])
     state.direct = result.direct
 
 
-def _call(split, md, mode: str, outer: bool) -> ForceBatch:
-    if mode == CONSERVATIVE:
-        # the direct head costs nothing on a conservative pass of a hybrid model
-        if (
-            outer
-            and getattr(split, "shared", False)
-            and getattr(split, "has_direct", False)
-        ):
-            return split.both(md)
-        return split.slow(md)
-    if mode == DIRECT or not outer:
-        return split.fast(md)
-    return split.both(md)
+def _call(split, md, outer: bool) -> ForceBatch:
+    return split.both(md) if outer else split.fast(md)
 
 
-def _evaluate(split, md, mode: str, outer: bool) -> ForceBatch:
-    """The split's forces, computed on the systems with finite positions only; a
-    batched call that raises is retried system by system; the systems that fail
-    get NaN."""
+def _evaluate(split, md, outer: bool) -> ForceBatch:
+    """The split's forces (``both`` at an outer step, else ``fast``), computed on
+    the systems with finite positions only; a batched call that raises is retried
+    system by system; the systems that fail get NaN."""
     healthy = finite_systems(md)
     if bool(healthy.all()):
         try:
-            return _complete(_call(split, md, mode, outer), md, mode, outer)
+            return _complete(_call(split, md, outer), md)
         except Exception:  # noqa: BLE001 - one bad system must not stop the others
             if n_systems(md) == 1:
-                return _nan_batch(md, mode, outer)
+                return _scatter({}, md, split, outer)
     results = {}
     for k in range(n_systems(md)):
         if not bool(healthy[k]):
@@ -361,13 +382,13 @@ def _evaluate(split, md, mode: str, outer: bool) -> ForceBatch:
         one[k] = True
         sub = select_systems(md, one)
         try:
-            results[k] = _complete(_call(split, sub, mode, outer), sub, mode, outer)
+            results[k] = _complete(_call(split, sub, outer), sub)
         except Exception:  # noqa: BLE001
             continue
-    return _scatter(results, md, mode, outer)
+    return _scatter(results, md, split, outer)
 
 
-def _complete(result: ForceBatch, md, mode: str, outer: bool) -> ForceBatch:
+def _complete(result: ForceBatch, md) -> ForceBatch:
     if result.energy is None:
         result.energy = torch.full(
             (n_systems(md),),
@@ -378,36 +399,32 @@ def _complete(result: ForceBatch, md, mode: str, outer: bool) -> ForceBatch:
     return result
 
 
-def _nan_batch(md, mode: str, outer: bool) -> ForceBatch:
-    return _scatter({}, md, mode, outer)
-
-
-def _scatter(results, md, mode: str, outer: bool) -> ForceBatch:
+def _scatter(results, md, split, outer: bool) -> ForceBatch:
     """One :class:`ForceBatch` from per-system results (NaN where missing)."""
     dtype, device = md.positions.dtype, md.positions.device
     nan = math.nan
     energy = torch.full((n_systems(md),), nan, dtype=dtype, device=device)
     conservative = torch.full_like(md.positions, nan)
     direct = torch.full_like(md.positions, nan)
-    has = {"conservative": False, "direct": False}
+    has = {CONSERVATIVE: False, DIRECT: False}
     starts = torch.cumsum(torch.tensor([0] + system_sizes(md)), 0).tolist()
     for k, result in results.items():
         part = slice(starts[k], starts[k + 1])
         energy[k] = result.energy.reshape(-1)[0]
         if result.conservative is not None:
             conservative[part] = result.conservative
-            has["conservative"] = True
+            has[CONSERVATIVE] = True
         if result.direct is not None:
             direct[part] = result.direct
-            has["direct"] = True
-    wants_conservative = mode == CONSERVATIVE or (mode == MTS and outer)
-    wants_direct = mode != CONSERVATIVE
+            has[DIRECT] = True
+    fast_head, slow_head, _ = _protocol(split)
+    wanted = {fast_head} | ({slow_head} if outer else set())
     return ForceBatch(
         energy=energy,
         conservative=conservative
-        if (has["conservative"] or wants_conservative)
+        if (has[CONSERVATIVE] or CONSERVATIVE in wanted)
         else None,
-        direct=direct if (has["direct"] or wants_direct) else None,
+        direct=direct if (has[DIRECT] or DIRECT in wanted) else None,
     )
 
 

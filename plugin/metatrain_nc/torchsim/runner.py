@@ -150,7 +150,14 @@ def run_replicas(
         )
     starts = replica_starts(structures, settings, replicas)
     if split is None:
-        split = MetatomicSplit(model, fast)
+        split = MetatomicSplit(model, fast, mode=settings.forces)
+    elif getattr(split, "mode", "mts") != settings.forces:
+        if not hasattr(split, "with_mode"):
+            raise UserInputError(
+                f"the force split {split!r} runs '{getattr(split, 'mode', 'mts')}' "
+                f"forces, not '{settings.forces}'"
+            )
+        split = split.with_mode(settings.forces)
     provider = split.provider
     for k, (atoms, _) in enumerate(starts):
         provider.check(atoms, f"the structure of replica {k}")
@@ -165,9 +172,7 @@ def run_replicas(
         provider.n_backward,
         None if fast_provider is None else fast_provider.n_forward,
     )
-    state = mts_init(
-        batch, split, forces=settings.forces, thermostat=thermostat, seed=settings.seed
-    )
+    state = mts_init(batch, split, thermostat=thermostat, seed=settings.seed)
     bad = runaway_systems(state)
     if bool(bad.any()):
         first = int(bad.nonzero()[0])

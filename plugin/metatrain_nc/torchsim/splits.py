@@ -1,32 +1,47 @@
 """Fast and slow forces of a batched torch-sim state: the force split of MTS.
 
-The batched twin of the ASE integrator's force split: an object with
+The batched twin of the ASE integrator's force split
+(:class:`metatrain_nc.force_models.force_split.ForceSplit`), with the same names:
 
-- ``slow(state)``: the slow (conservative) forces ``-dE/dr`` and the energy;
-- ``fast(state)``: the fast (direct) forces, their mean removed per system (and the
-  energy when it comes for free);
-- ``both(state)``: both, from as few model calls as the model allows (one forward
-  and one backward pass for a hybrid ``pet_m`` model),
+- ``mode``: ``"mts"``, ``"conservative"`` or ``"direct"`` (``mtt-nc md --forces``);
+- ``fast_head`` / ``slow_head``: the field of a result holding the fast (inner) /
+  the slow forces (``"conservative"`` or ``"direct"``, read with
+  ``result.forces(head)``);
+- ``splits``: whether slow and fast forces differ (``False`` for plain conservative
+  or direct velocity Verlet: the integrator skips the outer correction kicks);
+- ``model`` / ``fast_model``: the model of record and the separate fast model (or
+  ``None``); ``check(atoms)``, ``describe()``;
+- ``fast(state)``, ``slow(state)``, ``both(state)``: the fast forces, the slow
+  forces and the energy, or both from as few model calls as the model allows (one
+  forward and one backward pass for a hybrid ``pet_m`` model; one call when the
+  split does not split),
 
 each returning a :class:`ForceBatch` of tensors over the whole batch (energies
 ``(n_systems,)`` in eV, forces ``(n_atoms, 3)`` in eV/A, in the state's dtype).
+The fast forces have their mean removed per system.
 
 - :class:`ModelPairSplit`: two torch-sim ``ModelInterface`` models (e.g. a MACE or
   Lennard-Jones model for the slow forces and a cheaper one for the fast forces);
 - :class:`MetatomicSplit`: a metatomic model (exported ``.pt``, ``.ckpt``, anything
-  :func:`~metatrain_nc.force_models.load_force_model` takes) evaluated on all systems
-  in one call with vesin's Verlet neighbour lists (one per system, kept between
-  calls); its direct head is the fast force, or a separate ``fast`` model's.
+  :func:`~metatrain_nc.force_models.load_force_model` takes) evaluated on the
+  systems of the batch with vesin's Verlet neighbour lists (one per system, kept
+  between calls), as :class:`~metatrain_nc.force_models.MetatomicModel` evaluates
+  one structure; its direct head is the fast force, or a separate ``fast`` model's.
 """
 
+import copy
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 
 from ..errors import UserInputError
+from ..force_models.force_split import MTS, check_force_mode
 from ..force_models.names import CONSERVATIVE, DIRECT, DIRECT_FORCE, ENERGY
 from .states import pbc_vector, remove_mean_per_system, row_vector_cells, system_sizes
+
+#: default atom budget of one model call on CPU (see :class:`MetatomicSplit`)
+CPU_ATOMS_PER_CALL = 256
 
 
 @dataclass
@@ -37,45 +52,141 @@ class ForceBatch:
     conservative: Optional[torch.Tensor] = None
     direct: Optional[torch.Tensor] = None
 
+    def forces(self, head: str) -> Optional[torch.Tensor]:
+        """The forces of ``head`` (``"conservative"`` or ``"direct"``)."""
+        return self.conservative if head == CONSERVATIVE else self.direct
 
-class ModelPairSplit:
+
+def _heads(mode: str):
+    """``(fast_head, slow_head)`` of a force mode."""
+    if mode == CONSERVATIVE:
+        return CONSERVATIVE, CONSERVATIVE
+    if mode == DIRECT:
+        return DIRECT, DIRECT
+    return DIRECT, CONSERVATIVE
+
+
+class _Split:
+    """What both splits share: the mode, its heads and :meth:`with_mode`."""
+
+    mode: str = MTS
+
+    @property
+    def fast_head(self) -> str:
+        return _heads(self.mode)[0]
+
+    @property
+    def slow_head(self) -> str:
+        return _heads(self.mode)[1]
+
+    @property
+    def splits(self) -> bool:
+        return self.mode == MTS
+
+    def with_mode(self, mode: str) -> "_Split":
+        """This split in force mode ``mode``, sharing its models (and neighbour
+        lists); the same object for the same mode."""
+        if mode == self.mode:
+            return self
+        siblings = self.__dict__.setdefault("_siblings", {self.mode: self})
+        if mode not in siblings:
+            check_force_mode(mode)
+            sibling = copy.copy(self)
+            sibling.mode = mode
+            sibling._validate()
+            siblings[mode] = sibling
+        return siblings[mode]
+
+    def _validate(self) -> None:
+        pass
+
+
+class ModelPairSplit(_Split):
     """Slow and fast forces from two torch-sim models (``model(state)`` returning
     ``{"energy", "forces"}``); ``fast`` defaults to ``slow`` (then MTS is velocity
-    Verlet at the inner step)."""
+    Verlet at the inner step). ``mode="conservative"`` / ``"direct"``: velocity
+    Verlet with the slow / the fast model's forces."""
 
-    def __init__(self, slow: Any, fast: Any = None):
-        self.slow_model = slow
+    def __init__(self, slow: Any, fast: Any = None, mode: str = MTS):
+        check_force_mode(mode)
+        self.mode = mode
+        self.model = self.slow_model = slow
         self.fast_model = slow if fast is None else fast
 
-    def slow(self, state) -> ForceBatch:
+    def check(self, atoms) -> List[str]:
+        return []
+
+    def describe(self) -> Dict[str, Any]:
+        return {
+            "forces": self.mode,
+            "slow": repr(self.slow_model),
+            "fast": None
+            if self.fast_model is self.slow_model
+            else repr(self.fast_model),
+        }
+
+    def _slow(self, state) -> ForceBatch:
         out = self.slow_model(state)
         return ForceBatch(energy=out["energy"], conservative=out["forces"])
 
-    def fast(self, state) -> ForceBatch:
+    def _fast(self, state) -> ForceBatch:
         out = self.fast_model(state)
         forces = remove_mean_per_system(out["forces"], state)
         return ForceBatch(energy=out.get("energy"), direct=forces)
 
+    def slow(self, state) -> ForceBatch:
+        return self._fast(state) if self.mode == DIRECT else self._slow(state)
+
+    def fast(self, state) -> ForceBatch:
+        return self._slow(state) if self.mode == CONSERVATIVE else self._fast(state)
+
     def both(self, state) -> ForceBatch:
-        slow = self.slow(state)
-        slow.direct = self.fast(state).direct
+        if not self.splits:
+            return self.fast(state)
+        slow = self._slow(state)
+        slow.direct = self._fast(state).direct
         return slow
 
 
-class MetatomicSplit:
+class MetatomicSplit(_Split):
     """A metatomic model's conservative forces (slow) and direct head (fast).
 
     :param model: the (slow) model, anything
         :func:`~metatrain_nc.force_models.load_force_model` takes; a
         ``pet_m``/``pet_nc`` model gives both heads from one forward pass.
-    :param fast: a separate model for the fast forces (its direct head if it has
-        one, else its conservative forces); default: ``model``'s direct head.
+    :param fast: ``mode="mts"`` only: a separate model for the fast forces (its
+        direct head if it has one, else its conservative forces); default:
+        ``model``'s direct head.
+    :param mode: ``"mts"`` (default), ``"conservative"`` or ``"direct"``: the
+        force mode, as :func:`~metatrain_nc.force_models.force_split.force_split`.
     :param neighbor_skin: Verlet skin (A) of the per-system neighbour lists.
+    :param max_atoms_per_call: the systems of the batch are evaluated in groups of
+        at most this many atoms (at least one system per call); ``None``: the whole
+        batch in one call. Default (``"auto"``): 256 on CPU, where a model call
+        costs the same per atom whatever its size and large calls only add glibc
+        page faults (PET on the 192-atom water box, one thread: 1 system 0.93 s,
+        2 systems 1.81 s, 4 systems 4.5 s of which 0.7 s kernel time for ~4e5 page
+        faults of its > 32 MB temporaries); one call on other devices (GPUs).
+
+    Model calls run under ``torch.jit.optimized_execution(False)``, as
+    :func:`~metatrain_nc.force_models.metatomic.forces_of_structures`: the same
+    cost per call once warm, without TorchScript's profiling executor
+    re-specialising (seconds per new batch shape) when a replica stops.
     """
 
-    def __init__(self, model: Any, fast: Any = None, neighbor_skin: float = 0.5):
+    def __init__(
+        self,
+        model: Any,
+        fast: Any = None,
+        neighbor_skin: float = 0.5,
+        *,
+        mode: str = MTS,
+        max_atoms_per_call: Union[int, None, str] = "auto",
+    ):
         from ..force_models.loading import load_force_model
 
+        check_force_mode(mode, fast)
+        self.mode = mode
         self.provider = load_force_model(model)
         if self.provider.kind != "metatomic":
             raise UserInputError(
@@ -88,8 +199,28 @@ class MetatomicSplit:
                 "the fast model of the torch-sim engine must be a "
                 "metatomic model (.pt, .ckpt)"
             )
+        if max_atoms_per_call == "auto":
+            on_cpu = torch.device(self.provider.device).type == "cpu"
+            max_atoms_per_call = CPU_ATOMS_PER_CALL if on_cpu else None
+        if max_atoms_per_call is not None and int(max_atoms_per_call) < 1:
+            raise UserInputError(
+                f"max_atoms_per_call must be >= 1 or None, got {max_atoms_per_call}"
+            )
+        self.max_atoms_per_call = max_atoms_per_call
         self.skin = float(neighbor_skin)
-        self._lists = {}
+        self._lists: Dict[tuple, List[list]] = {}
+        self._options: Dict[tuple, Any] = {}
+        self._validate()
+
+    def _validate(self) -> None:
+        from ..force_models.pair import ForcePair
+
+        if self.mode == MTS:
+            self._pair = ForcePair(self.provider, self.fast_provider)
+        elif self.mode == DIRECT:
+            self.provider.require_direct()
+        else:
+            self.provider.require(CONSERVATIVE)
 
     @property
     def model(self):
@@ -101,11 +232,13 @@ class MetatomicSplit:
         """The separate model of the fast forces, or ``None``."""
         return self.fast_provider
 
-    def check(self, atoms) -> None:
-        """Refuse a structure (ASE ``Atoms``) the models cannot run."""
+    def check(self, atoms) -> List[str]:
+        """Refuse a structure (ASE ``Atoms``) the models cannot run; return the
+        pair's warnings (a cutoff mismatch), as the ASE force split."""
         self.provider.check(atoms)
-        if self.fast_provider is not None:
-            self.fast_provider.check(atoms)
+        if self.mode == MTS:
+            return self._pair.check(atoms)
+        return []
 
     @property
     def shared(self) -> bool:
@@ -117,28 +250,42 @@ class MetatomicSplit:
         return DIRECT in self.provider.heads
 
     @property
-    def fast_head(self) -> str:
+    def inner_head(self) -> str:
+        """The head of the model that drives the inner steps."""
+        if self.mode != MTS:
+            return self.fast_head
         fast = self.fast_provider
         if fast is None:
             return DIRECT
         return DIRECT if DIRECT in fast.heads else CONSERVATIVE
 
-    def describe(self) -> dict:
+    def describe(self) -> Dict[str, Any]:
         fast = self.fast_provider
         return {
+            "forces": self.mode,
+            "slow": self.provider.source,
             "model": self.provider.source,
             "fast": None if fast is None else fast.source,
-            "fast_head": self.fast_head,
+            "inner_head": self.inner_head,
+            "max_atoms_per_call": self.max_atoms_per_call,
         }
+
+    def __repr__(self) -> str:
+        fast = "" if self.fast_provider is None else f", {self.fast_provider.source!r}"
+        return f"MetatomicSplit({self.provider.source!r}{fast}, mode={self.mode!r})"
 
     # -- the protocol ----------------------------------------------------------------
     def slow(self, state) -> ForceBatch:
+        if self.mode == DIRECT:
+            return self._call(self.provider, state, conservative=False, direct=True)
         return self._call(self.provider, state, conservative=True, direct=False)
 
     def fast(self, state) -> ForceBatch:
+        if self.mode == CONSERVATIVE:
+            return self._call(self.provider, state, conservative=True, direct=False)
         if self.fast_provider is None:
             return self._call(self.provider, state, conservative=False, direct=True)
-        head = self.fast_head
+        head = self.inner_head
         result = self._call(
             self.fast_provider,
             state,
@@ -151,28 +298,58 @@ class MetatomicSplit:
         return result
 
     def both(self, state) -> ForceBatch:
+        if self.mode == CONSERVATIVE:
+            # the direct head costs nothing on a conservative pass of a hybrid model
+            # (for the |F_c - F_nc| monitors), as the ASE ConservativeSplit
+            return self._call(
+                self.provider, state, conservative=True, direct=self.has_direct
+            )
+        if self.mode == DIRECT:
+            return self.fast(state)
         if self.fast_provider is None:
             return self._call(self.provider, state, conservative=True, direct=True)
-        slow = self.slow(state)
-        slow.direct = self.fast(state).direct
-        return slow
+        result = self.slow(state)
+        result.direct = self.fast(state).direct
+        return result
 
     # -- evaluation ------------------------------------------------------------------
-    def _neighbor_lists(self, provider, count: int) -> List[list]:
+    def _neighbor_lists(self, provider, sizes: List[int]) -> List[list]:
         from vesin.metatomic import NeighborList
 
-        key = (id(provider), count)
+        key = (id(provider), tuple(sizes))
         if key not in self._lists:
-            # a new batch composition (a replica stopped): new Verlet lists
-            self._lists = {k: v for k, v in self._lists.items() if k[0] != key[0]}
+            # a new batch composition (a replica stopped): new Verlet lists (the
+            # dict is shared with the splits of other modes: changed in place)
+            for old in [k for k in self._lists if k[0] == key[0]]:
+                del self._lists[old]
             self._lists[key] = [
                 [
                     NeighborList(options, length_unit="angstrom", skin=self.skin)
                     for options in provider.neighbor_options
                 ]
-                for _ in range(count)
+                for _ in sizes
             ]
         return self._lists[key]
+
+    def _model_options(self, provider, names: tuple):
+        key = (id(provider), names)
+        if key not in self._options:
+            self._options[key] = provider.options(list(names))
+        return self._options[key]
+
+    def _groups(self, sizes: List[int]) -> List[range]:
+        """Consecutive systems, at most :attr:`max_atoms_per_call` atoms a group."""
+        budget = self.max_atoms_per_call
+        if budget is None:
+            return [range(len(sizes))]
+        groups, first, atoms = [], 0, 0
+        for k, size in enumerate(sizes):
+            if k > first and atoms + size > budget:
+                groups.append(range(first, k))
+                first, atoms = k, 0
+            atoms += size
+        groups.append(range(first, len(sizes)))
+        return groups
 
     def _call(self, provider, state, conservative: bool, direct: bool) -> ForceBatch:
         from metatomic.torch import System
@@ -181,37 +358,57 @@ class MetatomicSplit:
             provider.require_direct()
         dtype, device = provider.torch_dtype, provider.device
         sizes = system_sizes(state)
-        lists = self._neighbor_lists(provider, len(sizes))
+        lists = self._neighbor_lists(provider, sizes)
+        # no copies when the state is in the model's dtype and device (as it is
+        # when built with the model's dtype: runner, benchmark)
         positions = state.positions.detach().to(device=device, dtype=dtype)
         cells = row_vector_cells(state).detach().to(device=device, dtype=dtype)
         pbc = pbc_vector(state).to(device)
         types = state.atomic_numbers.to(device=device, dtype=torch.int32)
-        names = [ENERGY] + ([DIRECT_FORCE] if direct else [])
-        back = {"device": state.positions.device, "dtype": state.positions.dtype}
+        options = self._model_options(
+            provider, (ENERGY, DIRECT_FORCE) if direct else (ENERGY,)
+        )
+        starts = [0]
+        for size in sizes:
+            starts.append(starts[-1] + size)
+        energies, gradients, directs = [], [], []
         with torch.set_grad_enabled(conservative):
-            if conservative:
-                positions.requires_grad_(True)
-            systems = []
-            start = 0
-            for k, size in enumerate(sizes):
-                part = slice(start, start + size)
-                system = System(types[part], positions[part], cells[k], pbc)
-                for calculator in lists[k]:
-                    calculator.add_neighbor_list(system, copy=True)
-                systems.append(system)
-                start += size
-            outputs = provider.model(
-                systems, provider.options(names), check_consistency=False
-            )
-            provider.n_forward += 1
-            energy = outputs[ENERGY].block().values.reshape(-1)
-            result = ForceBatch(energy=energy.detach().to(**back))
-            if conservative:
-                (grad,) = torch.autograd.grad(energy.sum(), [positions])
-                provider.n_backward += 1
-                result.conservative = -grad.to(**back)
-            if direct:
-                values = outputs[DIRECT_FORCE].block().values.detach()
-                forces = values.reshape(-1, 3).to(**back)
-                result.direct = remove_mean_per_system(forces, state)
+            for group in self._groups(sizes):
+                low, high = starts[group[0]], starts[group[-1] + 1]
+                part = positions[low:high].detach().requires_grad_(conservative)
+                systems = []
+                for k in group:
+                    atoms = slice(starts[k] - low, starts[k + 1] - low)
+                    system = System(
+                        types[starts[k] : starts[k + 1]], part[atoms], cells[k], pbc
+                    )
+                    for calculator in lists[k]:
+                        calculator.add_neighbor_list(system, copy=True)
+                    systems.append(system)
+                # as forces_of_structures: TorchScript's profiling executor
+                # re-profiles every new shape (seconds each) for no steady gain
+                with torch.jit.optimized_execution(False):
+                    outputs = provider.model(systems, options, check_consistency=False)
+                energy = outputs[ENERGY].block().values.reshape(-1)
+                if conservative:
+                    (grad,) = torch.autograd.grad(energy.sum(), [part])
+                    gradients.append(grad)
+                energies.append(energy.detach())
+                if direct:
+                    values = outputs[DIRECT_FORCE].block().values.detach()
+                    directs.append(values.reshape(-1, 3))
+        # one evaluation of the batch, however many calls it took
+        provider.n_forward += 1
+        if conservative:
+            provider.n_backward += 1
+        back = {"device": state.positions.device, "dtype": state.positions.dtype}
+        result = ForceBatch(energy=_cat(energies).to(**back))
+        if conservative:
+            result.conservative = -_cat(gradients).to(**back)
+        if direct:
+            result.direct = remove_mean_per_system(_cat(directs).to(**back), state)
         return result
+
+
+def _cat(tensors: List[torch.Tensor]) -> torch.Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
