@@ -49,7 +49,6 @@ from typing import IO, Any, List, Optional, Union
 import ase
 import numpy as np
 from ase import units
-from ase.constraints import FixAtoms, FixCom
 from ase.md.md import MolecularDynamics
 
 from ..errors import ModelError, UserInputError
@@ -62,38 +61,15 @@ from ..force_models.force_split import (
     force_split,
     slow_forces,
 )
+from .constraints import check_constraints, degrees_of_freedom
+from .integrator_io import IntegratorOutputs
 from .monitor import RunawayError
 from .thermostats import LangevinThermostat, SVRThermostat, Thermostat
 
 ENSEMBLES = ("nve", "svr", "langevin")
 
-#: the ASE constraints the integrator honours
-SUPPORTED_CONSTRAINTS = (FixAtoms, FixCom)
 
-
-def degrees_of_freedom(atoms: ase.Atoms, momentum_conserved: bool = True) -> int:
-    """Kinetic degrees of freedom (at least 1): ``3N``, less what the constraints
-    remove, less 3 more when the total momentum is conserved (NVE, SVR without
-    ``FixAtoms``; not Langevin, whose friction and noise act on every free atom)."""
-    removed = sum(int(c.get_removed_dof(atoms)) for c in atoms.constraints)
-    pinned = any(isinstance(c, (FixAtoms, FixCom)) for c in atoms.constraints)
-    if momentum_conserved and not pinned:
-        removed += 3
-    return max(3 * len(atoms) - removed, 1)
-
-
-def check_constraints(atoms: ase.Atoms) -> None:
-    """Raise :class:`UserInputError` for constraints the integrator cannot honour."""
-    for constraint in atoms.constraints:
-        if not isinstance(constraint, SUPPORTED_CONSTRAINTS):
-            raise UserInputError(
-                f"constraint {type(constraint).__name__} is not supported by the "
-                "multiple-time-step integrator (it honours FixAtoms and FixCom); "
-                "remove it (atoms.set_constraint()) or use ASE's own integrators"
-            )
-
-
-class MultipleTimeStep(MolecularDynamics):
+class MultipleTimeStep(IntegratorOutputs, MolecularDynamics):
     """RESPA molecular dynamics on a force split (MTS, conservative or direct).
 
     :param atoms: the structure; its momenta are the initial velocities. Its
@@ -206,61 +182,6 @@ class MultipleTimeStep(MolecularDynamics):
             raise UserInputError(
                 f"unknown ensemble '{ensemble}'; choose one of {list(ENSEMBLES)}"
             )
-
-    # -- ASE outputs without a calculator on the atoms ---------------------------------
-    def snapshot(self) -> ase.Atoms:
-        """A copy of the atoms (momenta and constraints included) with a
-        single-point calculator holding what the integrator reports at the current
-        positions: the energy (eV) and the forces of record (eV/A, (N, 3): the slow
-        ones, conservative for ``mts``/``conservative``, direct for ``direct``)."""
-        from ase.calculators.singlepoint import SinglePointCalculator
-
-        frame = self.atoms.copy()
-        energy = self.potential_energy()
-        calc = SinglePointCalculator(
-            frame, energy=energy, free_energy=energy, forces=self.forces()
-        )
-        calc.name = "modelcalculator"  # what trajectories said before: same frames
-        frame.calc = calc
-        return frame
-
-    def _attach_trajectory(self, trajectory, interval: int, append, master) -> None:
-        """ASE's ``trajectory=``: a frame every ``interval`` steps from
-        :meth:`snapshot` (what ASE writes from a calculator attached to the atoms)."""
-        from ase.io.trajectory import Trajectory
-
-        if not hasattr(trajectory, "write"):
-            trajectory = self.closelater(
-                Trajectory(
-                    trajectory,
-                    mode="a" if append else "w",
-                    master=master,
-                    comm=self.comm,
-                )
-            )
-        description = {"interval": interval}
-
-        def write() -> None:
-            if hasattr(trajectory, "set_description"):
-                trajectory.set_description(dict(self.todict(), **description))
-            trajectory.write(self.snapshot())
-
-        self.attach(write, interval=interval)
-        self.trajectory = trajectory
-
-    def _attach_logger(self, logfile, interval: int) -> None:
-        """ASE's ``logfile=``: :class:`ase.md.MDLogger` lines with the integrator's
-        potential energy."""
-        from ase.md import MDLogger
-
-        class _Logger(MDLogger):
-            def _potential_energy(inner):
-                return inner.dyn.potential_energy()
-
-        logger = self.closelater(
-            _Logger(dyn=self, atoms=self.atoms, logfile=logfile, comm=self.comm)
-        )
-        self.attach(logger, interval)
 
     def _make_thermostat(self, atoms, temperature_K, tau) -> Thermostat:
         if self.ensemble == "nve":
@@ -421,7 +342,7 @@ class MultipleTimeStep(MolecularDynamics):
     @property
     def degrees_of_freedom(self) -> int:
         """Kinetic degrees of freedom of the temperature (see
-        :func:`degrees_of_freedom`)."""
+        :func:`~.constraints.degrees_of_freedom`)."""
         return degrees_of_freedom(
             self.atoms, momentum_conserved=self.ensemble != "langevin"
         )
