@@ -35,8 +35,7 @@ from pathlib import Path
 import ase.io
 
 from metatrain_nc.dynamics.observer import species_degrees_of_freedom
-from metatrain_nc.dynamics.statistics import summarise
-from metatrain_nc.dynamics.verdicts import diagnose
+from metatrain_nc.dynamics.verdicts import assess
 
 RUNS = {
     "nve": ["--ensemble", "nve"],
@@ -123,11 +122,7 @@ def run_one(args, name: str) -> dict:
     scale = {s: 3.0 * symbols.count(s) / dof[s] for s in dof}
     target = None if name == "nve" else args.temperature
     summary = {"status": "completed", "segments": len(folders)}
-    summary.update(summarise(rows, len(atoms), target))
-    checks = diagnose(rows, summary, "conservative", ensemble, target, scale)
-    summary["equipartition"] = checks["equipartition"]
-    summary["drift_check"] = checks["drift"]
-    summary["warnings"] = checks["warnings"]
+    summary.update(assess(rows, len(atoms), "conservative", ensemble, target, scale))
     return summary
 
 

@@ -331,6 +331,13 @@ def test_md_stride_auto(models, ethanol_box_file, tmp_path):
     assert summary["inner_timestep_fs"] == 1.0
     # the requested duration (5 x 8 fs) is kept
     assert summary["outer_steps_done"] == 10
+    # call counts are the run's (a shared hybrid model at M = 4 for 10 outer steps:
+    # 1 + 10 backward and 1 + 40 forward passes); the scan's are in stride_scan:
+    # segments of 40 fs at strides 1, 2, 4 = 1 + 40, 1 + 20, 1 + 10 outer steps
+    assert summary["model_backward_passes"] == 1 + 10
+    assert summary["model_forward_passes"] == 1 + 10 * 4
+    assert scan["model_backward_passes"] == 41 + 21 + 11
+    assert "the scan's own model calls" in stdout
 
 
 def test_md_stride_auto_bad_input(models, ethanol_box_file, tmp_path):

@@ -227,24 +227,3 @@ def test_drift_verdict_of_the_issue_numbers():
     few = summarise(_rows(4, 191.0, 1.0), 192)
     assert drift_verdict(few)["resolved"] is None
     assert diagnose(_rows(4, 191.0, 1.0), few, "mts", "nve")["warnings"] == []
-
-
-# -- call counts per run -------------------------------------------------------------
-def test_stride_auto_counts_the_run_calls_only(models, ethanol_box_file, tmp_path):
-    """A shared hybrid model at M = 4 for 10 outer steps: 1 + 10 backward passes and
-    1 + 40 forward passes in the run; the scan's calls in ``stride_scan``."""
-    out = tmp_path / "auto"
-    code, stdout, _ = _run(
-        ["md", models["c"], ethanol_box_file, "-o", out, "--forces", "mts"]
-        + ["--stride", "auto", "--timestep", "8", "--inner-timestep", "1"]
-        + ["--max-stride", "4", "--scan-time", "40", "--steps", "5", "--no-chemiscope"]
-    )
-    assert code == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["settings"]["stride"] == 4 and summary["outer_steps_done"] == 10
-    assert summary["model_backward_passes"] == 1 + 10
-    assert summary["model_forward_passes"] == 1 + 10 * 4
-    scan = summary["stride_scan"]
-    # segments of 40 fs at strides 1, 2, 4: 1 + 40, 1 + 20, 1 + 10 outer steps
-    assert scan["model_backward_passes"] == 41 + 21 + 11
-    assert "the scan's own model calls" in stdout

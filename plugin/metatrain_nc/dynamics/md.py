@@ -35,7 +35,7 @@ from ..files import StagedFolder, write_csv, write_json
 from ..force_models.force_split import ForceSplit, force_split
 from ..force_models.timing import WallClock
 from .integrator import ENSEMBLES, MultipleTimeStep
-from .monitor import EQUILIBRATION_FRACTION, Monitor, RunawayError, diagnose, summarise
+from .monitor import EQUILIBRATION_FRACTION, Monitor, RunawayError
 from .outputs import (
     FILES,
     TrajectoryWriter,
@@ -43,6 +43,7 @@ from .outputs import (
     write_chemiscope,
 )
 from .structures import has_velocities, maxwell_boltzmann
+from .verdicts import assess
 
 
 @dataclass
@@ -295,22 +296,21 @@ def run_md(
             "files": dict(FILES),
         }
         summary["files"].pop("relax_table")
-        summary.update(summarise(monitor.rows, len(dyn.atoms), target))
         summary["stride_scan"] = None if stride_scan is None else stride_scan.to_dict()
-        checks = diagnose(
-            monitor.rows,
-            summary,
-            settings.forces,
-            settings.ensemble,
-            target,
-            monitor.species_scale,
-            equilibration=settings.equilibration_fraction,
+        summary.update(
+            assess(
+                monitor.rows,
+                len(dyn.atoms),
+                settings.forces,
+                settings.ensemble,
+                target,
+                monitor.species_scale,
+                equilibration=settings.equilibration_fraction,
+            )
         )
-        summary["equipartition"] = checks["equipartition"]
-        summary["drift_check"] = checks["drift"]
         summary["warnings"] = [
             {"kind": "pair", "message": message} for message in dyn.pair_warnings
-        ] + checks["warnings"]
+        ] + summary["warnings"]
         if split.fast_model is not None:
             summary["pair"] = split.describe()
         write_csv(folder.path / FILES["log"], monitor.columns, monitor.rows)

@@ -25,6 +25,7 @@ from .verdicts import (
     MIN_DRIFT_RECORDS,
     MIN_RECORDS,
     RESOLVED_SIGMA,
+    assess,
     diagnose,
     drift_verdict,
     equipartition,
@@ -52,4 +53,5 @@ __all__ = [
     "species_degrees_of_freedom",
     "species_temperatures",
     "summarise",
+    "assess",
 ]

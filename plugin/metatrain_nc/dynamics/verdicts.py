@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from .statistics import block_average, finite, species_temperatures
+from .statistics import block_average, finite, species_temperatures, summarise
 
 #: share of each run treated as equilibration by :func:`equipartition` (the first half)
 EQUILIBRATION_FRACTION = 0.5
@@ -258,6 +258,34 @@ def diagnose(
                 }
             )
     return {"equipartition": check, "drift": drift_check, "warnings": warnings}
+
+
+def assess(
+    rows: List[Dict[str, float]],
+    n_atoms: int,
+    forces: str,
+    ensemble: str,
+    target_temperature_K: Optional[float] = None,
+    species_scale: Optional[Mapping[str, float]] = None,
+    equilibration: float = EQUILIBRATION_FRACTION,
+) -> Dict[str, Any]:
+    """What a run's ``summary.json`` says of its records: :func:`~.statistics.summarise`
+    and, from :func:`diagnose`, ``equipartition``, ``drift_check`` and ``warnings``
+    (the arguments as theirs)."""
+    summary = summarise(rows, n_atoms, target_temperature_K)
+    checks = diagnose(
+        rows,
+        summary,
+        forces,
+        ensemble,
+        target_temperature_K,
+        species_scale,
+        equilibration=equilibration,
+    )
+    summary["equipartition"] = checks["equipartition"]
+    summary["drift_check"] = checks["drift"]
+    summary["warnings"] = checks["warnings"]
+    return summary
 
 
 def drift_verdict(

@@ -24,8 +24,9 @@ import torch
 from ase import units
 
 from ..dynamics.md import MDSettings, initial_velocities
-from ..dynamics.monitor import Monitor, RunawayError, diagnose, summarise
+from ..dynamics.monitor import Monitor, RunawayError
 from ..dynamics.outputs import FILES, TrajectoryWriter, plot_md, write_chemiscope
+from ..dynamics.verdicts import assess
 from ..errors import ModelError, UserInputError
 from ..files import StagedFolder, write_csv, write_json
 from ..force_models.timing import WallClock
@@ -314,20 +315,18 @@ def _finish(item: _Replica, settings: MDSettings, split, calls, elapsed, n) -> D
         "files": dict(FILES),
     }
     summary["files"].pop("relax_table")
-    summary.update(summarise(monitor.rows, len(view.atoms), target))
     summary["stride_scan"] = None
-    checks = diagnose(
-        monitor.rows,
-        summary,
-        settings.forces,
-        settings.ensemble,
-        target,
-        monitor.species_scale,
-        equilibration=settings.equilibration_fraction,
+    summary.update(
+        assess(
+            monitor.rows,
+            len(view.atoms),
+            settings.forces,
+            settings.ensemble,
+            target,
+            monitor.species_scale,
+            equilibration=settings.equilibration_fraction,
+        )
     )
-    summary["equipartition"] = checks["equipartition"]
-    summary["drift_check"] = checks["drift"]
-    summary["warnings"] = checks["warnings"]
     write_csv(item.path / FILES["log"], monitor.columns, monitor.rows)
     if settings.plots and monitor.rows:
         title = f"{settings.forces} forces, {settings.ensemble} (replica {item.index})"
