@@ -51,8 +51,11 @@ def _absolute_data(options: dict, folder: Path) -> None:
 
 
 def newest_checkpoint(rundir: Path) -> Optional[Path]:
-    """The most recent checkpoint of a run folder (outputs/ and resume.ckpt)."""
-    found = list(rundir.glob("outputs/*/*/*.ckpt")) + list(rundir.glob("resume.ckpt"))
+    """The most recent model checkpoint of a run folder (the per-epoch
+    ``outputs/*/*/model_*.ckpt`` and ``resume.ckpt``; not the composition or scaler
+    checkpoints metatrain writes when a run starts)."""
+    found = list(rundir.glob("outputs/*/*/model_*.ckpt"))
+    found += list(rundir.glob("resume.ckpt"))
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 

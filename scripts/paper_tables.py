@@ -39,14 +39,14 @@ OUT = Path("docs") / "paper_run"
 DOC = ROOT / "docs" / "paper_tables.md"
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
 TEST = Path("docs") / "paper_run_inputs" / "water_test_split.xyz"
+#: the models, by their checkpoint names, and their labels in the report
+NAMES = {"pet_c": "PET-C", "pet_nc": "PET-NC", "pet_m": "PET-M"}
 
 #: the protocol's settings, the same for every part (a resume checks them)
 SETTINGS = [
     "--timestep", "0.5",
-    "--stride", "2",
     "--equilibration", "500",
     "--equilibration-thermostat", "same",
-    "--nvt-time", "1000",
     "--gas-structures", "20",
     "--relax-structures", "2",
     "--seed", "0",
@@ -106,6 +106,13 @@ def main() -> int:
                 help="test structures (default: the demo's test split of the 40-frame "
                 "water)",
             ),
+            option(
+                "--only-models",
+                default="pet_c,pet_nc,pet_m",
+                help="comma-separated subset of pet_c, pet_nc, pet_m to compare",
+            ),
+            option("--stride", default="2", help="MTS stride (2: the demo PET-M's)"),
+            option("--nvt-time", default="1000", help="analysed NVT time (fs)"),
             option("--out", default=str(OUT), help="run folder (docs/paper_run)"),
             option("--doc-file", default=str(DOC), help="document to refresh"),
         ),
@@ -116,12 +123,21 @@ def main() -> int:
         refresh_doc()
         return 0
     structures = args.structures or test_split()
-    models = [f"{args.models}/{m}.ckpt" for m in ("pet_c", "pet_nc", "pet_m")]
+    chosen = args.only_models.split(",")
+    unknown = [m for m in chosen if m not in NAMES]
+    if unknown:
+        sys.exit(f"[paper_tables] unknown --only-models {unknown}: choose from {NAMES}")
+    models = [f"{args.models}/{m}.ckpt" for m in chosen]
+    missing = [m for m in models if not (ROOT / m).is_file()]
+    if missing:
+        sys.exit(f"[paper_tables] missing checkpoint(s) {missing}: train them first")
+    names = ",".join(NAMES[m] for m in chosen)
+    settings = SETTINGS + ["--stride", args.stride, "--nvt-time", args.nvt_time]
     mtt_nc = str(Path(sys.executable).parent / "mtt-nc")
     for part in args.part or sorted(PARTS):
-        command = [mtt_nc, "compare", *models, "--names", "PET-C,PET-NC,PET-M"]
+        command = [mtt_nc, "compare", *models, "--names", names]
         command += ["--structures", str(structures), "--protocol", "paper"]
-        command += SETTINGS + PARTS[part] + ["-o", str(OUT)]
+        command += settings + PARTS[part] + ["-o", str(OUT)]
         if (ROOT / OUT / "protocol.json").exists():
             command.append("--resume")
         print(f"[paper_tables] part {part}: {' '.join(command[1:])}", flush=True)

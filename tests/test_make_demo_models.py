@@ -1,0 +1,44 @@
+"""The resumable training driver (scripts/make_demo_models.py) restarts from model
+checkpoints only."""
+
+import importlib.util
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _driver():
+    spec = importlib.util.spec_from_file_location(
+        "make_demo_models", ROOT / "scripts" / "make_demo_models.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _touch(path: Path, mtime: float, size: int = 10) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * size)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_resume_copy_ignores_the_scaler_and_composition_checkpoints(tmp_path):
+    """A restarted `mtt train` writes scaler.ckpt / composition_model.ckpt in a new
+    outputs folder before its first epoch: they must neither be taken for the newest
+    model nor be copied over resume.ckpt."""
+    driver = _driver()
+    run = tmp_path / "pet_m"
+    first = run / "outputs" / "day" / "08-00-00"
+    second = run / "outputs" / "day" / "09-00-00"
+    model = _touch(first / "model_3.ckpt", 1000.0, size=1000)
+    _touch(second / "scaler.ckpt", 2000.0, size=7)
+    _touch(second / "composition_model.ckpt", 2000.0, size=7)
+    assert driver.newest_checkpoint(run) == model
+    driver._keep_resume_copy(run)
+    assert (run / "resume.ckpt").read_bytes() == model.read_bytes()
+    # a newer epoch wins over the resume copy
+    newer = _touch(second / "model_4.ckpt", time.time() + 60, size=2000)
+    assert driver.newest_checkpoint(run) == newer
