@@ -3,9 +3,9 @@
 
 import argparse
 
+from ..cli_options import add_options, option, option_values
 from ..files import add_output_dir_arguments
-from ..force_models.arguments import MODEL_HELP, add_model_arguments
-from ..force_models.specs import DIRECT_PREFIX
+from ..force_models.arguments import add_model_arguments, add_models_argument
 
 DESCRIPTION = (
     "compare models (conservative, pet_nc, pet_m, ASE calculators, ...): accuracy, "
@@ -13,14 +13,75 @@ DESCRIPTION = (
 )
 
 
+#: the options that set a :class:`~.settings.CompareSettings` field (when given)
+SETTINGS = (
+    option(
+        "--timestep", type=float, help="inner MD step in fs (0.5)", field="timestep_fs"
+    ),
+    option("--stride", type=int, help="MTS stride M (4)"),
+    option(
+        "--nve-time", type=float, help="NVE length in fs (1000)", field="nve_time_fs"
+    ),
+    option(
+        "--nvt-time", type=float, help="NVT length in fs (500)", field="nvt_time_fs"
+    ),
+    option(
+        "--equilibration",
+        type=float,
+        help="SVR equilibration before NVE in fs (100; 0 with --quick)",
+        field="equilibration_fs",
+    ),
+    option(
+        "--temperature",
+        type=float,
+        help="temperature in K (300)",
+        field="temperature_K",
+    ),
+    option("--tau", type=float, help="SVR time constant in fs (50)", field="tau_fs"),
+    option("--lambda-structures", type=int, help="structures analysed for lambda (2)"),
+    option("--relax-structures", type=int, help="structures relaxed per head (2)"),
+    option("--relax-steps", type=int, help="optimiser steps (300)"),
+    option(
+        "--fmax", type=float, help="relaxation fmax in eV/A (0.05)", field="relax_fmax"
+    ),
+    option("--seed", type=int, help="seed of velocities and noise (0)"),
+)
+#: the options of the paper protocol only (``--thermostats`` and ``--parts`` are
+#: parsed by :func:`settings_from_args`)
+PAPER = (
+    option(
+        "--thermostats",
+        help="paper protocol: comma-separated ENSEMBLE:TAU_FS (default "
+        "svr:10,langevin:1000,langevin:100,langevin:10)",
+        field=False,
+    ),
+    option(
+        "--parts",
+        help="paper protocol: comma-separated subset of nvt, gas, bulk (relax = "
+        "gas,bulk; default: all)",
+        field=False,
+    ),
+    option(
+        "--equilibration-thermostat",
+        help="paper protocol: thermostat of the equilibration, ENSEMBLE:TAU_FS or "
+        "'same' (the run's own; default langevin:100, which brings every species "
+        "to the target before the run's thermostat takes over)",
+    ),
+    option(
+        "--gas-structures",
+        type=int,
+        help="paper protocol: molecules relaxed in the gas phase (20)",
+    ),
+)
+#: the options of one protocol only
+ONLY = {
+    "standard": ("stages", "nve_time", "tau", "lambda_structures", "fmax"),
+    "paper": tuple(entry.dest for entry in PAPER),
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "models",
-        nargs="+",
-        metavar="MODEL",
-        help=f"{MODEL_HELP}; '{DIRECT_PREFIX}module:callable' marks one ASE "
-        "calculator's forces as direct",
-    )
+    add_models_argument(parser)
     parser.add_argument(
         "--structures",
         required=True,
@@ -51,26 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stages",
         help="comma-separated subset of accuracy,cost,antisymmetry,nve,nvt,relax",
     )
-    parser.add_argument("--timestep", type=float, help="inner MD step in fs (0.5)")
-    parser.add_argument("--stride", type=int, help="MTS stride M (4)")
-    parser.add_argument("--nve-time", type=float, help="NVE length in fs (1000)")
-    parser.add_argument("--nvt-time", type=float, help="NVT length in fs (500)")
-    parser.add_argument(
-        "--equilibration",
-        type=float,
-        help="SVR equilibration before NVE in fs (100; 0 with --quick)",
-    )
-    parser.add_argument("--temperature", type=float, help="temperature in K (300)")
-    parser.add_argument("--tau", type=float, help="SVR time constant in fs (50)")
-    parser.add_argument(
-        "--lambda-structures", type=int, help="structures analysed for lambda (2)"
-    )
-    parser.add_argument(
-        "--relax-structures", type=int, help="structures relaxed per head (2)"
-    )
-    parser.add_argument("--relax-steps", type=int, help="optimiser steps (300)")
-    parser.add_argument("--fmax", type=float, help="relaxation fmax in eV/A (0.05)")
-    parser.add_argument("--seed", type=int, help="seed of velocities and noise (0)")
+    add_options(parser, SETTINGS)
     paper = parser.add_argument_group(
         "the paper's protocol (--protocol paper): Table 2 thermostats, Table 7 "
         "relaxations; hours of CPU, resumable"
@@ -91,54 +133,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue an output folder from the units that finished (same models, "
         "structures and settings; other stages, parts or thermostats)",
     )
-    paper.add_argument(
-        "--thermostats",
-        help="paper protocol: comma-separated ENSEMBLE:TAU_FS (default "
-        "svr:10,langevin:1000,langevin:100,langevin:10)",
-    )
-    paper.add_argument(
-        "--parts",
-        help="paper protocol: comma-separated subset of nvt, gas, bulk (relax = "
-        "gas,bulk; default: all)",
-    )
-    paper.add_argument(
-        "--equilibration-thermostat",
-        help="paper protocol: thermostat of the equilibration, ENSEMBLE:TAU_FS or "
-        "'same' (the run's own; default langevin:100, which brings every species "
-        "to the target before the run's thermostat takes over)",
-    )
-    paper.add_argument(
-        "--gas-structures",
-        type=int,
-        help="paper protocol: molecules relaxed in the gas phase (20)",
-    )
+    add_options(paper, PAPER)
     parser.add_argument("--energy-key", default="energy", help="energy label name")
     parser.add_argument("--forces-key", default="forces", help="forces label name")
     add_model_arguments(parser, positional=False)
-
-
-#: command-line option -> CompareSettings field
-OVERRIDES = {
-    "timestep": "timestep_fs",
-    "stride": "stride",
-    "nve_time": "nve_time_fs",
-    "nvt_time": "nvt_time_fs",
-    "equilibration": "equilibration_fs",
-    "temperature": "temperature_K",
-    "tau": "tau_fs",
-    "lambda_structures": "lambda_structures",
-    "relax_structures": "relax_structures",
-    "relax_steps": "relax_steps",
-    "fmax": "relax_fmax",
-    "seed": "seed",
-    "gas_structures": "gas_structures",
-    "equilibration_thermostat": "equilibration_thermostat",
-}
-#: the options of one protocol only
-ONLY = {
-    "standard": ("stages", "nve_time", "tau", "lambda_structures", "fmax"),
-    "paper": ("thermostats", "parts", "gas_structures", "equilibration_thermostat"),
-}
 
 
 def parse_thermostats(text: str):
@@ -181,11 +179,7 @@ def settings_from_args(args: argparse.Namespace):
             if protocol == "paper"
             else f"{options} belong to the paper protocol: add --protocol paper"
         )
-    overrides = {
-        field: getattr(args, option)
-        for option, field in OVERRIDES.items()
-        if getattr(args, option, None) is not None
-    }
+    overrides = option_values(args, SETTINGS + PAPER, skip_none=True)
     if args.thermostats:
         overrides["thermostats"] = parse_thermostats(args.thermostats)
     if args.stages or args.parts:

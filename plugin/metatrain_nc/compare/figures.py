@@ -1,4 +1,6 @@
-"""The comparison report's figures (PNG, matplotlib): NVE, NVT and lambda per pair.
+"""The figures of both reports (PNG, matplotlib): NVE, NVT and lambda per pair
+(standard protocol), species deviations (Table 2) and relaxation success (Table 7)
+(paper protocol).
 
 Each ``plot_*`` function reads the results dict (and the MD logs it points to), writes
 one PNG into the report folder and returns its file name, or ``None`` when there is
@@ -9,15 +11,15 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..dynamics.outputs import FILES as MD_FILES
-from .sections import section_results
-from .viewer import read_log
+from .nvt_reading import nvt_runs, thermostat_label
+from .viewer import read_log, section_results
 
 #: file name of each figure in the report folder
 FIGURES = {
     "nve": "nve_temperature.png",
     "nvt": "nvt_temperature.png",
     "pairs": "lambda_pairs.png",
-    "deviations": "table2_deviations.png",  # the paper protocol's (:mod:`.paper`)
+    "deviations": "table2_deviations.png",
     "success": "table7_success.png",
 }
 
@@ -38,11 +40,10 @@ def _md_runs(
     data: Dict[str, Any], section: str, outdir: Path
 ) -> Iterator[Tuple[str, str, List[Dict[str, float]]]]:
     """``(model, mode, log rows)`` of every MD run of ``section`` with a log file."""
-    for name, runs in section_results(data, section):
-        for mode, run in runs.items():
-            log = outdir / run["folder"] / MD_FILES["log"]
-            if log.is_file():
-                yield name, mode, read_log(log)
+    for run in nvt_runs(data, section):
+        log = outdir / run["folder"] / MD_FILES["log"]
+        if log.is_file():
+            yield run["model"], run["mode"], read_log(log)
 
 
 def _look(name: str, key: str, index: int) -> Tuple[str, Dict[str, str]]:
@@ -143,18 +144,86 @@ def plot_pairs(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     return save(plt, fig, outdir, "pairs", dpi=120)
 
 
-#: the figures of the report, in the order they are drawn
-PLOTS = (("nve", plot_nve), ("nvt", plot_nvt), ("pairs", plot_pairs))
+def plot_deviations(data: Dict[str, Any], folder: Path) -> Optional[str]:
+    """Per-species deviation from the target (K), with block-average error bars, one
+    group of bars per completed NVT run of the paper protocol."""
+    runs = [
+        r
+        for r in data["nvt"]
+        if r.get("status") == "completed" and r.get("equipartition")
+    ]
+    if not runs:
+        return None
+    plt = pyplot()
+    symbols = sorted({s for r in runs for s in r["equipartition"].get("species", {})})
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(runs) + 2), 4.0))
+    width = 0.8 / max(1, len(symbols))
+    for k, symbol in enumerate(symbols):
+        values, errors = [], []
+        for run in runs:
+            eq = run["equipartition"]
+            species = eq["species"].get(symbol, {})
+            target = eq["temperature"].get("target", 0.0)
+            values.append(species.get("mean", float("nan")) - target)
+            errors.append(species.get("error") or 0.0)
+        x = [i + (k - (len(symbols) - 1) / 2) * width for i in range(len(runs))]
+        ax.bar(x, values, width, yerr=errors, capsize=3, label=symbol)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(range(len(runs)))
+    ax.set_xticklabels(
+        [
+            f"{r['model']}\n{r['mode']}\n{thermostat_label(r['ensemble'], r['tau_fs'])}"
+            for r in runs
+        ],
+        fontsize=7,
+    )
+    ax.set_ylabel("T_species - target (K)")
+    ax.legend()
+    return save(plt, fig, folder, "deviations", dpi=110)
 
 
-def write_figures(data: Dict[str, Any], folder: Path) -> Dict[str, Optional[str]]:
-    """Every figure into ``folder``: file name per figure key, ``None`` if not drawn.
+def plot_success(data: Dict[str, Any], folder: Path) -> Optional[str]:
+    """Success rate (%) of every (model, head, phase, optimiser) of the paper
+    protocol's relaxations, with its 95% interval."""
+    bars = []
+    for record in data["relax"]:
+        for head, per in record["summary"].items():
+            for optimizer, s in per.items():
+                label = f"{record['model']} {head}\n{record['kind']} {optimizer}"
+                bars.append((label, s["rate"], s["interval_95"]))
+    if not bars:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(bars) + 2), 4.0))
+    rates = [100 * b[1] for b in bars]
+    low = [100 * (b[1] - b[2][0]) for b in bars]
+    high = [100 * (b[2][1] - b[1]) for b in bars]
+    ax.bar(range(len(bars)), rates, yerr=[low, high], capsize=3, color="tab:blue")
+    ax.set_xticks(range(len(bars)))
+    ax.set_xticklabels([b[0] for b in bars], fontsize=7)
+    ax.set_ylabel("converged (%), 95% interval")
+    ax.set_ylim(0, 105)
+    return save(plt, fig, folder, "success", dpi=110)
+
+
+#: the figures of each protocol's report, in the order they are drawn
+PLOTS = {
+    "standard": (("nve", plot_nve), ("nvt", plot_nvt), ("pairs", plot_pairs)),
+    "paper": (("deviations", plot_deviations), ("success", plot_success)),
+}
+
+
+def write_figures(
+    data: Dict[str, Any], folder: Path, protocol: str
+) -> Dict[str, Optional[str]]:
+    """Every figure of ``protocol`` into ``folder``: file name per figure key, ``None``
+    if not drawn.
 
     A figure that fails is recorded in ``data["notes"]`` and left out: a broken figure
     must not lose the report.
     """
     figures: Dict[str, Optional[str]] = {}
-    for key, plot in PLOTS:
+    for key, plot in PLOTS[protocol]:
         try:
             figures[key] = plot(data, folder)
         except Exception as error:

@@ -150,48 +150,37 @@ def describe_model(
         model, direct=direct, float64=float64, device=device
     )
     source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
-    source = source or str(force_model.source)
-    if force_model.kind != "metatomic":
-        heads = list(force_model.heads)
-        return ModelEntry(
-            name=name or model_label(model),
-            path=source,
-            architecture=f"{force_model.architecture} (ASE calculator)",
-            heads=heads,
-            atomic_types=None,
-            units={"length": "angstrom", "energy": "eV"},
-            outputs=[],
-            model_kind=force_model.kind,
-            model=force_model,
-        )
-    capabilities = force_model.model.capabilities()
-    outputs = dict(capabilities.outputs)
-    architecture = force_model.architecture
-    if not architecture and source.endswith(".ckpt"):
-        architecture = checkpoint_architecture(source)
-        force_model.architecture = architecture  # trained_heads reads it
-    heads = list(force_model.trained_heads)
-    if not heads:
-        raise UserInputError(
-            f"model '{source}' has neither an 'energy' nor a '{DIRECT_FORCE}' output "
-            f"(it has {sorted(outputs)}): nothing to compare"
-        )
-    units = {"length": str(capabilities.length_unit)}
-    if "energy" in outputs:
-        units["energy"] = str(outputs["energy"].unit)
-    if DIRECT_FORCE in outputs:
-        units["direct_forces"] = str(outputs[DIRECT_FORCE].unit)
-    return ModelEntry(
+    entry = ModelEntry(
         name=name or model_label(model),
-        path=source,
-        architecture=architecture,
-        heads=heads,
-        atomic_types=list(force_model.atomic_types),
-        units=units,
-        outputs=sorted(outputs),
+        path=source or str(force_model.source),
+        architecture=f"{force_model.architecture} (ASE calculator)",
+        heads=list(force_model.heads),
+        atomic_types=None,
+        units={"length": "angstrom", "energy": "eV"},
         model_kind=force_model.kind,
         model=force_model,
     )
+    if force_model.kind != "metatomic":
+        return entry
+    capabilities = force_model.model.capabilities()
+    outputs = dict(capabilities.outputs)
+    if not force_model.architecture and entry.path.endswith(".ckpt"):
+        # trained_heads reads it
+        force_model.architecture = checkpoint_architecture(entry.path)
+    entry.architecture = force_model.architecture
+    entry.heads = list(force_model.trained_heads)
+    if not entry.heads:
+        raise UserInputError(
+            f"model '{entry.path}' has neither an 'energy' nor a '{DIRECT_FORCE}' "
+            f"output (it has {sorted(outputs)}): nothing to compare"
+        )
+    entry.atomic_types = list(force_model.atomic_types)
+    entry.units = {"length": str(capabilities.length_unit)}
+    for key, output in (("energy", "energy"), ("direct_forces", DIRECT_FORCE)):
+        if output in outputs:
+            entry.units[key] = str(outputs[output].unit)
+    entry.outputs = sorted(outputs)
+    return entry
 
 
 def checkpoint_architecture(path: str) -> str:
@@ -226,12 +215,37 @@ def unique_names(models: Sequence[Any], names: Optional[Sequence[str]]) -> List[
         return list(names)
     labels: List[str] = []
     for model in models:
-        stem = model_label(model)
-        label, k = stem, 2
-        while label in labels:
-            label, k = f"{stem}-{k}", k + 1
-        labels.append(label)
+        labels.append(unique_label(model_label(model), labels))
     return labels
+
+
+def unique_label(stem: str, taken: Sequence[str]) -> str:
+    """``stem``, else ``stem-2``, ``stem-3``, ...: the first not in ``taken``."""
+    label, k = stem, 2
+    while label in taken:
+        label, k = f"{stem}-{k}", k + 1
+    return label
+
+
+def unknown_species(entry: ModelEntry, species: Sequence[int]) -> List[str]:
+    """Symbols of the atomic numbers ``species`` that ``entry`` does not know (none
+    for an ASE calculator: any species)."""
+    if entry.atomic_types is None:
+        return []
+    missing = sorted(set(int(z) for z in species) - set(entry.atomic_types))
+    return [ase.data.chemical_symbols[z] for z in missing]
+
+
+def missing_species(entry: ModelEntry, species: Sequence[int]) -> Optional[str]:
+    """Why ``entry`` cannot run on structures of ``species`` (``None``: it can)."""
+    symbols = unknown_species(entry, species)
+    if not symbols:
+        return None
+    known = [ase.data.chemical_symbols[z] for z in entry.atomic_types or ()]
+    return (
+        f"model '{entry.name}' does not know species {symbols} of the structures "
+        f"(it knows {known}); compare models trained on these species"
+    )
 
 
 def compatibility_notes(
@@ -250,13 +264,8 @@ def compatibility_notes(
             f"The models declare different energy units ({listed}); every number "
             "in this report is converted to eV and Angstrom."
         )
-    needed = set(int(z) for z in species)
     for entry in entries:
-        if entry.atomic_types is None:
-            continue
-        missing = sorted(needed - set(entry.atomic_types))
-        if missing:
-            symbols = [ase.data.chemical_symbols[z] for z in missing]
+        if symbols := unknown_species(entry, species):
             notes.append(
                 f"Model '{entry.name}' does not know species {symbols} of the test "
                 "structures: its sections are skipped."

@@ -16,6 +16,7 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .render import Row
+from .viewer import section_results
 
 Run = Dict[str, Any]
 Split = Tuple[str, Dict[str, Any]]
@@ -126,11 +127,8 @@ def nvt_runs(data: Dict[str, Any], section: str = "nvt") -> List[Run]:
     records of the paper protocol."""
     tau = data.get("settings", {}).get("tau_fs")
     runs = []
-    for name, model in data["models"].items():
-        results = model.get(section)
-        if not results or "error" in results:
-            continue
-        teacher = model.get("info", {}).get("slow")
+    for name, results in section_results(data, section):
+        teacher = data["models"][name].get("info", {}).get("slow")
         for mode, run in results.items():
             if isinstance(run, dict):
                 record = dict(run, model=name, mode=mode, teacher=teacher)
@@ -146,7 +144,10 @@ def _item(run: Run, split: Split, against: str = "") -> str:
 
 
 def _listing(resolved: List[str], unresolved: List[str], how: str) -> str:
-    """``"Resolved (how): a; b. Not resolved: c."``."""
+    """``"Resolved (how): a; b. Not resolved: c."``, or ``"Nothing is resolved (how):
+    c."``."""
+    if not resolved:
+        return f"Nothing is resolved ({how}): " + "; ".join(unresolved) + "."
     text = f"Resolved ({how}): " + "; ".join(resolved) + "."
     return text + (
         " Not resolved: " + "; ".join(unresolved) + "." if unresolved else ""
@@ -288,12 +289,7 @@ def findings(runs: Sequence[Run], sigma: float) -> List[str]:
             if is_resolved and run["mode"] == "conservative":
                 unequilibrated.append(f"{run['model']}: {split_text(*split, True)}")
         if not unequilibrated:
-            text = (
-                _listing(resolved, unresolved, how)
-                if resolved
-                else (f"Nothing is resolved ({how}): " + "; ".join(unresolved) + ".")
-            )
-            sentences.append(f"{label}: {text}")
+            sentences.append(f"{label}: {_listing(resolved, unresolved, how)}")
             continue
         sentences.append(f"{label}: {_not_equilibrated(unequilibrated, how)}")
         resolved, unresolved = [], []
@@ -304,12 +300,9 @@ def findings(runs: Sequence[Run], sigma: float) -> List[str]:
                 item = _item(run, (pair, entry), reference["model"])
                 is_resolved = abs(entry["difference"]) > sigma * entry["error"]
                 (resolved if is_resolved else unresolved).append(item)
-        against = f"{label}, against the conservative run from the same start: "
-        if resolved:
+        if resolved or unresolved:
+            against = f"{label}, against the conservative run from the same start: "
             sentences.append(against + _listing(resolved, unresolved, how))
-        elif unresolved:
-            text = f"Nothing is resolved ({how}): " + "; ".join(unresolved) + "."
-            sentences.append(against + text)
     return sentences
 
 

@@ -9,11 +9,12 @@ evaluation, the fast model's evaluation and their MTS average) and in the MD sec
 starts from the teacher's equilibrated structure, as the teacher's own runs do.
 """
 
+import dataclasses
 import os
 from typing import Any, List, Optional, Sequence, Tuple
 
 from ..errors import UserInputError
-from .models import ModelEntry, describe_model
+from .models import ModelEntry, describe_model, unique_label
 
 #: the stages a pair takes part in
 PAIR_STAGES = ("cost", "nve", "nvt")
@@ -91,50 +92,33 @@ def describe_pair(
         model that cannot cover the MD structure, anything a model load refuses.
     """
     from ..force_models.pair import ForcePair
-    from ..force_models.specs import load_listed_model, model_label
 
     slow_spec, fast_spec = split_pair(spec, [e.name for e in entries])
 
-    def listed(part):
+    def described(part) -> ModelEntry:
         for entry in entries:
-            if isinstance(part, str) and part in (entry.name, entry.path):
+            if part is entry.model or (
+                isinstance(part, str) and part in (entry.name, entry.path)
+            ):
                 return entry
-            if part is entry.model:
-                return entry
-        return None
+        return describe_model(part, direct=direct, float64=float64, device=device)
 
-    slow = listed(slow_spec) or describe_model(
-        slow_spec, direct=direct, float64=float64, device=device
-    )
-    fast_entry = listed(fast_spec)
-    if fast_entry is not None:
-        fast_model, fast_name = fast_entry.model, fast_entry.name
-    else:
-        fast_model = load_listed_model(
-            fast_spec, direct=direct, float64=float64, device=device
-        )
-        fast_name = model_label(fast_spec)
-    slow_name = slow.name if listed(slow_spec) else model_label(slow_spec)
-    pair = ForcePair(slow.model, fast_model)
+    slow, fast = described(slow_spec), described(fast_spec)
+    pair = ForcePair(slow.model, fast.model)
     notes: List[str] = []
     if md_atoms is not None:
         slow.model.check(md_atoms, "the MD structure")
         notes = pair.check(md_atoms)
-    fast_architecture = getattr(fast_model, "architecture", "") or "-"
-    entry = ModelEntry(
-        name=name or f"{slow_name}{PAIR_SEPARATOR}{fast_name}",
-        path=slow.path,
+    fast_architecture = getattr(fast.model, "architecture", "") or "-"
+    entry = dataclasses.replace(
+        slow,
+        name=name or f"{slow.name}{PAIR_SEPARATOR}{fast.name}",
         architecture=f"{slow.architecture or '-'} + {fast_architecture}",
         heads=["conservative"],
-        atomic_types=slow.atomic_types,
-        units=dict(slow.units),
-        outputs=list(slow.outputs),
-        model_kind=slow.model_kind,
-        model=slow.model,
-        fast=fast_model,
+        fast=fast.model,
         fast_path=os.fspath(fast_spec) if isinstance(fast_spec, str) else None,
-        fast_name=fast_name,
-        slow_name=slow_name,
+        fast_name=fast.name,
+        slow_name=slow.name,
     )
     entry.notes = [f"Pair '{entry.name}': {note}" for note in notes]
     return entry
@@ -148,9 +132,6 @@ def add_pairs(
     out = list(entries)
     for spec in pairs:
         entry = describe_pair(spec, entries, md_atoms=md_atoms, **load)
-        label, k = entry.name, 2
-        while label in [e.name for e in out]:
-            label, k = f"{entry.name}-{k}", k + 1
-        entry.name = label
+        entry.name = unique_label(entry.name, [e.name for e in out])
         out.append(entry)
     return out

@@ -1,4 +1,4 @@
-"""Rendering of the comparison report: Markdown and a single HTML file.
+"""Rendering of a report (both protocols): Markdown and a single HTML file.
 
 The report is a list of blocks, tuples whose first item says what they are:
 
@@ -56,9 +56,25 @@ def fmt_error(value: Optional[float], error: Optional[float]) -> str:
     return f"{fmt(value)} ± {fmt(error, 2)}"
 
 
+# -- blocks --------------------------------------------------------------------------
 def table(headers: Sequence[str], rows: List[Row]) -> List[Block]:
     """A table block, or none without rows."""
     return [("table", list(headers), rows)] if rows else []
+
+
+def figure_block(
+    figures: Dict[str, Optional[str]], key: str, caption: str
+) -> List[Block]:
+    """A figure block, or none for a figure that was not drawn."""
+    return [("img", figures[key], caption)] if figures.get(key) else []
+
+
+def section_blocks(title: str, text: Sequence[str], *parts: List[Block]) -> List[Block]:
+    """A section: its heading, its paragraphs, then its parts (tables, figures)."""
+    blocks: List[Block] = [("h2", title)] + [("p", paragraph) for paragraph in text]
+    for part in parts:
+        blocks += part
+    return blocks
 
 
 # -- Markdown ------------------------------------------------------------------------
@@ -108,17 +124,8 @@ def render_markdown(blocks: Sequence[Block]) -> str:
 
 
 # -- HTML ----------------------------------------------------------------------------
-STYLE = (
-    """
-body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
-th { background: #f0f0f0; }
-img { max-width: 100%; }
-figcaption { font-size: 0.85em; color: #555; }
-"""
-    + viewer.STYLE
-)
+#: the page's stylesheet, the viewers' included (``assets/report.css``)
+STYLE = viewer.asset("report.css")
 
 
 def html_table(headers: Sequence[Any], rows: Iterable[Sequence[Any]]) -> List[str]:
@@ -168,7 +175,7 @@ def render_html(blocks: Sequence[Block], folder: Path) -> str:
     lines = [
         "<!DOCTYPE html>",
         "<html><head><meta charset='utf-8'><title>mtt-nc compare</title>",
-        f"<style>{STYLE}</style></head><body>",
+        f"<style>\n{STYLE}</style></head><body>",
     ]
     body = [line for block in blocks for line in HTML[block[0]](block, folder)]
     lines += body

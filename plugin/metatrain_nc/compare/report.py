@@ -1,44 +1,40 @@
-"""The comparison report: figures (PNG), ``report.md`` and ``report.html``.
-
-The report is a list of blocks (headings, paragraphs, tables, figures) built once from
-``report.json``'s content and rendered twice: Markdown (figures and chemiscope files
-linked) and a single HTML file (figures embedded as base64, chemiscope viewers with
-their datasets and script: it works offline and can be mailed or attached).
-
-- :mod:`.figures` draws the figures (matplotlib);
-- :mod:`.sections` computes the blocks of each section from the results;
-- :mod:`.viewer` embeds the chemiscope viewers (lambda datasets, MD trajectories);
-- :mod:`.render` renders the blocks as Markdown and HTML.
+"""The report of a comparison, both protocols: figures (:mod:`.figures`), the
+blocks of its sections (:mod:`.sections` for the standard protocol,
+:mod:`.paper.report` for the paper's) rendered as ``report.md`` and a single offline
+``report.html`` (:mod:`.render`, :mod:`.viewer`), and ``report.json``.
 """
 
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 from .figures import write_figures
+from .paper.report import paper_blocks
 from .render import render_html, render_markdown
 from .sections import build_blocks
+from .store import write_atomic
 
-__all__ = ["build_blocks", "write_pages", "write_report"]
+__all__ = ["build_blocks", "write_report"]
 
 
-def write_report(data: Dict[str, Any], folder: Path) -> Dict[str, Optional[str]]:
-    """Figures, ``report.md`` and ``report.html`` in ``folder``; returns the figures.
+def write_report(data: Dict[str, Any], folder: Path) -> None:
+    """Figures, ``report.md``, ``report.html`` and ``report.json`` of ``data`` (the
+    results, ``report.json``'s content: a paper protocol's settings have ``parts``)
+    in ``folder``, each written whole (:func:`.store.write_atomic`).
 
-    ``data`` is the results dict (``report.json``'s content); a figure that fails is
-    noted in ``data["notes"]`` and left out of the report.
+    A figure that fails is noted in ``data["notes"]`` and left out of the report;
+    ``data`` gains ``figures`` (those drawn) and ``files``.
     """
-    figures = write_figures(data, folder)
-    write_pages(build_blocks(data, figures), folder)
-    return figures
-
-
-def write_pages(blocks, folder: Path) -> None:
-    """``report.md`` and ``report.html`` of ``blocks`` in ``folder``, each written
-    whole, then renamed (a reader never sees half a file)."""
-    for name, text in (
-        ("report.md", render_markdown(blocks)),
-        ("report.html", render_html(blocks, folder)),
-    ):
-        partial = folder / f".{name}.partial"
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(folder / name)
+    protocol = "paper" if "parts" in data["settings"] else "standard"
+    figures = write_figures(data, folder, protocol)
+    blocks = (paper_blocks if protocol == "paper" else build_blocks)(data, figures)
+    write_atomic(folder / "report.md", render_markdown(blocks))
+    write_atomic(folder / "report.html", render_html(blocks, folder))
+    data["figures"] = {k: v for k, v in figures.items() if v}
+    data["files"] = {
+        "report_markdown": "report.md",
+        "report_html": "report.html",
+        "chemiscope": sorted(
+            str(p.relative_to(folder)) for p in folder.rglob("*.json.gz")
+        ),
+    }
+    write_atomic(folder / "report.json", data)

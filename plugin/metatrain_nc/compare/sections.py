@@ -5,32 +5,11 @@ Each section is a list of blocks (see :mod:`.render`) computed from the results 
 every model and, for a model whose section failed, a table of the failures.
 """
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .nvt_reading import nvt_runs, nvt_verdict, split_cells
-from .render import Block, Row, fmt, fmt_error, table
-from .viewer import MAX_FRAMES, lambda_entries, md_entries
-
-
-# -- results -------------------------------------------------------------------------
-def section_results(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, Any]]:
-    """``(model name, result)`` of every model with a non-empty, successful result."""
-    for name, model in data["models"].items():
-        result = model.get(section)
-        if result and "error" not in result:
-            yield name, result
-
-
-def _figure(figures: Dict[str, Optional[str]], key: str, caption: str) -> List[Block]:
-    return [("img", figures[key], caption)] if figures.get(key) else []
-
-
-def _section(title: str, text: Sequence[str], *parts: List[Block]) -> List[Block]:
-    """A section: its heading, its paragraphs, then its parts (tables, figures)."""
-    blocks: List[Block] = [("h2", title)] + [("p", paragraph) for paragraph in text]
-    for part in parts:
-        blocks += part
-    return blocks
+from .render import Block, Row, figure_block, fmt, fmt_error, section_blocks, table
+from .viewer import MAX_FRAMES, lambda_entries, md_entries, section_results
 
 
 def failures(data: Dict[str, Any], section: str) -> List[Block]:
@@ -107,7 +86,7 @@ def accuracy(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Bl
             errors = [energy.get("mae"), energy.get("rmse")]
             errors += [forces.get("mae"), forces.get("rmse")]
             rows.append([name, head] + [fmt(value) for value in errors])
-    return _section(
+    return section_blocks(
         "Accuracy on the test structures", text, table(ACCURACY_HEADERS, rows)
     )
 
@@ -150,7 +129,7 @@ def cost(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]
                 ]
             )
     headers = ["model", "forces", "ms", "ms/atom", "speed-up"]
-    return _section("Cost of one force evaluation", [text], table(headers, rows))
+    return section_blocks("Cost of one force evaluation", [text], table(headers, rows))
 
 
 ANTISYMMETRY_HEADERS = [
@@ -194,11 +173,11 @@ def antisymmetry(
                     r["folder"],
                 ]
             )
-    return _section(
+    return section_blocks(
         "How non-conservative: antisymmetry ratio and loop work",
         [text],
         table(ANTISYMMETRY_HEADERS, rows),
-        _figure(
+        figure_block(
             figures, "pairs", "Mean |J_ij| and lambda_ij against the pair distance."
         ),
         _viewer(
@@ -249,11 +228,11 @@ def nve(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
         "at the outer step. Rates from linear fits (± standard error)."
     )
     caption = "Temperature and total-energy change in NVE."
-    return _section(
+    return section_blocks(
         "NVE: energy conservation",
         [text],
         md_table(data, "nve"),
-        _figure(figures, "nve", caption),
+        figure_block(figures, "nve", caption),
     )
 
 
@@ -278,11 +257,11 @@ def nvt(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
             "else another model's), what the direct forces add to an "
             "equilibration that may still be going on."
         )
-    return _section(
+    return section_blocks(
         "NVT: does the thermostat hide the problem?",
         [text] + nvt_verdict(data),
         md_table(data, "nvt"),
-        _figure(figures, "nvt", "Temperature per species in NVT."),
+        figure_block(figures, "nvt", "Temperature per species in NVT."),
     )
 
 
@@ -350,7 +329,7 @@ def relax(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block
                 steps = result["mean_steps"][mode][opt]
                 rows.append([name, mode, opt, fmt(fraction), fmt(steps)])
     headers = ["model", "forces", "optimiser", "converged", "mean steps"]
-    return _section("Geometry optimisation", [text], table(headers, rows))
+    return section_blocks("Geometry optimisation", [text], table(headers, rows))
 
 
 # -- the report ----------------------------------------------------------------------

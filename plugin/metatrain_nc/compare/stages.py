@@ -1,25 +1,28 @@
-"""The stages of a comparison, one function per stage and model.
+"""The standard protocol: one unit per stage and model, then the report.
 
-Each function returns a JSON-ready dictionary for ``report.json`` and writes its own
-files (antisymmetry and MD folders) below ``folder``. They reuse the package's tools:
+Each stage function returns a JSON-ready dictionary for ``report.json`` and writes
+its own files (antisymmetry folders) below ``folder``; the MD and relaxation stages
+are in :mod:`.runs`. They reuse the package's tools:
 :func:`~metatrain_nc.evaluation.accuracy.model_accuracy`,
-:func:`~metatrain_nc.antisymmetry.evaluate`, :func:`~metatrain_nc.dynamics.md.run_md`,
-:func:`~metatrain_nc.dynamics.relax.relaxation_check` and
+:func:`~metatrain_nc.antisymmetry.evaluate` and
 :class:`~metatrain_nc.force_models.ForceModel`.
 
 Units: energies in meV/atom, forces in meV/A, times in fs/ps, costs in ms.
 """
 
 import itertools
+import time
+from functools import partial
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import ase
 import numpy as np
 
 from ..force_models.names import CONSERVATIVE, DIRECT
-from .models import ModelEntry
-from .settings import CompareSettings
+from .models import ModelEntry, compatibility_notes, missing_species
+from .settings import STAGES, CompareSettings
+from .store import Records, UnitStore, run_units, unit_id
 
 #: force head -> output name used by the antisymmetry evaluator
 HEAD_OUTPUTS = {"conservative": "conservative", "direct": "non_conservative_force"}
@@ -60,25 +63,6 @@ def accuracy_stage(
     return data
 
 
-def timed_calls(calls, atoms: ase.Atoms, settings: CompareSettings) -> Dict[str, Any]:
-    """Wall-clock cost of ``calls`` (``name -> ForceCall``) on ``atoms`` with
-    :func:`~metatrain_nc.force_models.timing.time_force_calls` (distinct
-    configurations, interleaved, 3 warm-up calls each): ``ms`` and ``ms_per_atom``
-    per name (medians), ``timing`` (what was timed, every call's seconds)."""
-    from ..force_models.timing import time_force_calls
-
-    timings = time_force_calls(
-        calls, atoms, repeats=settings.cost_repeats, warmup=3, where="the MD structure"
-    )
-    return {
-        "n_atoms": len(atoms),
-        "repeats": settings.cost_repeats,
-        "ms": {name: t.ms_per_call for name, t in timings.items()},
-        "ms_per_atom": {name: t.ms_per_atom for name, t in timings.items()},
-        "timing": {name: t.as_dict() for name, t in timings.items()},
-    }
-
-
 def cost_stage(
     entry: ModelEntry, atoms: ase.Atoms, settings: CompareSettings
 ) -> Dict[str, Any]:
@@ -88,10 +72,13 @@ def cost_stage(
     forward pass only; ``mts_per_inner_step``: the average cost of an inner step of
     MTS, ``(both + (stride - 1) * direct) / stride``. A teacher-student pair: the
     teacher's conservative call, the ``fast`` model's call and ``fast +
-    conservative / stride``. Timed by :func:`timed_calls`.
+    conservative / stride``. Timed by
+    :func:`~metatrain_nc.force_models.timing.time_force_calls` (distinct
+    configurations, interleaved, 3 warm-up calls each): ``ms`` and ``ms_per_atom``
+    per name (medians), ``timing`` (what was timed, every call's seconds).
     """
     from ..force_models.pair import ForcePair
-    from ..force_models.timing import ForceCall
+    from ..force_models.timing import ForceCall, time_force_calls
 
     provider = entry.model
     provider.check(atoms, "the MD structure")
@@ -106,7 +93,16 @@ def cost_stage(
         calls["direct"] = ForceCall(provider, conservative=False, direct=True)
     if len(entry.heads) == 2:
         calls["both"] = ForceCall(provider, conservative=True, direct=True)
-    result = timed_calls(calls, atoms, settings)
+    timings = time_force_calls(
+        calls, atoms, repeats=settings.cost_repeats, warmup=3, where="the MD structure"
+    )
+    result: Dict[str, Any] = {
+        "n_atoms": len(atoms),
+        "repeats": settings.cost_repeats,
+        "ms": {name: t.ms_per_call for name, t in timings.items()},
+        "ms_per_atom": {name: t.ms_per_atom for name, t in timings.items()},
+        "timing": {name: t.as_dict() for name, t in timings.items()},
+    }
     times, stride = result["ms"], settings.stride
     if entry.is_pair:
         result["fast_head"] = head
@@ -220,169 +216,127 @@ def antisymmetry_stage(
     return results
 
 
-#: numbers kept from each MD summary
-MD_KEYS = (
-    "status",
-    "message",
-    "outer_steps_done",
-    "simulated_time_ps",
-    "wall_time_s",
-    "model_forward_passes",
-    "model_backward_passes",
-    "heating_rate_K_per_ps",
-    "heating_rate_error_K_per_ps",
-    "drift_meV_per_atom_per_ps",
-    "drift_error_meV_per_atom_per_ps",
-    "drift_ratio",
-    "conserved_fluctuation_meV_per_atom",
-    "mean_temperature_K",
-)
+def _export_checkpoints(entries: Sequence[ModelEntry], folder: Path) -> None:
+    """Save the exports of ``.ckpt`` models into ``folder/models/`` (in the dtype they
+    are evaluated in), for use with other tools."""
+    for entry in entries:
+        if entry.is_pair:  # its teacher is exported as a model of its own, if listed
+            continue
+        if entry.model_kind == "metatomic" and entry.path.endswith(".ckpt"):
+            (folder / "models").mkdir(exist_ok=True)
+            target = folder / "models" / f"{entry.name}.pt"
+            entry.model.model.save(str(target))
+            entry.path = str(target)
 
 
-def md_settings(
-    settings: CompareSettings,
-    mode: str,
-    ensemble: str,
-    time_fs: float,
-    tau_fs: float,
-    **extra: Any,
-):
-    """The :class:`~metatrain_nc.dynamics.md.MDSettings` of a run of ``time_fs`` (in
-    outer steps of ``stride`` inner steps) with forces ``mode``."""
-    from ..dynamics.md import MDSettings
+def stage_functions(job, path: Path, accuracy_note: Optional[str]):
+    """``stage -> function(entry)`` of the standard protocol."""
+    from .runs import md_stage, relax_stage
 
-    return MDSettings(
-        forces=mode,
-        timestep_fs=settings.mts_outer_fs,
-        stride=settings.stride,
-        steps=settings.outer_steps(time_fs),
-        ensemble=ensemble,
-        temperature_K=settings.temperature_K,
-        tau_fs=tau_fs,
-        seed=settings.seed,
-        max_temperature_K=settings.max_temperature_K,
-        **extra,
-    )
+    s, frames, md_atoms = job.settings, job.frames, job.md_atoms
 
+    def accuracy(entry):
+        if accuracy_note:
+            return {"skipped": accuracy_note}
+        return accuracy_stage(entry, frames, s, job.energy_key, job.forces_key)
 
-def steps_per_s(summary: Dict[str, Any], settings: CompareSettings) -> float:
-    """Inner steps per second of wall time of an MD run."""
-    inner = summary["outer_steps_done"] * settings.stride
-    return inner / max(summary["wall_time_s"], 1e-9)
-
-
-def equilibrate(
-    entry: ModelEntry, atoms: ase.Atoms, settings: CompareSettings
-) -> ase.Atoms:
-    """``settings.equilibration_fs`` of SVR dynamics at the target temperature with
-    the model's own forces (conservative when it has them; a pair's: its teacher's);
-    returns the end state with its momenta."""
-    from ase import units
-
-    from ..dynamics.integrator import MultipleTimeStep
-    from ..dynamics.structures import has_velocities, maxwell_boltzmann
-
-    start = atoms.copy()
-    if not has_velocities(start):
-        maxwell_boltzmann(start, settings.temperature_K, settings.seed)
-    mode = "conservative" if "conservative" in entry.heads else "direct"
-    dyn = MultipleTimeStep(
-        start,
-        settings.mts_outer_fs * units.fs,
-        entry.model,
-        forces=mode,
-        stride=settings.stride,
-        ensemble="svr",
-        temperature_K=settings.temperature_K,
-        tau=min(settings.tau_fs, settings.equilibration_fs / 4) * units.fs,
-        rng=settings.seed + 7,
-    )
-    dyn.run(settings.outer_steps(settings.equilibration_fs))
-    end = ase.Atoms(start.numbers, start.positions, cell=start.cell, pbc=start.pbc)
-    end.set_momenta(start.get_momenta())
-    return end
-
-
-def md_stage(
-    entry: ModelEntry,
-    atoms: ase.Atoms,
-    settings: CompareSettings,
-    folder: Path,
-    ensemble: str,
-) -> Dict[str, Any]:
-    """One MD run per force mode (NVE, or NVT with the SVR thermostat) into
-    ``folder/NAME-ENSEMBLE-MODE``; a pair's one ``mts`` run has its fast model drive
-    the inner steps.
-
-    :param ensemble: ``"nve"`` or ``"svr"``.
-    :return: per mode, the run's summary numbers (:data:`MD_KEYS`, per-species
-        temperatures, the equipartition check of NVT runs), inner steps per second
-        and its folder relative to the report.
-    """
-    from ..dynamics.md import run_md
-
-    if ensemble == "nve" and settings.equilibration_fs > 0:
-        atoms = equilibrate(entry, atoms, settings)
-    total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
-    results: Dict[str, Any] = {}
-    for mode in entry.modes:
-        md = md_settings(settings, mode, ensemble, total, settings.tau_fs)
-        outdir = folder / f"{entry.name}-{ensemble}-{mode}"
-        entry.reset_counters()  # each run reports its own model calls
-        summary = run_md(entry.model, atoms, outdir, md, force=True, fast=entry.fast)
-        data = {key: summary.get(key) for key in MD_KEYS}
-        for key, value in summary.items():
-            if key.startswith(("mean_temperature_", "deviation_")):
-                data[key] = value
-        if summary.get("equipartition") is not None:  # NVT: splits, error bars
-            data["equipartition"] = summary["equipartition"]
-        if entry.is_pair:
-            data["fast_model_forward_passes"] = summary.get("fast_model_forward_passes")
-        data["inner_steps_per_s"] = steps_per_s(summary, settings)
-        data["folder"] = str(outdir.relative_to(folder.parent))
-        results[mode] = data
-    return results
-
-
-def relax(entry: ModelEntry, starts, settings: CompareSettings, fmax, sigma=0.0):
-    """Every start (displaced by ``sigma``) relaxed to ``fmax`` with every head and
-    optimiser (:func:`~metatrain_nc.dynamics.relax.relaxation_check`): its result and
-    its records per head and optimiser."""
-    from ..dynamics.relax import relaxation_check
-
-    result = relaxation_check(
-        entry.model,
-        starts,
-        force_modes=entry.heads,
-        optimizers=settings.relax_optimizers,
-        fmax=fmax,
-        steps=settings.relax_steps,
-        sigma=sigma,
-        seed=settings.seed,
-    )
-    groups: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
-    for record in result["records"]:
-        head = groups.setdefault(record["forces"], {})
-        head.setdefault(record["optimizer"], []).append(record)
-    return result, groups
-
-
-def relax_stage(
-    entry: ModelEntry, frames: Sequence[ase.Atoms], settings: CompareSettings
-) -> Dict[str, Any]:
-    """Fraction of displaced structures converged per head and optimiser (Table 7)."""
-    frames = list(frames[: settings.relax_structures])
-    fmax, sigma = settings.relax_fmax, settings.relax_sigma_A
-    result, groups = relax(entry, frames, settings, fmax, sigma)
     return {
-        "n_structures": len(frames),
-        "fmax_eV_per_A": fmax,
-        "max_steps": settings.relax_steps,
-        "sigma_A": sigma,
-        "fractions": result["fractions"],
-        "mean_steps": {
-            mode: {o: float(np.mean([r["steps"] for r in v])) for o, v in per.items()}
-            for mode, per in groups.items()
-        },
-        "records": result["records"],
+        "accuracy": accuracy,
+        "cost": lambda e: cost_stage(e, md_atoms, s),
+        "antisymmetry": lambda e: antisymmetry_stage(
+            e, frames, s, path / "antisymmetry"
+        ),
+        "nve": lambda e: md_stage(e, md_atoms, s, path / "md", "nve"),
+        "nvt": lambda e: md_stage(e, md_atoms, s, path / "md", "svr"),
+        "relax": lambda e: relax_stage(e, frames, s),
     }
+
+
+def run_standard(
+    job, store: UnitStore, *, progress: bool, log: Callable[[str], None]
+) -> Dict[str, Any]:
+    """Run (or continue) the standard protocol's units in ``store`` (a model that
+    misses species of the structures loses its sections), then write the report."""
+    from .pairs import PAIR_STAGES
+    from .run import versions
+
+    path, settings, entries = store.path, job.settings, job.entries
+    infos = {e.name: e.as_dict() for e in entries}
+    _export_checkpoints(entries, path)
+    for entry in entries:  # where a checkpoint's export is, in the report folder
+        if entry.path != infos[entry.name]["path"]:
+            infos[entry.name]["export"] = str(Path(entry.path).relative_to(path))
+    accuracy_note = None
+    if not has_labels(job.frames, job.energy_key, job.forces_key):
+        accuracy_note = (
+            f"The test structures have no '{job.energy_key}'/'{job.forces_key}' "
+            "labels: the accuracy section is skipped; every other section ran."
+        )
+    functions = stage_functions(job, path, accuracy_note)
+
+    def unit(entry: ModelEntry, stage: str) -> Dict[str, Any]:
+        record: Dict[str, Any] = {"model": entry.name, "stage": stage}
+        try:
+            record["result"] = functions[stage](entry)
+        except SkippedStage as skipped:
+            record["skipped"] = str(skipped)
+            log(f"[compare] {entry.name} / {stage} skipped: {skipped}")
+        return record
+
+    missing = {e.name: missing_species(e, job.species) for e in entries}
+    for name, message in missing.items():
+        if message:
+            log(f"[compare] {name}: {message}")
+    plan = [
+        (stage, entry)
+        for stage in settings.stages
+        for entry in entries
+        if stage in (PAIR_STAGES if entry.is_pair else STAGES)
+    ]
+    units = [
+        (unit_id(stage, e.name), partial(unit, e, stage))
+        for stage, e in plan
+        if not missing[e.name]
+    ]
+
+    def collect(records: Records, failed: Dict[str, str]) -> Dict[str, Any]:
+        data: Dict[str, Any] = {
+            "versions": versions(),
+            "quick": job.quick,
+            "settings": settings.as_dict(),
+            "structures": {"path": job.structures, "count": len(job.frames)},
+            "md_structure": {
+                "path": job.md_source,
+                "index": job.md_index,
+                "n_atoms": len(job.md_atoms),
+                "formula": job.md_atoms.get_chemical_formula(),
+                "periodic": bool(job.md_atoms.pbc.all()),
+            },
+            "notes": compatibility_notes(entries, job.species),
+            "models": {name: {"info": info} for name, info in infos.items()},
+        }
+        if accuracy_note:
+            data["accuracy_note"] = accuracy_note
+        failures: List[str] = []
+        for stage, entry in plan:
+            section = data["models"][entry.name]
+            record = records.get(unit_id(stage, entry.name))
+            if record is None:
+                message = missing[entry.name] or failed[unit_id(stage, entry.name)]
+                section[stage] = {"error": message}
+                failures.append(f"{entry.name} / {stage}: {message}")
+            elif "skipped" in record:
+                section.setdefault("skipped", {})[stage] = record["skipped"]
+                data["notes"].append(
+                    f"The {stage} section of '{entry.name}' is skipped: "
+                    f"{record['skipped']}."
+                )
+            else:
+                section[stage] = record["result"]
+        costs = {n: m["cost"] for n, m in data["models"].items() if "cost" in m}
+        data["cost_reference"] = add_cost_ratios(costs, entries)
+        data["elapsed_s"] = time.perf_counter() - job.start
+        data["failures"] = failures
+        return data
+
+    return run_units(units, store, collect, progress=progress, log=log)

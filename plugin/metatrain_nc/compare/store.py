@@ -8,10 +8,11 @@ Layout of the output folder::
 
 A unit is one piece of work cached by its id: a stage of one model (standard
 protocol), an NVT run or a set of relaxations (paper protocol). :func:`run_units`
-runs the units not stored yet and stores each one when it finishes, so an
-interrupted comparison (Ctrl-C, a killed job) continues with ``--resume`` from the
-units that finished; a unit that failed is not stored and runs again. MD runs cut
-short leave hidden staging folders, removed when the folder is opened again.
+runs the units not stored yet, stores each one when it finishes and writes the
+report, so an interrupted comparison (Ctrl-C, a killed job) continues with
+``--resume`` from the units that finished; a unit that failed is not stored and runs
+again. MD runs cut short leave hidden staging folders, removed when the folder is
+opened again.
 """
 
 import json
@@ -20,13 +21,15 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from ..errors import UserInputError
 from ..files import clean_json, write_json
 
 #: a unit: its id and the function that makes its record
 Unit = Tuple[str, Callable[[], Dict[str, Any]]]
+#: the records of units by id (``None``: not finished)
+Records = Dict[str, Optional[Dict[str, Any]]]
 #: settings that may change between the parts of one comparison (units are keyed by
 #: them, or only the report uses them); every other setting must stay the same
 RESUMABLE_SETTINGS = ("parts", "stages", "thermostats", "sigma")
@@ -41,10 +44,14 @@ def unit_id(*parts: Any) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def write_atomic(path: Path, data: Dict[str, Any]) -> None:
-    """``data`` as JSON at ``path``, written whole then renamed."""
+def write_atomic(path: Path, content: Any) -> None:
+    """``content`` (text, or data as JSON) at ``path``, written whole then renamed: a
+    reader never sees half a file."""
     partial = path.with_name(f".{path.name}.partial")
-    write_json(partial, data)
+    if isinstance(content, str):
+        partial.write_text(content, encoding="utf-8")
+    else:
+        write_json(partial, content)
     partial.replace(path)
 
 
@@ -146,9 +153,9 @@ class UnitStore:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def save(self, uid: str, record: Dict[str, Any]) -> None:
-        write_atomic(self.units / f"{uid}.json", clean_json(record))
+        write_atomic(self.units / f"{uid}.json", record)
 
-    def records(self, uids: Sequence[str]) -> Dict[str, Optional[Dict[str, Any]]]:
+    def records(self, uids: Sequence[str]) -> Records:
         """The records of ``uids`` (``None``: not finished), then those of every
         other stored unit (earlier parts of this comparison)."""
         out = {uid: self.load(uid) for uid in uids}
@@ -167,23 +174,37 @@ class UnitStore:
 def run_units(
     units: Sequence[Unit],
     store: UnitStore,
+    collect: Callable[[Records, Dict[str, str]], Dict[str, Any]],
     *,
+    live: bool = False,
     fatal: Tuple[type, ...] = (),
-    saved: Optional[Callable[[], None]] = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
     desc: str = "compare",
-) -> List[Tuple[str, Exception]]:
+) -> Dict[str, Any]:
     """Run the units not stored yet, each on its own, and store their records (with
-    ``unit_wall_time_s``), calling ``saved`` after each one.
+    ``unit_wall_time_s``); then write the report (:func:`.report.write_report`) of
+    the results ``collect(records, failed)``, also after every unit with ``live``.
 
+    :param collect: the results dict from the records (:meth:`UnitStore.records` of
+        the units) and ``uid -> message`` of the units that failed.
     :param fatal: exceptions that stop the comparison (every other one is a failure
         of its unit: the others go on).
-    :return: ``(uid, error)`` of the units that failed.
+    :return: the results (``report.json``'s content) and ``output_dir``.
     """
     from tqdm.auto import tqdm
 
-    failures: List[Tuple[str, Exception]] = []
+    from .report import write_report
+
+    failed: Dict[str, str] = {}
+    data: Dict[str, Any] = {}
+
+    def publish() -> None:
+        data.clear()
+        records = store.records([uid for uid, _ in units])
+        data.update(clean_json(collect(records, failed)))
+        write_report(data, store.path)
+
     bar = tqdm(total=len(units), desc=desc, unit="unit", disable=not progress)
     try:
         for uid, work in units:
@@ -195,17 +216,18 @@ def run_units(
                 except fatal:
                     raise
                 except Exception as error:  # one unit must not lose the others
-                    failures.append((uid, error))
-                    log(f"[{desc}] {uid} failed: {error_message(error)}")
+                    failed[uid] = error_message(error)
+                    log(f"[{desc}] {uid} failed: {failed[uid]}")
                 else:
                     record["unit_wall_time_s"] = time.perf_counter() - start
                     store.save(uid, record)
-                    if saved is not None:
-                        saved()
+                    if live:
+                        publish()
             bar.update()
     finally:
         bar.close()
-    return failures
+    publish()
+    return dict(data, output_dir=str(store.path))
 
 
 def error_message(error: Exception) -> str:

@@ -6,9 +6,8 @@ JSON, base64) and, once per page, the chemiscope viewer script shipped in the
 chemiscope wheel (``chemiscope/sphinx/static/chemiscope.min.js``): no network, the file
 can be mailed. A select switches between the datasets of a viewer.
 
-Three kinds of entries:
+Two kinds of entries:
 
-- ``"dataset"``: a chemiscope file, embedded as it is;
 - ``"lambda"``: the antisymmetry stage's ``chemiscope.json.gz`` (lambda per atom,
   force arrows), shown with the atoms coloured by their lambda and the arrows of the
   first force (the direct ones when the model has them);
@@ -34,13 +33,10 @@ import math
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ..dynamics.outputs import FILES as MD_FILES
+
 #: most frames of an MD run shown in the trajectory viewer
 MAX_FRAMES = 30
-#: file names in an MD run folder (see :mod:`metatrain_nc.dynamics.outputs`)
-TRAJECTORY = "trajectory.extxyz"
-MD_LOG = "md_log.csv"
-#: chemiscope file of an MD run with every frame (linked from the Markdown report)
-MD_CHEMISCOPE = "trajectory.chemiscope.json.gz"
 #: what the conserved energy change of the trajectory viewer is
 CONSERVED = (
     "conserved energy minus its value at the start of the run (total energy in NVE; "
@@ -66,15 +62,21 @@ def viewer_script_path() -> Optional[Path]:
 
 
 # -- entries -------------------------------------------------------------------------
-def _folders(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, str, str]]:
-    """``(model, head or mode, folder)`` of every result of ``section`` that has a
-    folder."""
+def section_results(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, Any]]:
+    """``(model name, result)`` of every model with a non-empty, successful result."""
     for name, model in data["models"].items():
-        results = model.get(section)
-        if isinstance(results, dict) and "error" not in results:
-            for key, result in results.items():
-                if isinstance(result, dict) and "folder" in result:
-                    yield name, key, result["folder"]
+        result = model.get(section)
+        if result and "error" not in result:
+            yield name, result
+
+
+def _folders(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, str, str]]:
+    """``(model, head or mode, folder)`` of every result of ``section`` with a
+    folder."""
+    for name, results in section_results(data, section):
+        for key, result in results.items():
+            if isinstance(result, dict) and "folder" in result:
+                yield name, key, result["folder"]
 
 
 def _direct_first(entries: List[Tuple[int, Entry]]) -> List[Entry]:
@@ -169,8 +171,8 @@ def trajectory_dataset(
     import ase
     import chemiscope
 
-    frames = _read_frames(run_folder / TRAJECTORY, max(2, max_frames))
-    log = {int(r["step"]): r for r in read_log(run_folder / MD_LOG)}
+    frames = _read_frames(run_folder / MD_FILES["trajectory"], max(2, max_frames))
+    log = {int(r["step"]): r for r in read_log(run_folder / MD_FILES["log"])}
     rows = [log.get(int(frame.info.get("step", -1)), {}) for frame in frames]
     n_atoms = len(frames[0])
     first = next(iter(log.values()), {})
@@ -254,37 +256,34 @@ def dataset_bytes(folder: Path, entry: Entry) -> bytes:
     """The gzip-compressed JSON of ``entry`` (a file of ``folder``, or an MD run made
     into a dataset). Raises ``OSError``/``ValueError`` when it cannot be read."""
     label, kind, path = entry
-    if kind in ("dataset", "lambda"):
+    if kind == "lambda":
         content = (folder / path).read_bytes()
         if content[:2] == b"\x1f\x8b":
             content = gzip.decompress(content)
-        if kind == "lambda":
-            content = _lambda_view(json.loads(content)).encode("utf-8")
-        return gzip.compress(content, mtime=0)
-    if kind == "trajectory":
-        dataset = trajectory_dataset(folder / path, label)
-        return gzip.compress(json.dumps(dataset).encode("utf-8"), mtime=0)
-    raise ValueError(f"unknown viewer entry kind '{kind}'")
+        text = _lambda_view(json.loads(content))
+    elif kind == "trajectory":
+        text = json.dumps(trajectory_dataset(folder / path, label))
+    else:
+        raise ValueError(f"unknown viewer entry kind '{kind}'")
+    return gzip.compress(text.encode("utf-8"), mtime=0)
 
 
 def markdown_path(entry: Entry) -> str:
     """The chemiscope file of ``entry`` linked from ``report.md``."""
     label, kind, path = entry
-    return f"{path}/{MD_CHEMISCOPE}" if kind == "trajectory" else path
+    return f"{path}/{MD_FILES['chemiscope']}" if kind == "trajectory" else path
 
 
 # -- HTML ----------------------------------------------------------------------------
-def _asset(name: str) -> str:
-    """A file of ``compare/assets/`` (the viewer's stylesheet and loader)."""
+def asset(name: str) -> str:
+    """A file of ``compare/assets/``: the report's stylesheet, the viewers' loader."""
     from importlib.resources import files
 
     return files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
 
 
-#: the viewers' stylesheet (``assets/viewer.css``)
-STYLE = _asset("viewer.css")
 #: loads every viewer of the page after the chemiscope script (``assets/viewer.js``)
-LOADER = _asset("viewer.js")
+LOADER = asset("viewer.js")
 
 
 def _safe_script(text: str) -> str:

@@ -227,20 +227,16 @@ def route_dataset_info(
     stress = "strain" in gradients and STRESS_OUTPUT not in targets
     if energy is not None and not keep_conservative and gradients:
         targets[ENERGY] = energy_without_gradients(energy)
-    if energy is not None:
-        if forces:
-            targets[FORCE_OUTPUT] = TargetInfo(
-                layout=_rank1_layout(),
-                quantity="force",
-                unit=force_unit(energy.unit, dataset_info.length_unit),
-                description=descriptions[FORCE_OUTPUT],
-            )
-        if stress:
-            targets[STRESS_OUTPUT] = TargetInfo(
-                layout=_rank2_layout(),
-                quantity="pressure",
-                unit=stress_unit(energy.unit, dataset_info.length_unit),
-                description=descriptions[STRESS_OUTPUT],
+    for routed, output, layout, quantity, unit in (
+        (forces, FORCE_OUTPUT, _rank1_layout, "force", force_unit),
+        (stress, STRESS_OUTPUT, _rank2_layout, "pressure", stress_unit),
+    ):
+        if routed and energy is not None:
+            targets[output] = TargetInfo(
+                layout=layout(),
+                quantity=quantity,
+                unit=unit(energy.unit, dataset_info.length_unit),
+                description=descriptions[output],
             )
     routes = Routes(
         forces=forces,

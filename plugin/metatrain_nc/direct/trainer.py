@@ -153,18 +153,15 @@ class DirectTrainer(PETTrainer):
         routes = model.routes
         energy = _loss_spec(loss.get(ENERGY))
         gradients = dict(energy.get("gradients", {}) or {})
-        if routes.forces and FORCE_OUTPUT not in loss:
-            spec = _loss_spec(gradients.get("positions", {}))
-            factor = self.hypers.get("direct_forces_weight")
-            if factor is not None:
-                spec["weight"] = factor
-            loss[FORCE_OUTPUT] = spec
-        if routes.stress and STRESS_OUTPUT not in loss:
-            spec = _loss_spec(gradients.get("strain", {}))
-            factor = self.hypers.get("direct_stress_weight")
-            if factor is not None:
-                spec["weight"] = factor
-            loss[STRESS_OUTPUT] = spec
+        for routed, output, gradient, weight in (
+            (routes.forces, FORCE_OUTPUT, "positions", "direct_forces_weight"),
+            (routes.stress, STRESS_OUTPUT, "strain", "direct_stress_weight"),
+        ):
+            if routed and output not in loss:
+                spec = _loss_spec(gradients.get(gradient, {}))
+                if self.hypers.get(weight) is not None:
+                    spec["weight"] = self.hypers[weight]
+                loss[output] = spec
         if ENERGY in loss and not routes.keep_conservative:
             energy["gradients"] = {}
             loss[ENERGY] = energy

@@ -24,26 +24,19 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import ase
 from ase import units
 
 from ..errors import UserInputError
-from ..files import StagedFolder, write_csv, write_json
+from ..files import StagedFolder
 from ..force_models.force_split import ForceSplit, force_split
 from ..force_models.timing import WallClock
 from .integrator import ENSEMBLES, MultipleTimeStep
 from .monitor import EQUILIBRATION_FRACTION, Monitor, RunawayError
-from .outputs import (
-    FILES,
-    TrajectoryWriter,
-    plot_md,
-    write_chemiscope,
-)
+from .outputs import FILES, TrajectoryWriter, run_summary, write_run
 from .structures import has_velocities, maxwell_boltzmann
-from .verdicts import assess
 
 
 @dataclass
@@ -276,52 +269,19 @@ def run_md(
                 writer()  # keep the frame that ran away
         elapsed = clock.stop()
         writer.close()
-        target = settings.temperature_K if settings.ensemble != "nve" else None
-        summary: Dict[str, Any] = {
-            "status": status,
-            "message": message,
-            "model": split.model.source,
-            "model_kind": split.model.kind,
-            "model_dtype": split.model.dtype,
-            "fast_model": split.describe()["fast"],
-            "degrees_of_freedom": dyn.degrees_of_freedom,
-            "n_atoms": len(dyn.atoms),
-            "settings": dict(settings.__dict__),
-            "velocity_source": dyn.velocity_source,
-            "inner_timestep_fs": settings.timestep_fs / settings.stride,
-            "outer_steps_done": int(dyn.nsteps),
-            "simulated_time_ps": dyn.get_time() / units.fs / 1000.0,
-            "wall_time_s": elapsed,
-            **_run_calls(before, _calls(split)),
-            "files": dict(FILES),
-        }
-        summary["files"].pop("relax_table")
-        summary["stride_scan"] = None if stride_scan is None else stride_scan.to_dict()
-        summary.update(
-            assess(
-                monitor.rows,
-                len(dyn.atoms),
-                settings.forces,
-                settings.ensemble,
-                target,
-                monitor.species_scale,
-                equilibration=settings.equilibration_fraction,
-            )
+        calls = _run_calls(before, _calls(split))
+        summary = run_summary(
+            split.model, split, dyn, settings, status, message, elapsed, calls, monitor
         )
+        if stride_scan is not None:
+            summary["stride_scan"] = stride_scan.to_dict()
         summary["warnings"] = [
             {"kind": "pair", "message": message} for message in dyn.pair_warnings
         ] + summary["warnings"]
         if split.fast_model is not None:
             summary["pair"] = split.describe()
-        write_csv(folder.path / FILES["log"], monitor.columns, monitor.rows)
-        if settings.plots and monitor.rows:
-            title = f"{settings.forces} forces, {settings.ensemble}"
-            plot_md(monitor.rows, folder.path, title, target)
-        if settings.chemiscope and writer.n_frames:
-            write_chemiscope(
-                folder.path / FILES["trajectory"], _chemiscope_path(folder)
-            )
-        write_json(folder.path / FILES["summary"], summary)
+        title = f"{settings.forces} forces, {settings.ensemble}"
+        write_run(folder.path, summary, monitor, settings, title, writer.n_frames)
         summary["output_dir"] = str(folder.commit())
         return summary
     except BaseException:
@@ -347,7 +307,3 @@ def _run_calls(before, after) -> Dict[str, Optional[int]]:
         "model_backward_passes": after[1] - before[1],
         "fast_model_forward_passes": fast,
     }
-
-
-def _chemiscope_path(folder: StagedFolder) -> Path:
-    return folder.path / FILES["chemiscope"]

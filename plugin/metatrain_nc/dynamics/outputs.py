@@ -7,7 +7,7 @@ lost to a failed run and a crash leaves no half-written results.
 """
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import ase
 import ase.io
@@ -169,3 +169,83 @@ def write_chemiscope(trajectory: Path, path: Path, cutoff: float = 3.5) -> Dict:
         **kwargs,
     )
     return properties
+
+
+def run_summary(
+    model: Any,
+    split: Any,
+    view: Any,
+    settings: Any,
+    status: str,
+    message: Optional[str],
+    elapsed: float,
+    calls: Dict[str, Optional[int]],
+    monitor: Any,
+    **identity: Any,
+) -> Dict[str, Any]:
+    """The ``summary.json`` of one MD run (or replica) of ``model``: ``status`` and
+    ``message``, then ``identity`` (engine, replica), the model and its fast model,
+    what ran (``view``: the integrator, or a replica's view), the model ``calls``, the
+    wall time ``elapsed`` (s), and :func:`~.verdicts.assess` of the ``monitor``'s
+    records (``settings``: the :class:`~.md.MDSettings` of the run)."""
+    from ase import units
+
+    from .verdicts import assess
+
+    summary: Dict[str, Any] = {
+        "status": status,
+        "message": message,
+        **identity,
+        "model": model.source,
+        "model_kind": model.kind,
+        "model_dtype": model.dtype,
+        "fast_model": split.describe()["fast"],
+        "degrees_of_freedom": view.degrees_of_freedom,
+        "n_atoms": len(view.atoms),
+        "settings": dict(settings.__dict__),
+        "velocity_source": view.velocity_source,
+        "inner_timestep_fs": settings.timestep_fs / settings.stride,
+        "outer_steps_done": int(view.nsteps),
+        "simulated_time_ps": view.get_time() / units.fs / 1000.0,
+        "wall_time_s": elapsed,
+        **calls,
+        "files": {k: v for k, v in FILES.items() if k != "relax_table"},
+        "stride_scan": None,
+    }
+    summary.update(
+        assess(
+            monitor.rows,
+            len(view.atoms),
+            settings.forces,
+            settings.ensemble,
+            target_temperature(settings),
+            monitor.species_scale,
+            equilibration=settings.equilibration_fraction,
+        )
+    )
+    return summary
+
+
+def target_temperature(settings: Any) -> Optional[float]:
+    """The thermostat's target (K) of a run, ``None`` in NVE."""
+    return settings.temperature_K if settings.ensemble != "nve" else None
+
+
+def write_run(
+    folder: Path,
+    summary: Dict[str, Any],
+    monitor: Any,
+    settings: Any,
+    title: str,
+    frames: int,
+) -> None:
+    """The files of an MD run in ``folder``: its log, its figures (``title``), its
+    chemiscope file (when the trajectory has ``frames``) and ``summary.json``."""
+    from ..files import write_csv, write_json
+
+    write_csv(folder / FILES["log"], monitor.columns, monitor.rows)
+    if settings.plots and monitor.rows:
+        plot_md(monitor.rows, folder, title, target_temperature(settings))
+    if settings.chemiscope and frames:
+        write_chemiscope(folder / FILES["trajectory"], folder / FILES["chemiscope"])
+    write_json(folder / FILES["summary"], summary)

@@ -3,8 +3,7 @@
 import argparse
 from typing import List, Optional, Sequence
 
-from ..force_models.arguments import MODEL_HELP, add_model_arguments
-from ..force_models.specs import DIRECT_PREFIX
+from ..force_models.arguments import add_model_arguments, add_models_argument
 
 DESCRIPTION = (
     "energy and force errors of force models (exported models, checkpoints, ASE "
@@ -14,13 +13,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "models",
-        nargs="+",
-        metavar="MODEL",
-        help=f"{MODEL_HELP}; '{DIRECT_PREFIX}module:callable' marks one ASE "
-        "calculator's forces as direct",
-    )
+    add_models_argument(parser)
     parser.add_argument(
         "--structures",
         required=True,

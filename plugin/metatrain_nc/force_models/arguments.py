@@ -6,11 +6,24 @@ Imported by the command modules for ``--help``: no torch here.
 import argparse
 from typing import Any
 
+from .specs import DIRECT_PREFIX
+
 MODEL_HELP = (
     "exported metatomic model (.pt), metatrain checkpoint (.ckpt), or "
     "module:callable returning an ASE calculator (importable from PYTHONPATH or the "
     "current folder)"
 )
+
+
+def add_models_argument(parser: argparse.ArgumentParser) -> None:
+    """``MODEL [MODEL ...]``: the models a tool compares, side by side."""
+    parser.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help=f"{MODEL_HELP}; '{DIRECT_PREFIX}module:callable' marks one ASE "
+        "calculator's forces as direct",
+    )
 
 
 def add_model_arguments(

@@ -155,7 +155,12 @@ class _OneModel:
 
 
 class _OneKind(_OneModel):
-    """Plain velocity Verlet with one force kind: every call is the same one."""
+    """Plain velocity Verlet with one force kind (``mode``, which the model must
+    have): every call is the same one."""
+
+    def __init__(self, model: ForceModel):
+        super().__init__(model)
+        model.require(self.mode)
 
     def _call(self, atoms, where) -> ForceResult:
         raise NotImplementedError
@@ -183,7 +188,6 @@ class ConservativeSplit(_OneKind):
 
     def __init__(self, model: ForceModel):
         super().__init__(model)
-        model.require(CONSERVATIVE)
         self._direct = model.kind == "metatomic" and model.has_direct
 
     def _call(self, atoms, where) -> ForceResult:
@@ -200,10 +204,6 @@ class DirectSplit(_OneKind):
 
     mode = DIRECT
     fast_head = slow_head = DIRECT
-
-    def __init__(self, model: ForceModel):
-        super().__init__(model)
-        model.require(DIRECT)
 
     def _call(self, atoms, where) -> ForceResult:
         return self.model.evaluate(atoms, conservative=False, direct=True, where=where)

@@ -25,10 +25,9 @@ from ase import units
 
 from ..dynamics.md import MDSettings, initial_velocities
 from ..dynamics.monitor import Monitor, RunawayError
-from ..dynamics.outputs import FILES, TrajectoryWriter, plot_md, write_chemiscope
-from ..dynamics.verdicts import assess
+from ..dynamics.outputs import FILES, TrajectoryWriter, run_summary, write_run
 from ..errors import ModelError, UserInputError
-from ..files import StagedFolder, write_csv, write_json
+from ..files import StagedFolder, write_json
 from ..force_models.timing import WallClock
 from .integrator import (
     LangevinThermostat,
@@ -289,53 +288,23 @@ def _observe(state, items: List[_Replica], progress):
 
 
 def _finish(item: _Replica, settings: MDSettings, split, calls, elapsed, n) -> Dict:
-    view, monitor = item.view, item.monitor
     item.writer.close()
-    target = settings.temperature_K if settings.ensemble != "nve" else None
-    provider = split.provider
-    summary: Dict[str, Any] = {
-        "status": item.status,
-        "message": item.message,
-        "engine": ENGINE,
-        "replica": item.index,
-        "n_replicas": n,
-        "model": provider.source,
-        "model_kind": provider.kind,
-        "model_dtype": provider.dtype,
-        "fast_model": split.describe()["fast"],
-        "degrees_of_freedom": view.degrees_of_freedom,
-        "n_atoms": len(view.atoms),
-        "settings": dict(settings.__dict__, seed=settings.seed + item.index),
-        "velocity_source": view.velocity_source,
-        "inner_timestep_fs": settings.timestep_fs / settings.stride,
-        "outer_steps_done": int(view.nsteps),
-        "simulated_time_ps": view.get_time() / units.fs / 1000.0,
-        "wall_time_s": elapsed,
-        **calls,
-        "files": dict(FILES),
-    }
-    summary["files"].pop("relax_table")
-    summary["stride_scan"] = None
-    summary.update(
-        assess(
-            monitor.rows,
-            len(view.atoms),
-            settings.forces,
-            settings.ensemble,
-            target,
-            monitor.species_scale,
-            equilibration=settings.equilibration_fraction,
-        )
+    summary = run_summary(
+        split.provider,
+        split,
+        item.view,
+        dataclasses.replace(settings, seed=settings.seed + item.index),
+        item.status,
+        item.message,
+        elapsed,
+        calls,
+        item.monitor,
+        engine=ENGINE,
+        replica=item.index,
+        n_replicas=n,
     )
-    write_csv(item.path / FILES["log"], monitor.columns, monitor.rows)
-    if settings.plots and monitor.rows:
-        title = f"{settings.forces} forces, {settings.ensemble} (replica {item.index})"
-        plot_md(monitor.rows, item.path, title, target)
-    if settings.chemiscope and item.writer.n_frames:
-        write_chemiscope(
-            item.path / FILES["trajectory"], item.path / FILES["chemiscope"]
-        )
-    write_json(item.path / FILES["summary"], summary)
+    title = f"{settings.forces} forces, {settings.ensemble} (replica {item.index})"
+    write_run(item.path, summary, item.monitor, settings, title, item.writer.n_frames)
     return summary
 
 

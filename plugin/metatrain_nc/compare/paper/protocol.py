@@ -11,16 +11,15 @@ that runs for hours shows what it has so far.
 """
 
 import json
-import os
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List
 
 from ...errors import UserInputError
-from ...files import clean_json
 from ..models import ModelEntry, describe_model
 from ..settings import CompareSettings
-from ..store import Unit, UnitStore, error_message, run_units, unit_id, write_atomic
+from ..store import Records, Unit, UnitStore, run_units, unit_id, write_atomic
 
 
 def _update_diffusion(store: UnitStore, settings: CompareSettings) -> None:
@@ -29,7 +28,7 @@ def _update_diffusion(store: UnitStore, settings: CompareSettings) -> None:
     METHOD`)."""
     from ...dynamics.diffusion import METHOD
     from ...dynamics.outputs import FILES
-    from .units import add_diffusion
+    from ..runs import add_diffusion
 
     for path in sorted(store.units.glob("nvt-*.json")):
         record = json.loads(path.read_text())
@@ -39,7 +38,7 @@ def _update_diffusion(store: UnitStore, settings: CompareSettings) -> None:
             continue
         if not (Path(record["folder"]) / FILES["trajectory"]).is_file():
             continue
-        write_atomic(path, clean_json(add_diffusion(record, settings)))
+        write_atomic(path, add_diffusion(record, settings))
 
 
 def _relax_entry(entry: ModelEntry, settings: CompareSettings, device: str):
@@ -54,8 +53,8 @@ def _relax_entry(entry: ModelEntry, settings: CompareSettings, device: str):
 
 def paper_units(job, runs_dir: Path, notes: List[str], relax_entries: Dict):
     """The units of the protocol's stages (NVT runs, gas and bulk relaxations)."""
+    from ..runs import nvt_run, relax_set
     from .structures import bulk_starts, gas_starts
-    from .units import nvt_run, relax_set
 
     s, frames = job.settings, job.frames
     units: List[Unit] = []
@@ -64,14 +63,8 @@ def paper_units(job, runs_dir: Path, notes: List[str], relax_entries: Dict):
             for entry in job.entries:
                 for mode in entry.modes:
                     uid = unit_id("nvt", entry.name, mode, f"{ensemble}{tau:g}")
-                    units.append(
-                        (
-                            uid,
-                            lambda e=entry, m=mode, ens=ensemble, t=tau, u=uid: nvt_run(
-                                e, m, ens, t, job.md_atoms, s, runs_dir / u
-                            ),
-                        )
-                    )
+                    run = (entry, mode, ensemble, tau, job.md_atoms, s, runs_dir / uid)
+                    units.append((uid, partial(nvt_run, *run)))
     starts = {}
     if "gas" in s.stages:
         gas = gas_starts(frames, s.gas_structures, s.gas_sigma_A, s.seed)
@@ -92,35 +85,30 @@ def paper_units(job, runs_dir: Path, notes: List[str], relax_entries: Dict):
     for kind in starts:
         for entry in job.entries:
             uid = unit_id("relax", kind, entry.name)
-            units.append((uid, lambda e=entry, k=kind: relax_unit(e, k)))
+            units.append((uid, partial(relax_unit, entry, kind)))
     return units
 
 
 def run_paper(
     job, store: UnitStore, *, progress: bool, log: Callable[[str], None]
 ) -> Dict[str, Any]:
-    """Run (or continue) the paper protocol's units in ``store``; see
-    :meth:`~..settings.CompareSettings.paper`."""
+    """Run (or continue) the paper protocol's units in ``store``, the report rewritten
+    after every unit; see :meth:`~..settings.CompareSettings.paper`."""
     from ..run import versions
-    from .report import write_report
 
-    settings, outdir = job.settings, store.path
-    runs_dir = outdir / "runs" / "nvt"
+    runs_dir = store.path / "runs" / "nvt"
     runs_dir.mkdir(parents=True, exist_ok=True)
     notes: List[str] = []
     relax_entries: Dict[str, Any] = {}
     units = paper_units(job, runs_dir, notes, relax_entries)
-    _update_diffusion(store, settings)
-    failures: List[Tuple[str, str]] = []
-    data: Dict[str, Any] = {}
+    _update_diffusion(store, job.settings)
 
-    def refresh() -> None:
-        records = store.records([uid for uid, _ in units])
+    def collect(records: Records, failed: Dict[str, str]) -> Dict[str, Any]:
         done = {k: v for k, v in records.items() if v is not None}
-        data.clear()
-        data.update(
+        wall_time_s = sum(v.get("unit_wall_time_s", 0.0) for v in done.values())
+        return dict(
             versions=versions(),
-            settings=settings.as_dict(),
+            settings=job.settings.as_dict(),
             models={e.name: e.as_dict() for e in job.entries},
             structures={"path": job.structures, "count": len(job.frames)},
             md_structure={
@@ -132,25 +120,19 @@ def run_paper(
             done_units=len(done),
             total_units=len(records),
             pending=[k for k, v in records.items() if v is None],
-            cpu_hours=sum(v.get("unit_wall_time_s", 0.0) for v in done.values())
-            / 3600.0,
+            cpu_hours=wall_time_s / 3600.0,
             updated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             notes=notes + [v[1] for v in relax_entries.values() if v[1]],
-            failures=failures,
+            failures=list(failed.items()),
         )
-        clean = clean_json(data)
-        write_report(clean, outdir)
-        write_atomic(outdir / "report.json", clean)
 
-    failed = run_units(
+    return run_units(
         units,
         store,
+        collect,
+        live=True,
         fatal=(UserInputError,),
-        saved=refresh,
         progress=progress,
         log=log,
         desc="paper protocol",
     )
-    failures += [(uid, error_message(error)) for uid, error in failed]
-    refresh()
-    return dict(data, output_dir=os.fspath(outdir))

@@ -1,0 +1,363 @@
+"""The MD runs and relaxations of both protocols, one model each.
+
+Standard protocol: :func:`md_stage` (NVE or SVR NVT, every force mode of a model),
+:func:`relax_stage` (fraction of displaced test structures converged). Paper
+protocol: :func:`nvt_run` (equilibration, then production under one thermostat, with
+diffusion) and :func:`relax_set` (success rates with Wilson intervals, round-off
+floor). Each returns a JSON-ready record and writes its MD folders below the report.
+
+Units: times in fs (records: ps where named), temperatures in K, forces in eV/A.
+"""
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import ase
+import ase.io
+import numpy as np
+
+from .models import ModelEntry
+from .settings import CompareSettings
+
+#: numbers kept from each MD summary of the standard protocol
+MD_KEYS = tuple(
+    "status message outer_steps_done simulated_time_ps wall_time_s "
+    "model_forward_passes model_backward_passes heating_rate_K_per_ps "
+    "heating_rate_error_K_per_ps drift_meV_per_atom_per_ps "
+    "drift_error_meV_per_atom_per_ps drift_ratio conserved_fluctuation_meV_per_atom "
+    "mean_temperature_K".split()
+)
+#: a rigid translation (A) that changes no physics: the forces it changes show the
+#: model's round-off floor
+FLOOR_SHIFT_A = np.array([0.1234, -0.0567, 0.0891])
+
+
+def md_settings(
+    settings: CompareSettings,
+    mode: str,
+    ensemble: str,
+    time_fs: float,
+    tau_fs: float,
+    **extra: Any,
+):
+    """The :class:`~metatrain_nc.dynamics.md.MDSettings` of a run of ``time_fs`` (in
+    outer steps of ``stride`` inner steps) with forces ``mode``."""
+    from ..dynamics.md import MDSettings
+
+    return MDSettings(
+        forces=mode,
+        timestep_fs=settings.mts_outer_fs,
+        stride=settings.stride,
+        steps=settings.outer_steps(time_fs),
+        ensemble=ensemble,
+        temperature_K=settings.temperature_K,
+        tau_fs=tau_fs,
+        seed=settings.seed,
+        max_temperature_K=settings.max_temperature_K,
+        **extra,
+    )
+
+
+def run_entry(
+    entry: ModelEntry, atoms: ase.Atoms, outdir: Path, md, settings, **options
+) -> Dict[str, Any]:
+    """:func:`~metatrain_nc.dynamics.md.run_md` of ``entry`` (its own model calls
+    counted) into ``outdir``: the run's summary, with ``inner_steps_per_s``."""
+    from ..dynamics.md import run_md
+
+    entry.reset_counters()
+    summary = run_md(entry.model, atoms, outdir, md, **options)
+    inner = summary["outer_steps_done"] * settings.stride
+    summary["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
+    return summary
+
+
+def equilibrate(
+    entry: ModelEntry, atoms: ase.Atoms, settings: CompareSettings
+) -> ase.Atoms:
+    """``settings.equilibration_fs`` of SVR dynamics at the target temperature with
+    the model's own forces (conservative when it has them; a pair's: its teacher's);
+    returns the end state with its momenta."""
+    from ase import units
+
+    from ..dynamics.integrator import MultipleTimeStep
+    from ..dynamics.structures import has_velocities, maxwell_boltzmann
+
+    start = atoms.copy()
+    if not has_velocities(start):
+        maxwell_boltzmann(start, settings.temperature_K, settings.seed)
+    mode = "conservative" if "conservative" in entry.heads else "direct"
+    dyn = MultipleTimeStep(
+        start,
+        settings.mts_outer_fs * units.fs,
+        entry.model,
+        forces=mode,
+        stride=settings.stride,
+        ensemble="svr",
+        temperature_K=settings.temperature_K,
+        tau=min(settings.tau_fs, settings.equilibration_fs / 4) * units.fs,
+        rng=settings.seed + 7,
+    )
+    dyn.run(settings.outer_steps(settings.equilibration_fs))
+    end = ase.Atoms(start.numbers, start.positions, cell=start.cell, pbc=start.pbc)
+    end.set_momenta(start.get_momenta())
+    return end
+
+
+def md_stage(
+    entry: ModelEntry,
+    atoms: ase.Atoms,
+    settings: CompareSettings,
+    folder: Path,
+    ensemble: str,
+) -> Dict[str, Any]:
+    """One MD run per force mode (NVE, or NVT with the SVR thermostat) into
+    ``folder/NAME-ENSEMBLE-MODE``; a pair's one ``mts`` run has its fast model drive
+    the inner steps.
+
+    :param ensemble: ``"nve"`` or ``"svr"``.
+    :return: per mode, the run's summary numbers (:data:`MD_KEYS`, per-species
+        temperatures, the equipartition check of NVT runs), inner steps per second
+        and its folder relative to the report.
+    """
+    if ensemble == "nve" and settings.equilibration_fs > 0:
+        atoms = equilibrate(entry, atoms, settings)
+    total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
+    results: Dict[str, Any] = {}
+    for mode in entry.modes:
+        md = md_settings(settings, mode, ensemble, total, settings.tau_fs)
+        outdir = folder / f"{entry.name}-{ensemble}-{mode}"
+        summary = run_entry(
+            entry, atoms, outdir, md, settings, force=True, fast=entry.fast
+        )
+        data = {key: summary.get(key) for key in MD_KEYS}
+        for key, value in summary.items():
+            if key.startswith(("mean_temperature_", "deviation_")):
+                data[key] = value
+        if summary.get("equipartition") is not None:  # NVT: splits, error bars
+            data["equipartition"] = summary["equipartition"]
+        if entry.is_pair:
+            data["fast_model_forward_passes"] = summary.get("fast_model_forward_passes")
+        data["inner_steps_per_s"] = summary["inner_steps_per_s"]
+        data["folder"] = str(outdir.relative_to(folder.parent))
+        results[mode] = data
+    return results
+
+
+def nvt_run(
+    entry: ModelEntry,
+    mode: str,
+    ensemble: str,
+    tau_fs: float,
+    atoms: ase.Atoms,
+    settings: CompareSettings,
+    outdir: Path,
+) -> Dict[str, Any]:
+    """Equilibration, then production under one thermostat (paper protocol).
+
+    With ``settings.equilibration_thermostat`` ``"same"``, one MD run whose first
+    ``equilibration_fs`` are left out of every number; otherwise the equilibration is
+    its own run (``<outdir>.equilibration``) under that thermostat, and the production
+    run continues from its last frame and momenta. The temperatures (block averages,
+    :func:`~metatrain_nc.dynamics.monitor.equipartition`) and the diffusion
+    coefficients (:func:`add_diffusion`) come from the production part.
+
+    :return: ``status``, the run's ``equipartition`` (temperatures, deviations from the
+        target, species splits with errors and verdicts), ``diffusion`` (per species,
+        A^2/ps), ``heating_rate_K_per_ps``, ``wall_time_s``, ``inner_steps_per_s``,
+        ``warnings`` and the run's ``folder``.
+    """
+    from ..dynamics.outputs import FILES
+
+    equilibration = settings.equilibration_ensemble()
+    separate = equilibration is not None and settings.equilibration_fs > 0
+    total = settings.nvt_time_fs + (0 if separate else settings.equilibration_fs)
+    md = md_settings(
+        settings,
+        mode,
+        ensemble,
+        total,
+        tau_fs,
+        trajectory_every=settings.sample_every,
+        chemiscope=False,
+        equilibration_fraction=0.0 if separate else settings.equilibration_fs / total,
+    )
+    unit = {"model": entry.name, "mode": mode, "ensemble": ensemble, "tau_fs": tau_fs}
+    first: Optional[Dict[str, Any]] = None
+    if separate:
+        steps = settings.outer_steps(settings.equilibration_fs)
+        start = dataclasses.replace(
+            md,
+            ensemble=equilibration[0],
+            tau_fs=equilibration[1],
+            steps=steps,
+            trajectory_every=steps,
+            plots=False,
+            equilibration_fraction=0.0,
+        )
+        folder = outdir.with_name(outdir.name + ".equilibration")
+        first = run_entry(entry, atoms, folder, start, settings, force=True)
+        if first["status"] != "completed":
+            message = f"during the equilibration: {first.get('message')}"
+            return dict(
+                unit, status=first["status"], message=message, folder=str(outdir)
+            )
+        atoms = ase.io.read(folder / FILES["trajectory"], -1)
+        md = dataclasses.replace(md, velocities="structure")
+    summary = run_entry(entry, atoms, outdir, md, settings)
+    record: Dict[str, Any] = {
+        **unit,
+        "status": summary["status"],
+        "message": summary.get("message"),
+        "equipartition": summary.get("equipartition"),
+        "heating_rate_K_per_ps": summary.get("heating_rate_K_per_ps"),
+        "wall_time_s": summary["wall_time_s"],
+        "inner_steps_per_s": summary["inner_steps_per_s"],
+        "simulated_time_ps": summary["simulated_time_ps"],
+        "warnings": summary.get("warnings", []),
+        "folder": str(outdir),
+        "diffusion": None,
+        "production_start_fs": 0.0 if separate else settings.equilibration_fs,
+        "equilibration": None
+        if first is None
+        else {
+            "thermostat": settings.equilibration_thermostat,
+            "equipartition": first.get("equipartition"),
+            "wall_time_s": first["wall_time_s"],
+        },
+    }
+    if summary["status"] != "completed":
+        return record
+    return add_diffusion(record, settings)
+
+
+def add_diffusion(record: Dict[str, Any], settings: CompareSettings) -> Dict[str, Any]:
+    """Diffusion coefficients (A^2/ps) of an NVT record from its run's trajectory
+    (production part), with the estimator's name; an error is noted, not raised."""
+    from ..dynamics.diffusion import METHOD, trajectory_diffusion
+    from ..dynamics.outputs import FILES
+
+    record.pop("diffusion_error", None)
+    try:
+        record["diffusion"] = trajectory_diffusion(
+            Path(record["folder"]) / FILES["trajectory"],
+            record.get("production_start_fs", settings.equilibration_fs),
+            settings.diffusion_segments,
+        )
+    except Exception as error:  # the temperatures stand without it
+        record["diffusion"] = None
+        record["diffusion_error"] = str(error)
+    record["diffusion_method"] = METHOD
+    return record
+
+
+def relax(
+    entry: ModelEntry, starts, settings: CompareSettings, fmax: float, sigma=0.0
+) -> Tuple[Dict[str, Any], Dict[str, Dict[str, Dict[str, Any]]]]:
+    """Every start (displaced by ``sigma`` A) relaxed to ``fmax`` (eV/A) with every
+    head and optimiser (:func:`~metatrain_nc.dynamics.relax.relaxation_check`): its
+    result, and per head and optimiser the successes, trials, rate with its Wilson
+    95% interval, stop reasons and mean steps."""
+    from ..dynamics.relax import relaxation_check, success_interval
+
+    result = relaxation_check(
+        entry.model,
+        starts,
+        force_modes=entry.heads,
+        optimizers=settings.relax_optimizers,
+        fmax=fmax,
+        steps=settings.relax_steps,
+        sigma=sigma,
+        seed=settings.seed,
+    )
+    summary: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for head in entry.heads:
+        summary[head] = {}
+        for name in settings.relax_optimizers:
+            records = [
+                r
+                for r in result["records"]
+                if (r["forces"], r["optimizer"]) == (head, name)
+            ]
+            successes = sum(bool(r["converged"]) for r in records)
+            rate, low, high = success_interval(successes, len(records))
+            summary[head][name] = {
+                "successes": successes,
+                "trials": len(records),
+                "rate": rate,
+                "interval_95": [low, high],
+                "stop_reasons": result["stop_reasons"][head][name],
+                "mean_steps": float(np.mean([r["steps"] for r in records])),
+            }
+    return result, summary
+
+
+def relax_stage(
+    entry: ModelEntry, frames: Sequence[ase.Atoms], settings: CompareSettings
+) -> Dict[str, Any]:
+    """Fraction of displaced structures converged per head and optimiser (Table 7)."""
+    frames = list(frames[: settings.relax_structures])
+    fmax, sigma = settings.relax_fmax, settings.relax_sigma_A
+    result, summary = relax(entry, frames, settings, fmax, sigma)
+    return {
+        "n_structures": len(frames),
+        "fmax_eV_per_A": fmax,
+        "max_steps": settings.relax_steps,
+        "sigma_A": sigma,
+        "fractions": result["fractions"],
+        "mean_steps": {
+            head: {name: s["mean_steps"] for name, s in per.items()}
+            for head, per in summary.items()
+        },
+        "records": result["records"],
+    }
+
+
+def round_off_floor(entry: ModelEntry, atoms: ase.Atoms) -> Dict[str, float]:
+    """Largest change of any force component (eV/A) under a rigid translation, per
+    head: the noise floor of the model's arithmetic (float32: ~1e-5 to 1e-4 eV/A).
+
+    A relaxation threshold below it cannot be met reliably whatever the optimiser.
+    """
+    shifted = atoms.copy()
+    shifted.positions = shifted.positions + FLOOR_SHIFT_A
+    floor = {}
+    for head in entry.heads:
+        flags = {"conservative": head == "conservative", "direct": head == "direct"}
+        first = entry.model.evaluate(atoms, **flags).forces(head)
+        second = entry.model.evaluate(shifted, **flags).forces(head)
+        floor[head] = float(np.abs(np.asarray(first) - np.asarray(second)).max())
+    return floor
+
+
+def relax_set(
+    entry: ModelEntry,
+    starts: Sequence[ase.Atoms],
+    fmax: float,
+    settings: CompareSettings,
+    kind: str,
+    dtype_note: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Relax every start with every head and optimiser to ``fmax`` (paper protocol).
+
+    :return: ``records`` (one per relaxation, with its ``stop_reason``), ``summary``
+        (per head and optimiser, see :func:`relax`), ``round_off_floor_eV_per_A``
+        per head, and whether the floor is above ``fmax``.
+    """
+    floor = round_off_floor(entry, starts[0])
+    result, summary = relax(entry, starts, settings, fmax)
+    return {
+        "model": entry.name,
+        "kind": kind,
+        "fmax_eV_per_A": fmax,
+        "max_steps": settings.relax_steps,
+        "n_structures": len(starts),
+        "n_atoms": [len(a) for a in starts],
+        "dtype": getattr(entry.model, "dtype", None),
+        "dtype_note": dtype_note,
+        "round_off_floor_eV_per_A": floor,
+        "floor_above_threshold": {h: v > fmax for h, v in floor.items()},
+        "summary": summary,
+        "records": result["records"],
+    }
