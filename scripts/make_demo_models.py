@@ -43,11 +43,18 @@ def recipe_path(name: str, recipes: Path = DEMO, large: bool = False) -> Path:
 
 
 def _absolute_data(options: dict, folder: Path) -> None:
+    """Make the recipe's relative paths absolute: every data set (one or a list) and
+    the checkpoint a fine-tuning recipe starts from."""
     for key in DATASETS:
         section = options.get(key)
-        if isinstance(section, dict):
-            systems = section["systems"]
-            systems["read_from"] = str((folder / systems["read_from"]).resolve())
+        for dataset in section if isinstance(section, list) else [section]:
+            if isinstance(dataset, dict):
+                systems = dataset["systems"]
+                systems["read_from"] = str((folder / systems["read_from"]).resolve())
+    training = options.get("architecture", {}).get("training", {})
+    finetune = training.get("finetune") or {}
+    if finetune.get("read_from"):
+        finetune["read_from"] = str((folder / finetune["read_from"]).resolve())
 
 
 def newest_checkpoint(rundir: Path) -> Optional[Path]:

@@ -42,3 +42,27 @@ def test_resume_copy_ignores_the_scaler_and_composition_checkpoints(tmp_path):
     # a newer epoch wins over the resume copy
     newer = _touch(second / "model_4.ckpt", time.time() + 60, size=2000)
     assert driver.newest_checkpoint(run) == newer
+
+
+def test_recipe_paths_made_absolute_in_lists_and_finetuning(tmp_path):
+    """A fine-tuning recipe with a list of training sets runs from any folder: every
+    data path and the starting checkpoint are resolved against the recipe's folder."""
+    driver = _driver()
+    options = {
+        "architecture": {
+            "training": {"finetune": {"method": "full", "read_from": "../m.ckpt"}}
+        },
+        "training_set": [
+            {"systems": {"read_from": "../data/a.xyz"}},
+            {"systems": {"read_from": "../data/b.xyz"}},
+        ],
+        "validation_set": {"systems": {"read_from": "../data/c.xyz"}},
+    }
+    folder = tmp_path / "recipes" / "x"
+    driver._absolute_data(options, folder)
+    data = (tmp_path / "recipes" / "data").resolve()
+    paths = [d["systems"]["read_from"] for d in options["training_set"]]
+    assert paths == [str(data / "a.xyz"), str(data / "b.xyz")]
+    assert options["validation_set"]["systems"]["read_from"] == str(data / "c.xyz")
+    finetune = options["architecture"]["training"]["finetune"]
+    assert finetune["read_from"] == str((tmp_path / "recipes" / "m.ckpt").resolve())

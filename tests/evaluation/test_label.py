@@ -104,6 +104,12 @@ def test_label_an_md_trajectory_with_an_ase_calculator(
     )
     assert "momenta" not in labelled[-1].arrays
     assert "forces_conservative" not in labelled[-1].arrays
+    # the frames' own metadata is kept (old labels are not), the labeller recorded
+    kept = {k for k in frames[-1].info if k not in ("energy", "stress", "free_energy")}
+    assert kept, "the md trajectory's frames carry metadata"
+    assert kept <= set(labelled[-1].info)
+    assert labelled[-1].info["label_model"] == "calcs:lj"
+    assert labelled[-1].info["label_forces"] == "conservative"
 
 
 def test_label_bad_input(pair_models, tmp_path, capsys):

@@ -93,7 +93,10 @@ def label_structures(
             stress=bool(stress and is_periodic),
             where=name,
         )
-        labelled.append(_labelled_copy(atoms, result, forces, stress and any(periodic)))
+        copy = _labelled_copy(atoms, result, forces, stress and any(periodic))
+        copy.info["label_model"] = str(model.source)
+        copy.info["label_forces"] = forces
+        labelled.append(copy)
         if progress is not None:
             progress()
     return labelled
@@ -103,6 +106,12 @@ def _labelled_copy(atoms: ase.Atoms, result, head: str, with_stress: bool):
     clean = ase.Atoms(
         numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
     )
+    # the structure's own metadata (provenance, sampling) is kept; old labels are not
+    clean.info = {
+        key: value
+        for key, value in atoms.info.items()
+        if key not in (*KEYS, "free_energy", "virial", "label_model", "label_forces")
+    }
     results = {"energy": result.energy, "forces": result.forces(head)}
     if with_stress:
         if result.stress is not None:
