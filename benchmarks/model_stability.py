@@ -16,7 +16,10 @@ finished segment (run the same command again):
 
 The records of the segments are joined (each segment's conserved energy continued
 from the previous one's last value: a thermostat's work restarts at zero in every
-segment) and analysed with the package's monitor (``summarise``, ``diagnose``).
+segment) and analysed with the package's monitor (``summarise``, ``diagnose``);
+the bonded topology (the census of molecules, ``metatrain_nc.dynamics.topology``)
+of the start is compared with the last frame of each segment, and a change is one
+of the verdicts (the column "molecules (end)": the census of the last frame).
 Writes ``report.md`` and ``report.json`` into ``--out``:
 
     python benchmarks/model_stability.py MODEL.pt START.xyz --out docs/stability/pet_c
@@ -35,7 +38,8 @@ from pathlib import Path
 import ase.io
 
 from metatrain_nc.dynamics.observer import species_degrees_of_freedom
-from metatrain_nc.dynamics.verdicts import assess
+from metatrain_nc.dynamics.topology import BOND_FACTOR, TopologyWatch, describe
+from metatrain_nc.dynamics.verdicts import assess, topology_warning
 
 RUNS = {
     "nve": ["--ensemble", "nve"],
@@ -106,24 +110,60 @@ def _status(folder: Path) -> str:
     return json.loads(summary.read_text())["status"] if summary.exists() else "failed"
 
 
+def topology_check(start: ase.Atoms, folders) -> dict:
+    """The bonded-topology check of a run (``TopologyWatch.result()``): the census
+    of molecules of ``start`` against that of the last frame of each segment, at
+    the run's time (fs: each segment's times continue the previous one's)."""
+    watch = TopologyWatch(start)
+    t0 = 0.0
+    for folder in folders:
+        path = folder / "trajectory.extxyz"
+        if not path.exists():
+            continue
+        frame = ase.io.read(path, -1)
+        watch(frame, t0 + frame.info["time_fs"])
+        t0 += frame.info["time_fs"]
+    return watch.result()
+
+
 def run_one(args, name: str) -> dict:
     folders = []
+    atoms = ase.io.read(args.structure, args.index)
     for k in range(segment_count(args)):
         folder = run_segment(args, name, k)
         folders.append(folder)
         status = _status(folder)
         if status != "completed":
-            return {"status": f"{status} in segment {k}", "segments": k + 1}
+            topology = topology_check(atoms, folders)
+            warning = topology_warning(topology)
+            return {
+                "status": f"{status} in segment {k}",
+                "segments": k + 1,
+                "topology": topology,
+                "warnings": [warning] if warning else [],
+            }
     rows = joined_records(folders)
-    atoms = ase.io.read(args.structure, args.index)
     ensemble = RUNS[name][1]
     dof = species_degrees_of_freedom(atoms, ensemble != "langevin")
     symbols = atoms.get_chemical_symbols()
     scale = {s: 3.0 * symbols.count(s) / dof[s] for s in dof}
     target = None if name == "nve" else args.temperature
     summary = {"status": "completed", "segments": len(folders)}
-    summary.update(assess(rows, len(atoms), "conservative", ensemble, target, scale))
+    topology = topology_check(atoms, folders)
+    summary.update(
+        assess(rows, len(atoms), "conservative", ensemble, target, scale,
+               topology=topology)
+    )  # fmt: skip
     return summary
+
+
+def _molecules(topology) -> str:
+    """The "molecules (end)" cell: the census of the last frame."""
+    if not topology:
+        return "-"
+    if not topology["checked"]:
+        return "not checked (extended)"
+    return describe(topology["final"])
 
 
 def _pm(value, error, digits=1) -> str:
@@ -135,6 +175,10 @@ def _pm(value, error, digits=1) -> str:
 
 
 def report(args, runs: dict) -> str:
+    start = next(
+        (describe(s["topology"]["start"]) for s in runs.values() if s.get("topology")),
+        "-",
+    )
     lines = [
         f"# Stability of `{args.model}`",
         "",
@@ -142,9 +186,13 @@ def report(args, runs: dict) -> str:
         f"frame {args.index} of `{args.structure}` with Maxwell-Boltzmann velocities "
         f"at {args.temperature} K (seed {args.seed}).",
         "",
+        f"Molecules: the census of the last frame (bonds closer than "
+        f"{BOND_FACTOR} x the sum of covalent radii) against the start's, "
+        f"{start}.",
+        "",
         "| run | status | drift (meV/atom/ps) | drift ratio | mean T (K) "
-        "| T of each species, second half (K) | verdicts |",
-        "|---|---|---|---|---|---|---|",
+        "| T of each species, second half (K) | molecules (end) | verdicts |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in runs.items():
         eq = s.get("equipartition") or {}
@@ -164,7 +212,7 @@ def report(args, runs: dict) -> str:
             f"| {name} | {s['status']} | {drift if name == 'nve' else '-'} "
             f"| {f'{ratio:.3f}' if ratio is not None and name == 'nve' else '-'} "
             f"| {_pm(overall.get('mean'), overall.get('error'))} | {species} "
-            f"| {warnings} |"
+            f"| {_molecules(s.get('topology'))} | {warnings} |"
         )
     return "\n".join(lines) + "\n"
 

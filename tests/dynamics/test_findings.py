@@ -180,8 +180,12 @@ def test_conservative_force_and_mts_keep_equipartition(svr_runs, name):
     check = summary["equipartition"]
     assert check["resolved"] is False
     assert check["n_records"] >= 250
-    assert summary["warnings"] == []
-    assert "warning" not in stderr
+    # the analytic pair energy is no chemistry: at 1000 K its cluster trades
+    # hydrogens, and the bonded-topology check may say so
+    warnings = [w for w in summary["warnings"] if w["kind"] != "topology"]
+    assert warnings == []
+    lines = [x for x in stderr.splitlines() if "warning" in x]
+    assert all("warning: the bonded topology" in x for x in lines)
     direct = svr_runs["direct"][3]["equipartition"]
     assert check["max_split_K"] < direct["max_split_K"] / 5
     # the thermostat holds its target

@@ -41,12 +41,18 @@ def drift_runs(ts_models, relaxed_box, tmp_path_factory):
     }
 
 
+def _energy_warnings(summary):
+    """The warnings other than the bonded-topology check's: the analytic pair energy
+    is no chemistry, and its ethanol molecules fall apart by covalent radii."""
+    return [w for w in summary["warnings"] if w["kind"] != "topology"]
+
+
 def test_direct_drift_is_flagged_and_mts_is_not(drift_runs):
     for summary in drift_runs["direct"]["replica_summaries"]:
         assert summary["drift_check"]["resolved"] is True
         assert summary["drift_meV_per_atom_per_ps"] > 1.0
         assert summary["drift_error_meV_per_atom_per_ps"] > 0
-        (warning,) = summary["warnings"]
+        (warning,) = _energy_warnings(summary)
         assert warning["kind"] == "energy_drift"
         assert warning["message"].startswith("the conserved energy drifts by")
         assert (
@@ -56,7 +62,7 @@ def test_direct_drift_is_flagged_and_mts_is_not(drift_runs):
     for summary in drift_runs["mts"]["replica_summaries"]:
         assert summary["drift_check"]["resolved"] is False
         assert abs(summary["drift_meV_per_atom_per_ps"]) < 0.05
-        assert summary["warnings"] == []
+        assert _energy_warnings(summary) == []
         assert summary["status"] == "completed"
 
 

@@ -8,6 +8,8 @@
 - :class:`Monitor`, :func:`summarise`, :class:`RunawayError`: energy and temperature
   monitors, heating rate and drift; :func:`equipartition`, :func:`block_average`:
   per-species temperatures with block-averaged errors;
+- :func:`census`, :class:`TopologyWatch`: the molecules of a structure (bonded
+  topology) and the check of ``mtt-nc md`` that a run kept them;
 - :func:`find_stride`: the largest MTS stride whose drift stays near conservative;
 - :func:`run_md`, :func:`relaxation_check`: the engines of ``mtt-nc md`` and
   ``mtt-nc relax``.
@@ -29,6 +31,8 @@ _EXPORTS = {
     "summarise": "statistics",
     "block_average": "statistics",
     "equipartition": "verdicts",
+    "census": "topology",
+    "TopologyWatch": "topology",
     "find_stride": "stride",
     "StrideScan": "stride",
     "SVRThermostat": "thermostats",

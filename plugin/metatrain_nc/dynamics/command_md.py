@@ -212,6 +212,14 @@ def run(args: argparse.Namespace) -> int:
             f"{_fmt(check['max_split_K'])} +- {_fmt(check['max_split_error_K'])} K "
             f"({verdict[check['resolved']]})"
         )
+    topology = summary.get("topology")
+    if topology and not (topology["checked"] and topology["changed"]):
+        # a change is a warning below
+        print(
+            topology["message"]
+            if topology["checked"]
+            else f"the bonded topology is not checked: {topology['reason']}"
+        )
     for warning in summary.get("warnings", []):
         print(f"mtt-nc md: warning: {warning['message']}", file=sys.stderr)
     if summary["status"] != "completed":

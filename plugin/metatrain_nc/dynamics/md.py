@@ -8,8 +8,10 @@ during a step: non-finite forces, an ASE calculator that raises); its outputs ar
 written all the same, with ``"status": "runaway"`` and the ``message`` in the
 summary. A model that fails on the start structure is an error (nothing written).
 The monitors' warnings (:func:`~.monitor.diagnose`: equipartition with a thermostat,
-energy drift in NVE, :func:`~.monitor.drift_verdict`) go into the summary
-(``warnings``, ``equipartition``, ``drift_check``) without stopping the run.
+energy drift in NVE, :func:`~.monitor.drift_verdict`; molecules broken or formed,
+from the census of the trajectory frames by :mod:`.topology`) go into the summary
+(``warnings``, ``equipartition``, ``drift_check``, ``topology``) without stopping
+the run.
 
 With ``stride="auto"`` (``--stride auto``), :func:`~.stride.find_stride` first scans
 the outer step at a fixed inner step, and the run uses the stride it chose.
@@ -271,7 +273,16 @@ def run_md(
         writer.close()
         calls = _run_calls(before, _calls(split))
         summary = run_summary(
-            split.model, split, dyn, settings, status, message, elapsed, calls, monitor
+            split.model,
+            split,
+            dyn,
+            settings,
+            status,
+            message,
+            elapsed,
+            calls,
+            monitor,
+            topology=writer.topology,
         )
         if stride_scan is not None:
             summary["stride_scan"] = stride_scan.to_dict()

@@ -31,11 +31,20 @@ class TrajectoryWriter:
     a stopped run keeps its trajectory). Frames carry ``time_fs``, ``temperature_K``,
     ``potential_eV`` in ``info`` and the momenta; with both force kinds available,
     ``forces_conservative``, ``forces_direct`` and ``force_difference`` (|F_c - F_nc|,
-    eV/A) arrays."""
+    eV/A) arrays.
 
-    def __init__(self, dyn, path: Path):
+    ``topology`` (:class:`~.topology.TopologyWatch`, made from ``dyn.atoms`` as the
+    writer is made, i.e. the start; ``None`` with ``topology=False``) takes the
+    census of molecules of every frame written, and :meth:`close` that of the last
+    state if it was not written: the bonded-topology check costs nothing between
+    frames."""
+
+    def __init__(self, dyn, path: Path, topology: bool = True):
+        from .topology import TopologyWatch
+
         self.dyn = dyn
         self.path = path
+        self.topology = TopologyWatch(dyn.atoms) if topology else None
         self.stream = open(path, "w")
         self.n_frames = 0
         self.last_step = -1
@@ -68,9 +77,17 @@ class TrajectoryWriter:
         self.stream.flush()
         self.n_frames += 1
         self.last_step = int(dyn.nsteps)
+        if self.topology is not None:
+            self.topology(frame, frame.info["time_fs"])
 
     def close(self) -> None:
+        """Close the file; the topology watch gets the last state if it was not
+        written."""
         self.stream.close()
+        if self.topology is not None and self.last_step != int(self.dyn.nsteps):
+            from ase import units
+
+            self.topology(self.dyn.atoms, self.dyn.get_time() / units.fs)
 
 
 def plot_md(rows: List[Dict[str, float]], folder: Path, title: str, target=None):
@@ -181,13 +198,16 @@ def run_summary(
     elapsed: float,
     calls: Dict[str, Optional[int]],
     monitor: Any,
+    topology: Any = None,
     **identity: Any,
 ) -> Dict[str, Any]:
     """The ``summary.json`` of one MD run (or replica) of ``model``: ``status`` and
     ``message``, then ``identity`` (engine, replica), the model and its fast model,
     what ran (``view``: the integrator, or a replica's view), the model ``calls``, the
     wall time ``elapsed`` (s), and :func:`~.verdicts.assess` of the ``monitor``'s
-    records (``settings``: the :class:`~.md.MDSettings` of the run)."""
+    records and of the ``topology`` watch (a :class:`~.topology.TopologyWatch`, the
+    trajectory writer's; ``None``: no check) (``settings``: the
+    :class:`~.md.MDSettings` of the run)."""
     from ase import units
 
     from .verdicts import assess
@@ -221,6 +241,7 @@ def run_summary(
             target_temperature(settings),
             monitor.species_scale,
             equilibration=settings.equilibration_fraction,
+            topology=None if topology is None else topology.result(),
         )
     )
     return summary

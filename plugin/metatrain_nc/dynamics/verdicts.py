@@ -14,7 +14,10 @@ while a run's results are written (``mtt-nc md`` prints them and puts them in
   :data:`DRIFT_P_VALUE`, from :data:`MIN_DRIFT_RECORDS` records on: short runs get a
   verdict too), above :data:`DRIFT_FLOOR_MEV_PER_ATOM_PS` and large enough against
   the kinetic energy's fluctuation (:func:`~.statistics.drift_ratio` of at least
-  :data:`DRIFT_RATIO_FLOOR`): far above what the integrator allows.
+  :data:`DRIFT_RATIO_FLOOR`): far above what the integrator allows;
+- in every ensemble, given the run's bonded-topology check (the census of molecules
+  of its trajectory frames, :mod:`.topology`): a warning when molecules broke or
+  formed (:func:`~.topology.topology_warning`).
 
 :func:`runaway_message` is the check with which the monitor stops a run that ran
 away (too hot, or non-finite).
@@ -173,6 +176,7 @@ def diagnose(
     target_temperature_K: Optional[float] = None,
     species_scale: Optional[Mapping[str, float]] = None,
     equilibration: float = EQUILIBRATION_FRACTION,
+    topology: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Warnings about a run, each with its way out.
 
@@ -180,7 +184,8 @@ def diagnose(
       species split is resolved, and another when the overall mean temperature
       misses the target beyond :data:`RESOLVED_SIGMA` standard errors;
     - ``nve``: a warning when :func:`drift_verdict` resolves a drift of the
-      conserved energy.
+      conserved energy;
+    - ``topology`` given: :func:`~.topology.topology_warning`.
 
     :param rows: records of a :class:`~.observer.Monitor`.
     :param summary: what :func:`~.statistics.summarise` returned for them.
@@ -189,9 +194,12 @@ def diagnose(
     :param target_temperature_K: the thermostat target.
     :param species_scale: :attr:`~.observer.Monitor.species_scale`.
     :param equilibration: fraction of the records :func:`equipartition` leaves out.
+    :param topology: the run's bonded-topology check,
+        :meth:`~.topology.TopologyWatch.result` (``None``: not checked).
     :return: ``{"equipartition": ... or None, "drift": ... or None (NVE:
         :func:`drift_verdict`), "warnings": [{"kind", "message"}]}``; kinds:
-        ``"equipartition"``, ``"thermostat_target"``, ``"energy_drift"``.
+        ``"equipartition"``, ``"thermostat_target"``, ``"energy_drift"``,
+        ``"topology"``.
     """
     warnings: List[Dict[str, str]] = []
     check = None
@@ -257,6 +265,11 @@ def diagnose(
                     ),
                 }
             )
+    from .topology import topology_warning
+
+    changed = topology_warning(topology)
+    if changed is not None:
+        warnings.append(changed)
     return {"equipartition": check, "drift": drift_check, "warnings": warnings}
 
 
@@ -268,10 +281,12 @@ def assess(
     target_temperature_K: Optional[float] = None,
     species_scale: Optional[Mapping[str, float]] = None,
     equilibration: float = EQUILIBRATION_FRACTION,
+    topology: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Any]:
     """What a run's ``summary.json`` says of its records: :func:`~.statistics.summarise`
     and, from :func:`diagnose`, ``equipartition``, ``drift_check`` and ``warnings``
-    (the arguments as theirs)."""
+    (the arguments as theirs); ``topology``: the bonded-topology check as given
+    (:meth:`~.topology.TopologyWatch.result`, or ``None``)."""
     summary = summarise(rows, n_atoms, target_temperature_K)
     checks = diagnose(
         rows,
@@ -281,9 +296,11 @@ def assess(
         target_temperature_K,
         species_scale,
         equilibration=equilibration,
+        topology=topology,
     )
     summary["equipartition"] = checks["equipartition"]
     summary["drift_check"] = checks["drift"]
+    summary["topology"] = None if topology is None else dict(topology)
     summary["warnings"] = checks["warnings"]
     return summary
 

@@ -6,11 +6,11 @@ runs every replica in one batch with :func:`~.integrator.mts_step`: replica ``k`
 starts from its structure (one structure repeated, or one per replica) with the
 velocities that ``mtt-nc md --seed SEED+k`` would give it, and its thermostat
 noise from its own generator. Each replica gets the output folder of the ASE path
-(``replica_000/``, ...: trajectory, CSV log, ``summary.json`` with the same drift and
-equipartition verdicts and wording, figures, chemiscope) written by the same code;
-a replica that runs away (above ``max_temperature_K``, non-finite values, a model
-that fails on it) stops alone, the others go on. The top-level ``summary.json`` lists
-the replicas and the batch's throughput.
+(``replica_000/``, ...: trajectory, CSV log, ``summary.json`` with the same drift,
+equipartition and bonded-topology verdicts and wording, figures, chemiscope)
+written by the same code; a replica that runs away (above ``max_temperature_K``,
+non-finite values, a model that fails on it) stops alone, the others go on. The
+top-level ``summary.json`` lists the replicas and the batch's throughput.
 """
 
 import dataclasses
@@ -299,6 +299,7 @@ def _finish(item: _Replica, settings: MDSettings, split, calls, elapsed, n) -> D
         elapsed,
         calls,
         item.monitor,
+        topology=item.writer.topology,
         engine=ENGINE,
         replica=item.index,
         n_replicas=n,
