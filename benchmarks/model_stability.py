@@ -30,6 +30,7 @@ CPU: 3 x 20000 steps of the model (a demo-size PET: ~1 h per run on one core).
 import argparse
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -38,8 +39,13 @@ from pathlib import Path
 import ase.io
 
 from metatrain_nc.dynamics.observer import species_degrees_of_freedom
-from metatrain_nc.dynamics.topology import BOND_FACTOR, TopologyWatch, describe
-from metatrain_nc.dynamics.verdicts import assess, topology_warning
+from metatrain_nc.dynamics.topology import (
+    BOND_FACTOR,
+    TopologyWatch,
+    describe,
+    topology_warning,
+)
+from metatrain_nc.dynamics.verdicts import assess
 
 RUNS = {
     "nve": ["--ensemble", "nve"],
@@ -171,6 +177,8 @@ def _pm(value, error, digits=1) -> str:
         return "-"
     if error is None:
         return f"{value:.{digits}f}"
+    if 0 < abs(error) < 10**-digits:  # show the error's first significant digit
+        digits = min(6, -int(math.floor(math.log10(abs(error)))))
     return f"{value:.{digits}f} +/- {error:.{digits}f}"
 
 
