@@ -270,8 +270,14 @@ def report(args, runs: Dict[str, Dict], teacher_spec: str) -> None:
         timing_inner_steps=max(args.strides) * 2,
     )
     speed = {}
+    previous = {}
+    if args.reuse_timing and (out / "report.json").is_file():
+        previous = json.loads((out / "report.json").read_text()).get("speed", {})
     for m in sorted({*args.strides, *args.langevin_strides}):
-        speed[m] = md_step_ms(teacher_spec, args.student, m, settings, timing_dir)
+        if str(m) in previous:
+            speed[m] = previous[str(m)]
+        else:
+            speed[m] = md_step_ms(teacher_spec, args.student, m, settings, timing_dir)
         print(
             f"[timing] M={m}: {speed[m]['speedup_per_simulated_ps']:.2f}x per "
             "simulated ps",
@@ -448,6 +454,11 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", help="run only these")
     parser.add_argument("--scan", action="store_true", help="run the stride finder")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument(
+        "--reuse-timing",
+        action="store_true",
+        help="--report: keep the speed of the strides report.json already has",
+    )
     args = parser.parse_args(argv)
     args.strides = [int(m) for m in args.strides.split(",")]
     args.langevin_strides = [int(m) for m in args.langevin_strides.split(",")]
