@@ -222,14 +222,20 @@ MD = ["--forces", "conservative", "--timestep", "0.5", "--stride", "1"]
 MD += ["--steps", "70", "--trajectory-every", "20", "--no-chemiscope"]
 
 
-def test_md_with_a_model_that_breaks_a_molecule_warns(tmp_path):
+def _md_run(tmp_path, model: str):
+    """`mtt-nc md` of the 8-molecule water box with the test model ``model``: exit
+    code, stdout, stderr and summary.json."""
     structure = tmp_path / "water.xyz"
     ase.io.write(structure, water_box(), format="extxyz")
     out = tmp_path / "md"
-    spec = "tests.dynamics.test_topology:pulling_water"
+    spec = f"tests.dynamics.test_topology:{model}"
     code, stdout, stderr = _run(["md", spec, structure, "-o", out, *MD])
     assert code == 0, stderr
-    summary = json.loads((out / "summary.json").read_text())
+    return stdout, stderr, json.loads((out / "summary.json").read_text())
+
+
+def test_md_with_a_model_that_breaks_a_molecule_warns(tmp_path):
+    stdout, stderr, summary = _md_run(tmp_path, "pulling_water")
     assert summary["status"] == "completed"
     topology = summary["topology"]
     assert topology["checked"] and topology["changed"]
@@ -252,13 +258,7 @@ def test_md_with_a_model_that_breaks_a_molecule_warns(tmp_path):
 
 
 def test_md_that_keeps_its_molecules_has_no_topology_warning(tmp_path):
-    structure = tmp_path / "water.xyz"
-    ase.io.write(structure, water_box(), format="extxyz")
-    out = tmp_path / "md"
-    spec = "tests.dynamics.test_topology:harmonic_water"
-    code, stdout, stderr = _run(["md", spec, structure, "-o", out, *MD])
-    assert code == 0, stderr
-    summary = json.loads((out / "summary.json").read_text())
+    stdout, stderr, summary = _md_run(tmp_path, "harmonic_water")
     assert summary["warnings"] == []
     topology = summary["topology"]
     assert topology["checked"] and not topology["changed"]
