@@ -257,7 +257,7 @@ def test_settings_checks():
 
 def test_resume_runs_only_the_new_units(analytic, ethanol_frames, tmp_path):
     """The standard protocol's units are stored as they finish: --resume runs only
-    the stages not done yet, with the same models and settings."""
+    the stages not done yet (or of models added), with the same settings."""
     out = tmp_path / "out"
     options = dict(progress=False, log=lambda message: None)
     first = compare(
@@ -278,6 +278,30 @@ def test_resume_runs_only_the_new_units(analytic, ethanol_frames, tmp_path):
     assert second["models"]["c"]["cost"] == first["models"]["c"]["cost"]
     assert second["models"]["c"]["accuracy"]["forces"]["conservative"]["rmse"] > 0
     assert second["failures"] == []
+    # a model may join a comparison later; the ones already run keep their units
+    third = compare(
+        [analytic["c"], analytic["nc"]],
+        ethanol_frames,
+        out,
+        _settings(stages=("cost",)),
+        resume=True,
+        **options,
+    )
+    assert (
+        unit.stat().st_mtime_ns == stamp and (out / "units" / "cost-nc.json").is_file()
+    )
+    assert set(third["models"]) == {"c", "nc"}
+    # but a model already run cannot change its file
+    with pytest.raises(UserInputError, match="'models'"):
+        compare(
+            [analytic["nc_kcal"], analytic["nc"]],
+            ethanol_frames,
+            out,
+            _settings(stages=("cost",)),
+            resume=True,
+            names=["c", "nc"],
+            **options,
+        )
 
 
 def test_unreadable_checkpoint_is_an_error(tmp_path):

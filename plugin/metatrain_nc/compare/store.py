@@ -109,8 +109,12 @@ class UnitStore:
         differences = [
             key
             for key in protocol
-            if key != "settings" and saved.get(key) != protocol[key]
+            if key not in ("settings", "models") and saved.get(key) != protocol[key]
         ]
+        # models may be added to a comparison; the ones already run stay as they were
+        old_models, new_models = saved.get("models", {}), protocol.get("models", {})
+        if any(new_models.get(name) != path for name, path in old_models.items()):
+            differences.append("models")
         fixed = saved["settings"]
         differences += [
             f"settings.{k}"
@@ -120,8 +124,9 @@ class UnitStore:
         if differences:
             raise UserInputError(
                 f"--resume: '{self.path}' was started with other {differences} than "
-                "given now; resume with the same models, structures and settings "
-                "(only the stages, parts and thermostats may change), or use another -o"
+                "given now; resume with the same models (more may be added), "
+                "structures and settings (only the stages, parts and thermostats may "
+                "change), or use another -o"
             )
 
     def _lock(self):
