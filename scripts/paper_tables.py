@@ -107,6 +107,14 @@ def main() -> int:
                 "water)",
             ),
             option(
+                "--checkpoint",
+                action="append",
+                default=[],
+                metavar="NAME=PATH",
+                help="a checkpoint for one model from another folder than --models, "
+                "e.g. pet_c=recipes/water_chgnet_al2/pretrained/pet_c.ckpt",
+            ),
+            option(
                 "--only-models",
                 default="pet_c,pet_nc,pet_m",
                 help="comma-separated subset of pet_c, pet_nc, pet_m to compare",
@@ -127,7 +135,15 @@ def main() -> int:
     unknown = [m for m in chosen if m not in NAMES]
     if unknown:
         sys.exit(f"[paper_tables] unknown --only-models {unknown}: choose from {NAMES}")
-    models = [f"{args.models}/{m}.ckpt" for m in chosen]
+    paths = {m: f"{args.models}/{m}.ckpt" for m in NAMES}
+    for item in args.checkpoint:
+        name, _, path = item.partition("=")
+        if name not in NAMES or not path:
+            sys.exit(
+                f"[paper_tables] --checkpoint {item!r}: give NAME=PATH, NAME in {NAMES}"
+            )
+        paths[name] = path
+    models = [paths[m] for m in chosen]
     missing = [m for m in models if not (ROOT / m).is_file()]
     if missing:
         sys.exit(f"[paper_tables] missing checkpoint(s) {missing}: train them first")
