@@ -5,11 +5,8 @@ when that interval excludes zero."""
 import numpy as np
 import pytest
 
-from metatrain_nc.compare.paper.tables import (
-    TABLE_7_HEADERS,
-    relaxation_findings,
-    table_7_rows,
-)
+from metatrain_nc.compare.render import columns_table
+from metatrain_nc.compare.tables import TABLE_7, comparisons, relaxation_findings
 from metatrain_nc.dynamics.relax import difference_interval, success_interval
 from metatrain_nc.errors import UserInputError
 
@@ -100,9 +97,10 @@ def test_direct_rates_read_against_conservative():
             },
         ),
     ]
-    rows = {(r[0], r[1], r[3]): r for r in table_7_rows(sets)}
-    column = TABLE_7_HEADERS.index("direct - conservative (points) [95% CI]")
-    assert all(len(r) == len(TABLE_7_HEADERS) for r in rows.values())
+    [(_, headers, table)] = columns_table(TABLE_7, comparisons(sets))
+    rows = {(r[0], r[1], r[3]): r for r in table}
+    column = headers.index("direct - conservative (points) [95% CI]")
+    assert all(len(r) == len(headers) for r in rows.values())
     # a model without a conservative head is read against the first one that has it
     assert rows[("NC", "direct", "LBFGS")][column].startswith("-85 [")
     nc_lbfgs = rows[("NC", "direct", "LBFGS")][column]
@@ -113,7 +111,7 @@ def test_direct_rates_read_against_conservative():
     assert rows[("C", "conservative", "LBFGS")][column] == "-"
     # where a hybrid model's direct head converged, its energy is not stationary:
     # median of 0.1 .. 1.7 over the 17 converged relaxations = 0.9
-    where = TABLE_7_HEADERS.index("conservative fmax where converged (median, eV/Å)")
+    where = headers.index("conservative fmax where converged (median, eV/Å)")
     assert rows[("M", "direct", "LBFGS")][where] == "0.9"
     assert rows[("M", "direct", "FIRE")][where] == "0.95"
     # no trained conservative head (pet_nc), or a conservative row: nothing to show

@@ -1,10 +1,7 @@
 """The figures of both reports (PNG, matplotlib): NVE, NVT and lambda per pair
-(standard protocol), species deviations (Table 2) and relaxation success (Table 7)
-(paper protocol).
-
-Each ``plot_*`` function reads the results dict (and the MD logs it points to), writes
-one PNG into the report folder and returns its file name, or ``None`` when there is
-nothing to plot.
+(standard), species deviations (Table 2) and relaxation success (Table 7) (paper).
+Each ``plot_*`` function reads the results dict (and the MD logs it points to) and
+writes one PNG into the report folder: its file name, ``None`` with nothing to plot.
 """
 
 from pathlib import Path
@@ -36,6 +33,21 @@ def pyplot():
     return plt
 
 
+def save(fig, outdir: Path, key: str, dpi: int) -> str:
+    """``fig`` as the figure ``key`` in ``outdir``; its file name."""
+    fig.tight_layout()
+    fig.savefig(outdir / FIGURES[key], dpi=dpi)
+    pyplot().close(fig)
+    return FIGURES[key]
+
+
+def _bars(ax, labels: List[str], ylabel: str) -> None:
+    """The labels of the groups of bars of ``ax`` (one per label) and its y label."""
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel(ylabel)
+
+
 def _md_runs(
     data: Dict[str, Any], section: str, outdir: Path
 ) -> Iterator[Tuple[str, str, List[Dict[str, float]]]]:
@@ -54,22 +66,13 @@ def _look(name: str, key: str, index: int) -> Tuple[str, Dict[str, str]]:
     }
 
 
-def save(plt, fig, outdir: Path, key: str, dpi: int) -> str:
-    """``fig`` as the figure ``key`` in ``outdir``; its file name."""
-    fig.tight_layout()
-    fig.savefig(outdir / FIGURES[key], dpi=dpi)
-    plt.close(fig)
-    return FIGURES[key]
-
-
 def plot_nve(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     """Temperature and conserved-energy change per atom against time, every NVE run."""
     runs = list(_md_runs(data, "nve", outdir))
     names, n_atoms = list(data["models"]), data["md_structure"]["n_atoms"]
     if not runs:
         return None
-    plt = pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    fig, (top, bottom) = pyplot().subplots(2, 1, figsize=(7, 6), sharex=True)
     for name, mode, rows in runs:
         style, look = _look(name, mode, names.index(name))
         t = [r["time_fs"] / 1000 for r in rows]
@@ -82,7 +85,7 @@ def plot_nve(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     top.legend(fontsize=8)
     bottom.set_ylabel("total energy change (meV/atom)")
     bottom.set_xlabel("time (ps)")
-    return save(plt, fig, outdir, "nve", dpi=120)
+    return save(fig, outdir, "nve", dpi=120)
 
 
 def plot_nvt(data: Dict[str, Any], outdir: Path) -> Optional[str]:
@@ -90,12 +93,11 @@ def plot_nvt(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     runs = list(_md_runs(data, "nvt", outdir))
     if not runs:
         return None
-    plt = pyplot()
     target = data["settings"]["temperature_K"]
     n = len(runs)
     cols = min(n, 3)
     rows_n = (n + cols - 1) // cols
-    fig, axes = plt.subplots(
+    fig, axes = pyplot().subplots(
         rows_n, cols, figsize=(4 * cols, 3 * rows_n), sharey=True, squeeze=False
     )
     for ax, (name, mode, rows) in zip(axes.ravel(), runs, strict=False):
@@ -113,7 +115,7 @@ def plot_nvt(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     axes[0, 0].set_ylabel("temperature (K)")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"NVT (SVR thermostat at {target:g} K): temperature per species")
-    return save(plt, fig, outdir, "nvt", dpi=110)
+    return save(fig, outdir, "nvt", dpi=110)
 
 
 def plot_pairs(data: Dict[str, Any], outdir: Path) -> Optional[str]:
@@ -126,8 +128,7 @@ def plot_pairs(data: Dict[str, Any], outdir: Path) -> Optional[str]:
                 curves.append((name, head, bins))
     if not curves:
         return None
-    plt = pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    fig, (top, bottom) = pyplot().subplots(2, 1, figsize=(7, 6), sharex=True)
     for k, (name, head, bins) in enumerate(curves):
         style, look = _look(name, head, k)
         block = [b if b > 0 else float("nan") for b in bins["mean_block_norm"]]
@@ -141,7 +142,7 @@ def plot_pairs(data: Dict[str, Any], outdir: Path) -> Optional[str]:
     bottom.set_xlabel(r"$r_{ij}$ ($\AA$)")
     bottom.set_ylim(-0.02, 1.02)
     top.set_title("Force Jacobian blocks against distance")
-    return save(plt, fig, outdir, "pairs", dpi=120)
+    return save(fig, outdir, "pairs", dpi=120)
 
 
 def plot_deviations(data: Dict[str, Any], folder: Path) -> Optional[str]:
@@ -154,9 +155,8 @@ def plot_deviations(data: Dict[str, Any], folder: Path) -> Optional[str]:
     ]
     if not runs:
         return None
-    plt = pyplot()
     symbols = sorted({s for r in runs for s in r["equipartition"].get("species", {})})
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(runs) + 2), 4.0))
+    fig, ax = pyplot().subplots(figsize=(max(6.0, 0.9 * len(runs) + 2), 4.0))
     width = 0.8 / max(1, len(symbols))
     for k, symbol in enumerate(symbols):
         values, errors = [], []
@@ -169,17 +169,13 @@ def plot_deviations(data: Dict[str, Any], folder: Path) -> Optional[str]:
         x = [i + (k - (len(symbols) - 1) / 2) * width for i in range(len(runs))]
         ax.bar(x, values, width, yerr=errors, capsize=3, label=symbol)
     ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_xticks(range(len(runs)))
-    ax.set_xticklabels(
-        [
-            f"{r['model']}\n{r['mode']}\n{thermostat_label(r['ensemble'], r['tau_fs'])}"
-            for r in runs
-        ],
-        fontsize=7,
-    )
-    ax.set_ylabel("T_species - target (K)")
+    labels = [
+        f"{r['model']}\n{r['mode']}\n{thermostat_label(r['ensemble'], r['tau_fs'])}"
+        for r in runs
+    ]
+    _bars(ax, labels, "T_species - target (K)")
     ax.legend()
-    return save(plt, fig, folder, "deviations", dpi=110)
+    return save(fig, folder, "deviations", dpi=110)
 
 
 def plot_success(data: Dict[str, Any], folder: Path) -> Optional[str]:
@@ -193,17 +189,14 @@ def plot_success(data: Dict[str, Any], folder: Path) -> Optional[str]:
                 bars.append((label, s["rate"], s["interval_95"]))
     if not bars:
         return None
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(bars) + 2), 4.0))
+    fig, ax = pyplot().subplots(figsize=(max(6.0, 0.8 * len(bars) + 2), 4.0))
     rates = [100 * b[1] for b in bars]
     low = [100 * (b[1] - b[2][0]) for b in bars]
     high = [100 * (b[2][1] - b[1]) for b in bars]
     ax.bar(range(len(bars)), rates, yerr=[low, high], capsize=3, color="tab:blue")
-    ax.set_xticks(range(len(bars)))
-    ax.set_xticklabels([b[0] for b in bars], fontsize=7)
-    ax.set_ylabel("converged (%), 95% interval")
+    _bars(ax, [b[0] for b in bars], "converged (%), 95% interval")
     ax.set_ylim(0, 105)
-    return save(plt, fig, folder, "success", dpi=110)
+    return save(fig, folder, "success", dpi=110)
 
 
 #: the figures of each protocol's report, in the order they are drawn

@@ -1,17 +1,13 @@
 """What each compared model is: its kind, force heads, species and units.
 
 Every model goes through the force-model layer
-(:func:`~metatrain_nc.force_models.load_force_model`), so a comparison takes its three
-kinds side by side: exported metatomic models (``.pt``), metatrain checkpoints
-(``.ckpt``) and ASE calculators (``module:callable``, ``direct:module:callable`` when
-its forces are direct, or a ``Calculator`` object in Python).
-
-A model has a ``"conservative"`` head (``-dE/dr`` of its energy) unless it is a
-``pet_nc`` model, whose energy head is not trained for forces, or an ASE calculator
-declared direct; and a ``"direct"`` head when it has direct forces. The MD force modes
-follow: conservative, direct, and ``mts`` for models with both heads.
-
-A *pair* (``--pair SLOW+FAST``, :mod:`.pairs`) is one more entry of kind ``"pair"``.
+(:func:`~metatrain_nc.force_models.load_force_model`): exported metatomic models
+(``.pt``), metatrain checkpoints (``.ckpt``) and ASE calculators side by side. A model
+has a ``"conservative"`` head (``-dE/dr``) unless it is a ``pet_nc`` model (its energy
+head is not trained for forces) or an ASE calculator declared direct, and a
+``"direct"`` head when it has direct forces; its MD force modes follow (``mts`` with
+both heads). A *pair* (``--pair SLOW+FAST``, :mod:`.pairs`) is an entry of kind
+``"pair"``.
 """
 
 import os

@@ -2,7 +2,7 @@
 their block-average error bars, read against a conservative run from the same start
 (:func:`conservative_run`), the cells of both reports' tables and the plain
 sentences of both reports (:func:`nvt_verdict`, :func:`findings`); the paper
-protocol's Table 2: :mod:`.paper.tables`.
+protocol's Table 2: :mod:`.tables`.
 
 A number is *resolved* when it lies beyond ``sigma`` standard errors from what it is
 compared with (zero for a species split, the target temperature, 1 for a diffusion
@@ -16,7 +16,7 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .render import Row
-from .viewer import section_results
+from .viewer import section_items
 
 Run = Dict[str, Any]
 Split = Tuple[str, Dict[str, Any]]
@@ -126,14 +126,18 @@ def nvt_runs(data: Dict[str, Any], section: str = "nvt") -> List[Run]:
     """The standard report's NVT runs (SVR; or those of another MD ``section``) as
     records of the paper protocol."""
     tau = data.get("settings", {}).get("tau_fs")
-    runs = []
-    for name, results in section_results(data, section):
-        teacher = data["models"][name].get("info", {}).get("slow")
-        for mode, run in results.items():
-            if isinstance(run, dict):
-                record = dict(run, model=name, mode=mode, teacher=teacher)
-                runs.append(dict(record, ensemble="svr", tau_fs=tau))
-    return runs
+    teachers = {k: m.get("info", {}).get("slow") for k, m in data["models"].items()}
+    return [
+        dict(
+            run,
+            model=name,
+            mode=mode,
+            teacher=teachers[name],
+            ensemble="svr",
+            tau_fs=tau,
+        )
+        for name, mode, run in section_items(data, section)
+    ]
 
 
 # -- sentences -----------------------------------------------------------------------
@@ -267,6 +271,10 @@ def nvt_verdict(data: Dict[str, Any]) -> List[str]:
     return paragraphs + [_off_target(runs, s["temperature_K"], how)]
 
 
+def _beyond(split: Dict[str, Any], sigma: float) -> bool:
+    return abs(split["difference"]) > sigma * split["error"]
+
+
 def findings(runs: Sequence[Run], sigma: float) -> List[str]:
     """The paper protocol's sentences, per thermostat: which largest species splits
     are resolved; a resolved split of a conservative run means the runs are not
@@ -284,7 +292,7 @@ def findings(runs: Sequence[Run], sigma: float) -> List[str]:
             split = largest_split(run)
             if split is None or split[1].get("error") is None:
                 continue
-            is_resolved = abs(split[1]["difference"]) > sigma * split[1]["error"]
+            is_resolved = _beyond(split[1], sigma)
             (resolved if is_resolved else unresolved).append(_item(run, split))
             if is_resolved and run["mode"] == "conservative":
                 unequilibrated.append(f"{run['model']}: {split_text(*split, True)}")
@@ -298,8 +306,7 @@ def findings(runs: Sequence[Run], sigma: float) -> List[str]:
             if against is not None:
                 pair, entry, reference = against
                 item = _item(run, (pair, entry), reference["model"])
-                is_resolved = abs(entry["difference"]) > sigma * entry["error"]
-                (resolved if is_resolved else unresolved).append(item)
+                (resolved if _beyond(entry, sigma) else unresolved).append(item)
         if resolved or unresolved:
             against = f"{label}, against the conservative run from the same start: "
             sentences.append(against + _listing(resolved, unresolved, how))

@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..dynamics.outputs import FILES as MD_FILES
 from . import viewer
 
 Block = Tuple[Any, ...]
@@ -36,15 +37,11 @@ def fmt(value: Any, digits: int = 3) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, (int,)) and not isinstance(value, bool):
+    if not isinstance(value, float) or not math.isfinite(value):
         return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value != 0 and (abs(value) < 10 ** -(digits - 1) or abs(value) >= 1e5):
-            return f"{value:.{digits - 1}e}"
-        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits - 2}f}"
-    return str(value)
+    if value != 0 and (abs(value) < 10 ** -(digits - 1) or abs(value) >= 1e5):
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits - 2}f}"
 
 
 def fmt_error(value: Optional[float], error: Optional[float]) -> str:
@@ -60,6 +57,15 @@ def fmt_error(value: Optional[float], error: Optional[float]) -> str:
 def table(headers: Sequence[str], rows: List[Row]) -> List[Block]:
     """A table block, or none without rows."""
     return [("table", list(headers), rows)] if rows else []
+
+
+#: a column of :func:`columns_table`: its header and the cell of an item
+Column = Tuple[str, Callable[[Any], Any]]
+
+
+def columns_table(columns: Sequence[Column], items: Iterable[Any]) -> List[Block]:
+    """A table of one row per item, a cell per column (or none without items)."""
+    return table([c[0] for c in columns], [[c[1](i) for c in columns] for i in items])
 
 
 def figure_block(
@@ -93,6 +99,20 @@ def markdown_table(headers: Sequence[Any], rows: Iterable[Sequence[Any]]) -> Lis
     return lines + [line(row) for row in rows] + [""]
 
 
+def markdown_viewer(block: Block) -> List[str]:
+    """A viewer block in Markdown: links to its chemiscope files."""
+    links = ", ".join(
+        f"[{markdown_cell(label)}]({path}/{MD_FILES['chemiscope']})"
+        if kind == "trajectory"
+        else f"[{markdown_cell(label)}]({path})"
+        for label, kind, path in block[3]
+    )
+    return [
+        f"{block[2]} The viewer is in report.html; the chemiscope files (open them "
+        f"at https://chemiscope.org): {links}.\n"
+    ]
+
+
 #: the Markdown lines of each kind of block
 MARKDOWN: Dict[str, Callable[[Block], List[str]]] = {
     "h1": lambda block: [f"# {block[1]}\n"],
@@ -100,21 +120,8 @@ MARKDOWN: Dict[str, Callable[[Block], List[str]]] = {
     "p": lambda block: [f"{block[1]}\n"],
     "table": lambda block: markdown_table(block[1], block[2]),
     "img": lambda block: [f"![{block[2]}]({block[1]})\n"],
-    "chemiscope": lambda block: markdown_viewer(block),
+    "chemiscope": markdown_viewer,
 }
-
-
-def markdown_viewer(block: Block) -> List[str]:
-    """A viewer block in Markdown: links to its chemiscope files."""
-    _, _, caption, entries = block
-    links = ", ".join(
-        f"[{markdown_cell(entry[0])}]({viewer.markdown_path(entry)})"
-        for entry in entries
-    )
-    return [
-        f"{caption} The viewer is in report.html; the chemiscope files (open them "
-        f"at https://chemiscope.org): {links}.\n"
-    ]
 
 
 def render_markdown(blocks: Sequence[Block]) -> str:
@@ -150,22 +157,17 @@ def html_figure(path: Path, caption: str) -> str:
     )
 
 
-#: the HTML lines of each kind of block, figures read from the report folder
+#: the HTML lines of each kind of block, figures and datasets read from the folder
 HTML: Dict[str, Callable[[Block, Path], List[str]]] = {
     "h1": lambda block, folder: [f"<h1>{html.escape(block[1])}</h1>"],
     "h2": lambda block, folder: [f"<h2>{html.escape(block[1])}</h2>"],
     "p": lambda block, folder: [f"<p>{html.escape(block[1])}</p>"],
     "table": lambda block, folder: html_table(block[1], block[2]),
     "img": lambda block, folder: [html_figure(folder / block[1], block[2])],
-    "chemiscope": lambda block, folder: html_viewer(block, folder),
+    "chemiscope": lambda block, folder: viewer.viewer_html(
+        f"viewer-{block[1]}", block[2], block[3], folder
+    ),
 }
-
-
-def html_viewer(block: Block, folder: Path) -> List[str]:
-    """A viewer block in HTML: the chemiscope viewer with its datasets embedded."""
-    _, key, caption, entries = block
-    lines, _ = viewer.viewer_html(f"viewer-{key}", caption, entries, folder)
-    return lines
 
 
 def render_html(blocks: Sequence[Block], folder: Path) -> str:

@@ -1,14 +1,12 @@
 """The report of a comparison, both protocols: figures (:mod:`.figures`), the
-blocks of its sections (:mod:`.sections` for the standard protocol,
-:mod:`.paper.report` for the paper's) rendered as ``report.md`` and a single offline
-``report.html`` (:mod:`.render`, :mod:`.viewer`), and ``report.json``.
+blocks of its sections (:mod:`.sections`) rendered as ``report.md`` and a single
+offline ``report.html`` (:mod:`.render`, :mod:`.viewer`), and ``report.json``.
 """
 
 from pathlib import Path
 from typing import Any, Dict
 
 from .figures import write_figures
-from .paper.report import paper_blocks
 from .render import render_html, render_markdown
 from .sections import build_blocks
 from .store import write_atomic
@@ -26,7 +24,7 @@ def write_report(data: Dict[str, Any], folder: Path) -> None:
     """
     protocol = "paper" if "parts" in data["settings"] else "standard"
     figures = write_figures(data, folder, protocol)
-    blocks = (paper_blocks if protocol == "paper" else build_blocks)(data, figures)
+    blocks = build_blocks(data, figures)
     write_atomic(folder / "report.md", render_markdown(blocks))
     write_atomic(folder / "report.html", render_html(blocks, folder))
     data["figures"] = {k: v for k, v in figures.items() if v}

@@ -2,10 +2,9 @@
 
 Models are loaded once through the force-model layer: exported models, checkpoints
 and ASE calculators side by side. Everything the user gave is checked before any work
-(models, structures, output folder); then the protocol's units run in the resumable
-unit store (:func:`.store.run_units`): the standard protocol's (:mod:`.stages`: a
-stage of one model each), or the paper protocol's (:mod:`.paper.protocol`: NVT runs
-and sets of relaxations).
+(models, structures, output folder); then the protocol's units (:mod:`.stages`: a stage
+of one model each, or the paper protocol's NVT runs and sets of relaxations) run in
+the resumable unit store (:func:`.store.run_units`).
 """
 
 import os
@@ -100,6 +99,7 @@ def compare(
     :return: the content of ``report.json`` plus ``output_dir`` and ``failures``.
     """
     from .pairs import add_pairs
+    from .stages import run_protocol
 
     settings = settings or CompareSettings.preset("standard", quick)
     settings.check()
@@ -161,15 +161,5 @@ def compare(
     }
     if not paper:
         protocol.update(pairs=[str(p) for p in pairs], labels=[energy_key, forces_key])
-    store = UnitStore(outdir, protocol, resume, force)
-    try:
-        if paper:
-            from .paper.protocol import run_paper as run_protocol
-        else:
-            from .stages import run_standard as run_protocol
-        result = run_protocol(job, store, progress=progress, log=log)
-    except BaseException:
-        store.close(done=False)
-        raise
-    store.close(done=True)
-    return result
+    with UnitStore(outdir, protocol, resume, force) as store:
+        return run_protocol(job, store, progress=progress, log=log)

@@ -1,28 +1,71 @@
-"""The content of the comparison report: one function per section.
+"""The content of the reports of both protocols: one function per section.
 
 Each section is a list of blocks (see :mod:`.render`) computed from the results dict
 (``report.json``'s content): its heading, what it measures, a table of the results of
-every model and, for a model whose section failed, a table of the failures.
+every model and, for a model whose section failed, a table of the failures. The
+paper protocol's sections (:func:`paper_blocks`) are rewritten after every unit: a
+protocol that runs for hours shows what it has so far, pending units listed.
 """
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .nvt_reading import nvt_runs, nvt_verdict, split_cells
-from .render import Block, Row, figure_block, fmt, fmt_error, section_blocks, table
-from .viewer import MAX_FRAMES, lambda_entries, md_entries, section_results
+from .nvt_reading import findings, nvt_runs, nvt_verdict, split_cells
+from .render import (
+    Block,
+    Column,
+    columns_table,
+    figure_block,
+    fmt,
+    fmt_error,
+    section_blocks,
+    table,
+)
+from .tables import (
+    TABLE_7,
+    comparisons,
+    relaxation_findings,
+    table_2_columns,
+)
+from .viewer import (
+    MAX_FRAMES,
+    lambda_entries,
+    md_entries,
+    section_items,
+    section_results,
+)
+
+Figures = Dict[str, Optional[str]]
 
 
 def failures(data: Dict[str, Any], section: str) -> List[Block]:
     """The table of the models whose ``section`` failed, with the reasons (or none)."""
-    rows = []
-    for name, model in data["models"].items():
-        value = model.get(section)
-        if isinstance(value, dict) and "error" in value:
-            rows.append([name, value["error"]])
+    rows = [
+        [name, model[section]["error"]]
+        for name, model in data["models"].items()
+        if isinstance(model.get(section), dict) and "error" in model[section]
+    ]
     return table(["model", "failed"], rows)
 
 
-# -- sections ------------------------------------------------------------------------
+def _rows(data: Dict[str, Any], section: str, *columns: Column) -> List[Block]:
+    """The table of every ``(model, key, result)`` of ``section`` (a result per force
+    head or mode), after the columns 'model' and 'forces'."""
+    heads = (("model", lambda r: r[0]), ("forces", lambda r: r[1]))
+    return columns_table(heads + columns, section_items(data, section))
+
+
+# -- standard protocol ---------------------------------------------------------------
+#: the columns of the table of the models, of ``(name, model)`` items
+MODEL_COLUMNS: Tuple[Column, ...] = (
+    ("model", lambda item: item[0]),
+    ("architecture", lambda item: item[1]["info"].get("architecture") or "-"),
+    ("kind", lambda item: item[1]["info"].get("kind", "-")),
+    ("MD modes", lambda item: ", ".join(item[1]["info"].get("md_modes", []))),
+    ("species", lambda item: " ".join(item[1]["info"].get("species", []))),
+    ("energy unit", lambda item: item[1]["info"].get("units", {}).get("energy", "-")),
+)
+
+
 def introduction(data: Dict[str, Any]) -> List[Block]:
     """Title, inputs and provenance, notes, and the table of the models."""
     quick = ", --quick" if data["quick"] else ""
@@ -40,34 +83,10 @@ def introduction(data: Dict[str, Any]) -> List[Block]:
     ]
     blocks += [("p", f"Note: {note}") for note in data["notes"]]
     blocks.append(("h2", "Models"))
-    rows = []
-    for name, model in data["models"].items():
-        info = model["info"]
-        rows.append(
-            [
-                name,
-                info.get("architecture") or "-",
-                info.get("kind", "-"),
-                ", ".join(info.get("md_modes", [])),
-                " ".join(info.get("species", [])),
-                info.get("units", {}).get("energy", "-"),
-            ]
-        )
-    headers = ["model", "architecture", "kind", "MD modes", "species", "energy unit"]
-    return blocks + [("table", headers, rows)]
+    return blocks + columns_table(MODEL_COLUMNS, data["models"].items())
 
 
-ACCURACY_HEADERS = [
-    "model",
-    "forces",
-    "E MAE (meV/atom)",
-    "E RMSE (meV/atom)",
-    "F MAE (meV/Å)",
-    "F RMSE (meV/Å)",
-]
-
-
-def accuracy(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+def accuracy(data: Dict[str, Any], figures: Figures) -> List[Block]:
     """Energy and force errors per model and force head (the paper's Table 1)."""
     text = [
         "Errors against the reference labels, per force head: 'conservative' "
@@ -78,20 +97,17 @@ def accuracy(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Bl
         text.append(data["accuracy_note"])
     rows = []
     for name, acc in section_results(data, "accuracy"):
-        if "skipped" in acc:
-            continue
-        energy = acc.get("energy") or {}
-        for head in acc.get("heads", []):
-            forces = acc["forces"].get(head, {})
-            errors = [energy.get("mae"), energy.get("rmse")]
-            errors += [forces.get("mae"), forces.get("rmse")]
-            rows.append([name, head] + [fmt(value) for value in errors])
-    return section_blocks(
-        "Accuracy on the test structures", text, table(ACCURACY_HEADERS, rows)
-    )
+        for head in [] if "skipped" in acc else acc.get("heads", []):
+            errors = (acc.get("energy") or {}, acc["forces"].get(head, {}))
+            cells = [fmt(e.get(key)) for e in errors for key in ("mae", "rmse")]
+            rows.append([name, head] + cells)
+    units = (("E", "meV/atom"), ("F", "meV/Å"))
+    headers = ["model", "forces"]
+    headers += [f"{q} {k} ({unit})" for q, unit in units for k in ("MAE", "RMSE")]
+    return section_blocks("Accuracy on the test structures", text, table(headers, rows))
 
 
-def cost(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+def cost(data: Dict[str, Any], figures: Figures) -> List[Block]:
     """Milliseconds per force evaluation, per atom, and speed-ups, per model."""
     reference = data.get("cost_reference")
     speedup = (
@@ -111,42 +127,29 @@ def cost(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]
     )
     stride = data["settings"]["stride"]
     labels = {
-        "conservative": "conservative",
-        "direct": "direct",
         "both": "both heads, one call",
         "mts_per_inner_step": f"mts (per inner step, stride {stride})",
     }
-    rows = []
-    for name, result in section_results(data, "cost"):
-        for key, ms in result["ms"].items():
-            rows.append(
-                [
-                    name,
-                    labels.get(key, key),
-                    fmt(ms),
-                    fmt(result["ms_per_atom"][key], 3),
-                    fmt(result.get("speedup", {}).get(key)) + "x",
-                ]
-            )
+    rows = [
+        [
+            name,
+            labels.get(key, key),
+            fmt(ms),
+            fmt(result["ms_per_atom"][key], 3),
+            fmt(result.get("speedup", {}).get(key)) + "x",
+        ]
+        for name, result in section_results(data, "cost")
+        for key, ms in result["ms"].items()
+    ]
     headers = ["model", "forces", "ms", "ms/atom", "speed-up"]
     return section_blocks("Cost of one force evaluation", [text], table(headers, rows))
 
 
-ANTISYMMETRY_HEADERS = [
-    "model",
-    "forces",
-    "lambda (mean)",
-    "lambda (max)",
-    "method",
-    "loop |W| (eV)",
-    "force floor (meV/Å)",
-    "details and chemiscope",
-]
+def _milli(value: Optional[float]) -> str:
+    return fmt(None if value is None else 1000 * value)
 
 
-def antisymmetry(
-    data: Dict[str, Any], figures: Dict[str, Optional[str]]
-) -> List[Block]:
+def antisymmetry(data: Dict[str, Any], figures: Figures) -> List[Block]:
     """lambda per model and head, loop work and force floor, lambda against distance."""
     text = (
         "lambda = ||(J - J^T)/2|| / ||J|| for the force Jacobian J = dF/dr: 0 "
@@ -157,26 +160,23 @@ def antisymmetry(
         "for conservative forces; the force floor |W| / (4 eps N) is the smallest "
         "non-conservative force error consistent with it."
     )
-    rows = []
-    for name, heads in section_results(data, "antisymmetry"):
-        for head, r in heads.items():
-            floor = r.get("loop_force_floor_max_eV_per_A")
-            rows.append(
-                [
-                    name,
-                    head,
-                    fmt(r["lambda_mean"]),
-                    fmt(r["lambda_max"]),
-                    r["method"],
-                    fmt(r.get("loop_work_mean_abs_eV")),
-                    fmt(None if floor is None else 1000 * floor),
-                    r["folder"],
-                ]
-            )
+    rows = _rows(
+        data,
+        "antisymmetry",
+        ("lambda (mean)", lambda r: fmt(r[2]["lambda_mean"])),
+        ("lambda (max)", lambda r: fmt(r[2]["lambda_max"])),
+        ("method", lambda r: r[2]["method"]),
+        ("loop |W| (eV)", lambda r: fmt(r[2].get("loop_work_mean_abs_eV"))),
+        (
+            "force floor (meV/Å)",
+            lambda r: _milli(r[2].get("loop_force_floor_max_eV_per_A")),
+        ),
+        ("details and chemiscope", lambda r: r[2]["folder"]),
+    )
     return section_blocks(
         "How non-conservative: antisymmetry ratio and loop work",
         [text],
-        table(ANTISYMMETRY_HEADERS, rows),
+        rows,
         figure_block(
             figures, "pairs", "Mean |J_ij| and lambda_ij against the pair distance."
         ),
@@ -207,7 +207,7 @@ def trajectories(data: Dict[str, Any]) -> List[Block]:
     )
 
 
-def nve(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+def nve(data: Dict[str, Any], figures: Figures) -> List[Block]:
     """Heating rate and energy drift of every NVE run (the paper's Figure 3)."""
     s = data["settings"]
     equilibration = (
@@ -236,7 +236,7 @@ def nve(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
     )
 
 
-def nvt(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+def nvt(data: Dict[str, Any], figures: Figures) -> List[Block]:
     """Deviations of the mean and per-species temperatures (the paper's Table 2),
     and what of them is resolved beyond the error bars (:func:`nvt_verdict`)."""
     s = data["settings"]
@@ -269,51 +269,60 @@ def nvt(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
 SPECIES_DEVIATION = "deviation_temperature_"
 
 
-def _md_cells(section: str, run: Dict[str, Any], species: List[str]) -> Row:
-    """The result cells of one MD run: rates (NVE) or temperature deviations (NVT)."""
-    if section == "nvt":
-        return [fmt(run.get(key)) for key in ["deviation_temperature_K"] + species]
-    return [
-        fmt_error(run["heating_rate_K_per_ps"], run["heating_rate_error_K_per_ps"]),
-        fmt_error(
-            run["drift_meV_per_atom_per_ps"], run["drift_error_meV_per_atom_per_ps"]
-        ),
-        fmt(run.get("drift_ratio")),
-    ]
+def _error_column(header: str, key: str, error: str) -> Column:
+    return header, lambda run: fmt_error(run[key], run[error])
+
+
+#: the result columns of an NVE run: rates from linear fits
+NVE_COLUMNS: Tuple[Column, ...] = (
+    _error_column(
+        "heating (K/ps)", "heating_rate_K_per_ps", "heating_rate_error_K_per_ps"
+    ),
+    _error_column(
+        "drift (meV/atom/ps)",
+        "drift_meV_per_atom_per_ps",
+        "drift_error_meV_per_atom_per_ps",
+    ),
+    ("drift ratio", lambda run: fmt(run.get("drift_ratio"))),
+)
 
 
 def md_table(data: Dict[str, Any], section: str) -> List[Block]:
-    """The table of every run of the MD ``section`` (``nve`` or ``nvt``), or none."""
+    """The table of every run of the MD ``section`` (``nve`` or ``nvt``), or none:
+    rates (NVE) or temperature deviations, overall and per species, and splits
+    (NVT)."""
     runs = nvt_runs(data, section)
-    species = list(
-        dict.fromkeys(
+    columns: List[Column] = [
+        ("model", lambda run: run["model"]),
+        ("forces", lambda run: run["mode"]),
+        ("status", lambda run: run["status"]),
+    ]
+    if section == "nve":
+        columns += NVE_COLUMNS
+    else:
+        species = dict.fromkeys(
             key
             for run in runs
             for key in run
             if key.startswith(SPECIES_DEVIATION) and key != "deviation_temperature_K"
         )
-    )
-    splits = section == "nvt" and any(
-        isinstance(run.get("equipartition"), dict) for run in runs
-    )
-    rows = [
-        [run["model"], run["mode"], run["status"]]
-        + _md_cells(section, run, species)
-        + (split_cells(runs, run) if splits else [])
-        + [fmt(run["inner_steps_per_s"]), run["folder"]]
-        for run in runs
-    ]
-    headers = ["model", "forces", "status"]
-    if section == "nve":
-        headers += ["heating (K/ps)", "drift (meV/atom/ps)", "drift ratio"]
-    else:
-        headers += ["ΔT (K)"]
-        headers += [f"ΔT {k[len(SPECIES_DEVIATION) : -2]} (K)" for k in species]
-        headers += ["T split", "vs conservative"] if splits else []
-    return table(headers + ["steps/s", "run folder"], rows)
+        columns.append(("ΔT (K)", lambda run: fmt(run.get("deviation_temperature_K"))))
+        columns += [
+            (
+                f"ΔT {key[len(SPECIES_DEVIATION) : -2]} (K)",
+                lambda run, k=key: fmt(run.get(k)),
+            )
+            for key in species
+        ]
+        if any(isinstance(run.get("equipartition"), dict) for run in runs):
+            columns.append(("T split", lambda run: split_cells(runs, run)[0]))
+            columns.append(("vs conservative", lambda run: split_cells(runs, run)[1]))
+    columns.append(("steps/s", lambda run: fmt(run["inner_steps_per_s"])))
+    columns.append(("run folder", lambda run: run["folder"]))
+    return columns_table(columns, runs)
 
 
-def relax(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block]:
+def relax(data: Dict[str, Any], figures: Figures) -> List[Block]:
     """Fraction of converged relaxations per force mode and optimiser (Table 7)."""
     s = data["settings"]
     text = (
@@ -322,20 +331,19 @@ def relax(data: Dict[str, Any], figures: Dict[str, Optional[str]]) -> List[Block
         "steps (the paper's Table 7). Optimisers assume the forces are the "
         "gradient of an energy: with direct forces they can stall."
     )
-    rows = []
-    for name, result in section_results(data, "relax"):
-        for mode, per in result["fractions"].items():
-            for opt, fraction in per.items():
-                steps = result["mean_steps"][mode][opt]
-                rows.append([name, mode, opt, fmt(fraction), fmt(steps)])
+    rows = [
+        [name, mode, opt, fmt(fraction), fmt(result["mean_steps"][mode][opt])]
+        for name, result in section_results(data, "relax")
+        for mode, per in result["fractions"].items()
+        for opt, fraction in per.items()
+    ]
     headers = ["model", "forces", "optimiser", "converged", "mean steps"]
     return section_blocks("Geometry optimisation", [text], table(headers, rows))
 
 
-# -- the report ----------------------------------------------------------------------
-Section = Callable[[Dict[str, Any], Dict[str, Optional[str]]], List[Block]]
+Section = Callable[[Dict[str, Any], Figures], List[Block]]
 
-#: the sections of the report, in order, by the stage they report
+#: the sections of the standard report, in order, by the stage they report
 SECTIONS: Tuple[Tuple[str, Section], ...] = (
     ("accuracy", accuracy),
     ("cost", cost),
@@ -346,14 +354,15 @@ SECTIONS: Tuple[Tuple[str, Section], ...] = (
 )
 
 
-def build_blocks(
-    data: Dict[str, Any], figures: Dict[str, Optional[str]]
-) -> List[Block]:
-    """The report as a list of blocks: the introduction and every stage that ran.
+def build_blocks(data: Dict[str, Any], figures: Figures) -> List[Block]:
+    """The report as a list of blocks: the introduction and every stage that ran (a
+    paper protocol's results, whose settings have ``parts``: :func:`paper_blocks`).
 
     ``figures`` maps the figure keys to file names in the report folder (``None`` for
     a figure that was not drawn).
     """
+    if "parts" in data["settings"]:
+        return paper_blocks(data, figures)
     blocks = introduction(data)
     stages = data["settings"]["stages"]
     last_md = [st for st, _ in SECTIONS if st in stages and st in ("nve", "nvt")][-1:]
@@ -362,4 +371,78 @@ def build_blocks(
             blocks += section(data, figures) + failures(data, stage)
             if [stage] == last_md:
                 blocks += trajectories(data)
+    return blocks
+
+
+# -- paper protocol ------------------------------------------------------------------
+#: what the thermostat section measures (``str.format`` of the settings)
+THERMOSTATS = (
+    "{equilibration_fs:g} fs of equilibration, then {production_fs:g} fs analysed, "
+    "at {temperature_K:g} K; inner step {timestep_fs:g} fs for every mode, MTS outer "
+    "step {mts_outer_timestep_fs:g} fs (stride {stride}). Temperatures: block "
+    "averages of the production part with their standard errors (correlated "
+    "samples). A split (T_A - T_B, analysed as its own series) or a slow-down is "
+    "'resolved' beyond {sigma:g} standard errors, else 'within error'. Diffusion: "
+    "Einstein relation on the production part, lags 10-30% of it, error from "
+    "{diffusion_segments} blocks of time origins; slow-down = D of the same model "
+    "and forces under SVR divided by D of the row."
+)
+#: what the relaxation section measures (``str.format`` of the settings)
+RELAXATIONS = (
+    "Gas phase: molecules cut out of the test structures, displaced by "
+    "{gas_sigma_A:g} Å, to {gas_fmax:g} eV/Å; bulk: test structures (displaced by "
+    "{bulk_sigma_A:g} Å) to {bulk_fmax:g} eV/Å; at most {relax_steps} steps. Rates "
+    "with Wilson 95% intervals; a failure says why it stopped (energy_rising, "
+    "step_collapse, force_stalled, step_limit). The round-off floor is the largest "
+    "force change under a rigid translation: a threshold below it cannot be met "
+    "reliably. For a model with both heads, the conservative forces' fmax where the "
+    "direct head converged shows how far a direct relaxation ends from a minimum of "
+    "the energy."
+)
+
+
+def paper_introduction(data: Dict[str, Any]) -> List[Block]:
+    """Title, provenance and progress, pending units, notes."""
+    blocks: List[Block] = [
+        ("h1", "The paper's protocol: thermostats (Table 2) and relaxations (Table 7)"),
+        (
+            "p",
+            f"Models: {', '.join(data['models'])}. MD structure: "
+            f"{data['md_structure']['n_atoms']} atoms "
+            f"({data['md_structure']['formula']}). Made by `mtt-nc compare "
+            f"--protocol paper` (metatrain-nc {data['versions']['metatrain-nc']}); "
+            f"{data['done_units']} of {data['total_units']} units done, "
+            f"{data['cpu_hours']:.2f} h of wall time in all, last update "
+            f"{data['updated']}.",
+        ),
+    ]
+    if data["pending"]:
+        pending = "; ".join(data["pending"])
+        text = f"Pending (run the same command with --resume to continue): {pending}."
+        blocks.append(("p", text))
+    return blocks + [("p", f"Note: {n}") for n in data.get("notes", [])]
+
+
+def paper_blocks(data: Dict[str, Any], figures: Figures) -> List[Block]:
+    """The paper protocol's report: Table 2 (what the NVT runs resolve, a row per
+    run), Table 7 (success rates, direct heads against conservative ones), the
+    failed units."""
+    s, runs, sets = data["settings"], data["nvt"], data["relax"]
+    blocks = paper_introduction(data) + section_blocks(
+        "Thermostats (Table 2)",
+        [THERMOSTATS.format(**s)] + findings(runs, s["sigma"]),
+        columns_table(table_2_columns(runs, s["sigma"]), runs),
+        figure_block(
+            figures, "deviations", "Species temperature minus target, ± error."
+        ),
+    )
+    blocks += section_blocks(
+        "Relaxations (Table 7)",
+        [RELAXATIONS.format(**s)] + relaxation_findings(sets),
+        columns_table(TABLE_7, comparisons(sets)),
+        figure_block(figures, "success", "Relaxations converged, 95% CI."),
+    )
+    failed = [list(failure) for failure in data["failures"]]
+    if failed:
+        blocks += section_blocks("Failures", [], table(["unit", "error"], failed))
     return blocks

@@ -1,10 +1,8 @@
 """Settings of ``mtt-nc compare``: one class for both protocols, with presets.
 
-The standard protocol (the default) runs the stages of :data:`STAGES`; the paper's
-protocol (``--protocol paper``, :meth:`CompareSettings.paper`) runs those of
-:data:`PAPER_STAGES` with the paper's thermostats, lengths and thresholds. Both run
-MD in outer steps of ``stride`` inner steps, counted by :meth:`~CompareSettings.
-outer_steps` (at least the time asked for).
+The standard protocol (the default) runs the stages of :data:`STAGES`, the paper's
+(``--protocol paper``, :meth:`CompareSettings.paper`) those of :data:`PAPER_STAGES`
+with the paper's thermostats, lengths and thresholds.
 """
 
 import math
@@ -99,23 +97,20 @@ class CompareSettings:
     forces in eV/A); the defaults are the standard protocol's.
 
     ``timestep_fs`` is the inner (velocity-Verlet) step of every force mode; an outer
-    step is ``stride`` inner steps (thermostat and logging act once per outer step).
-    The conservative and direct modes evaluate their forces at every inner step, the
-    multiple-time-step mode (``mts``) evaluates direct forces at inner steps and the
-    conservative correction once per outer step.
+    step is ``stride`` inner steps (thermostat and logging act once per outer step;
+    ``mts`` evaluates the conservative correction once per outer step).
 
     Standard protocol: NVE runs of ``nve_time_fs`` after ``equilibration_fs`` of SVR;
     NVT runs of ``nvt_time_fs`` under SVR with ``tau_fs``; relaxations of
     ``relax_structures`` test structures displaced by ``relax_sigma_A``.
 
-    Paper protocol (:meth:`paper`): NVT under each thermostat of ``thermostats``,
-    ``equilibration_fs`` (under ``equilibration_thermostat``, ``"ensemble:tau_fs"`` or
-    ``"same"``) then ``nvt_time_fs`` analysed: per-species temperatures (block
-    averages) and diffusion (frames every ``sample_fs``, ``diffusion_segments``
-    parts); relaxations of ``gas_structures`` molecules (displaced by ``gas_sigma_A``,
-    to ``gas_fmax``) and of ``relax_structures`` bulk frames (``relax_sigma_A``, to
-    ``relax_fmax``), in float64 where the model allows it (``relax_float64``); a
-    difference is resolved beyond ``sigma`` standard errors.
+    Paper protocol: NVT under each of ``thermostats``, ``equilibration_fs`` (under
+    ``equilibration_thermostat``, ``"ensemble:tau_fs"`` or ``"same"``) then
+    ``nvt_time_fs`` analysed: per-species temperatures and diffusion (frames every
+    ``sample_fs``, ``diffusion_segments`` parts); relaxations of ``gas_structures``
+    molecules (``gas_sigma_A``, to ``gas_fmax``) and ``relax_structures`` bulk frames
+    (``relax_sigma_A``, to ``relax_fmax``), in float64 where the model allows it
+    (``relax_float64``); a difference is resolved beyond ``sigma`` standard errors.
     """
 
     protocol: str = "standard"
@@ -206,22 +201,24 @@ class CompareSettings:
             raise UserInputError(f"--timestep must be > 0 fs, got {self.timestep_fs}")
         if self.stride < 1:
             raise UserInputError(f"--stride must be >= 1, got {self.stride}")
-        positive = ["nvt_time_fs", "temperature_K", "relax_fmax"]
-        positive += ["gas_fmax", "sample_fs", "sigma"] if paper else ["nve_time_fs"]
-        at_least_one = ["relax_steps"]
-        if not paper:
-            positive.append("tau_fs")
-            at_least_one += ["lambda_structures", "relax_structures", "cost_repeats"]
-        for name in positive:
+        positive = "nvt_time_fs temperature_K relax_fmax " + (
+            "gas_fmax sample_fs sigma" if paper else "nve_time_fs tau_fs"
+        )
+        for name in positive.split():
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise UserInputError(f"{name} must be > 0, got {value}")
-        for name in ("equilibration_fs", "gas_sigma_A", "relax_sigma_A"):
-            if getattr(self, name) < 0:
-                raise UserInputError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in at_least_one:
-            if getattr(self, name) < 1:
-                raise UserInputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        at_least = dict.fromkeys(
+            ["equilibration_fs", "gas_sigma_A", "relax_sigma_A"], 0
+        )
+        at_least["relax_steps"] = 1
+        if not paper:
+            at_least.update(lambda_structures=1, relax_structures=1, cost_repeats=1)
+        for name, lowest in at_least.items():
+            if getattr(self, name) < lowest:
+                raise UserInputError(
+                    f"{name} must be >= {lowest}, got {getattr(self, name)}"
+                )
         if self.stochastic_probes < 2:
             raise UserInputError("the stochastic lambda needs at least 2 probes")
         for name in self.relax_optimizers:

@@ -1,29 +1,38 @@
-"""The standard protocol: one unit per stage and model, then the report.
+"""The units of both protocols in the resumable store (:mod:`.store`), then the
+report: :func:`run_protocol`.
 
-Each stage function returns a JSON-ready dictionary for ``report.json`` and writes
-its own files (antisymmetry folders) below ``folder``; the MD and relaxation stages
-are in :mod:`.runs`. They reuse the package's tools:
-:func:`~metatrain_nc.evaluation.accuracy.model_accuracy`,
-:func:`~metatrain_nc.antisymmetry.evaluate` and
-:class:`~metatrain_nc.force_models.ForceModel`.
+Standard protocol: a unit per stage and model; each stage function returns a
+JSON-ready dictionary for ``report.json`` and writes its own files (antisymmetry
+folders) below ``folder``, reusing the package's tools
+(:func:`~metatrain_nc.evaluation.accuracy.model_accuracy`,
+:func:`~metatrain_nc.antisymmetry.evaluate`,
+:class:`~metatrain_nc.force_models.ForceModel`). Paper protocol: a unit per NVT run
+(one model, force mode and thermostat; its ``mtt-nc md`` folder in ``runs/nvt/<id>/``)
+or set of relaxations (one model, gas or bulk), the report rewritten after every
+unit. The MD runs and relaxations of both are in :mod:`.runs`.
 
 Units: energies in meV/atom, forces in meV/A, times in fs/ps, costs in ms.
 """
 
 import itertools
+import json
 import time
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import ase
 import numpy as np
 
+from ..errors import UserInputError
 from ..force_models.names import CONSERVATIVE, DIRECT
-from .models import ModelEntry, compatibility_notes, missing_species
+from .models import ModelEntry, compatibility_notes, describe_model, missing_species
 from .settings import STAGES, CompareSettings
-from .store import Records, UnitStore, run_units, unit_id
+from .store import Records, Unit, UnitStore, run_units, unit_id, write_atomic
 
+#: a protocol's units and the function that makes its results of their records
+Plan = Tuple[List[Unit], Callable[[Records, Dict[str, str]], Dict[str, Any]]]
 #: force head -> output name used by the antisymmetry evaluator
 HEAD_OUTPUTS = {"conservative": "conservative", "direct": "non_conservative_force"}
 
@@ -32,11 +41,8 @@ def has_labels(frames: Sequence[ase.Atoms], energy_key: str, forces_key: str) ->
     """Whether every structure has an energy or force label."""
     from ..evaluation.accuracy import _labels
 
-    for atoms in frames:
-        energy, forces = _labels(atoms, energy_key, forces_key)
-        if energy is None and forces is None:
-            return False
-    return True
+    labels = (_labels(atoms, energy_key, forces_key) for atoms in frames)
+    return all(energy is not None or forces is not None for energy, forces in labels)
 
 
 def accuracy_stage(
@@ -125,21 +131,17 @@ def add_cost_ratios(costs: Dict[str, Dict[str, Any]], entries: Sequence[ModelEnt
     analytic potential next to networks is no reference for them);
     ``speedup[k] = reference ms / ms of k``.
     """
-    reference: Optional[str] = None
-    for model_kind, kind in itertools.product(
-        ("metatomic", "ase"), ("conservative", "hybrid")
-    ):
-        for entry in entries:
-            cost = costs.get(entry.name)
-            if entry.model_kind != model_kind or entry.kind != kind:
-                continue
-            if cost and "conservative" in cost.get("ms", {}):
-                reference = entry.name
-                break
-        if reference:
-            break
-    if reference is None:
+    order = itertools.product(("metatomic", "ase"), ("conservative", "hybrid"))
+    ranked = [
+        entry.name
+        for model_kind, kind in order
+        for entry in entries
+        if (entry.model_kind, entry.kind) == (model_kind, kind)
+        and "conservative" in (costs.get(entry.name) or {}).get("ms", {})
+    ]
+    if not ranked:
         return None
+    reference = ranked[0]
     ref_ms = costs[reference]["ms"]["conservative"]
     for cost in costs.values():
         if "ms" in cost:
@@ -252,11 +254,9 @@ def stage_functions(job, path: Path, accuracy_note: Optional[str]):
     }
 
 
-def run_standard(
-    job, store: UnitStore, *, progress: bool, log: Callable[[str], None]
-) -> Dict[str, Any]:
-    """Run (or continue) the standard protocol's units in ``store`` (a model that
-    misses species of the structures loses its sections), then write the report."""
+def standard_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
+    """The standard protocol's units (a model that misses species of the structures
+    loses its sections) and their results."""
     from .pairs import PAIR_STAGES
     from .run import versions
 
@@ -339,4 +339,124 @@ def run_standard(
         data["failures"] = failures
         return data
 
-    return run_units(units, store, collect, progress=progress, log=log)
+    return units, collect
+
+
+# -- paper protocol ------------------------------------------------------------------
+def _update_diffusion(store: UnitStore, settings: CompareSettings) -> None:
+    """Recompute the diffusion of finished NVT units made with another estimator,
+    where their trajectory is still there (:data:`~metatrain_nc.dynamics.diffusion.
+    METHOD`)."""
+    from ..dynamics.diffusion import METHOD
+    from ..dynamics.outputs import FILES
+    from .runs import add_diffusion
+
+    for path in sorted(store.units.glob("nvt-*.json")):
+        record = json.loads(path.read_text())
+        if record.get("diffusion_method") == METHOD or record.get("status") != (
+            "completed"
+        ):
+            continue
+        if not (Path(record["folder"]) / FILES["trajectory"]).is_file():
+            continue
+        write_atomic(path, add_diffusion(record, settings))
+
+
+def _relax_entry(entry: ModelEntry, settings: CompareSettings, device: str):
+    """The model for relaxations: float64 when it allows it, with a note if not."""
+    if not settings.relax_float64 or entry.model_kind != "metatomic":
+        return entry, None
+    try:
+        return describe_model(entry.path, entry.name, float64=True, device=device), None
+    except UserInputError as error:
+        return entry, f"{entry.name} relaxes in {entry.model.dtype}: {error}"
+
+
+def paper_units(job, runs_dir: Path, notes: List[str], relax_entries: Dict):
+    """The units of the protocol's stages (NVT runs, gas and bulk relaxations)."""
+    from .runs import bulk_starts, gas_starts, nvt_run, relax_set
+
+    s, frames = job.settings, job.frames
+    units: List[Unit] = []
+    if "nvt" in s.stages:
+        for ensemble, tau in s.thermostats:
+            for entry in job.entries:
+                for mode in entry.modes:
+                    uid = unit_id("nvt", entry.name, mode, f"{ensemble}{tau:g}")
+                    run = (entry, mode, ensemble, tau, job.md_atoms, s, runs_dir / uid)
+                    units.append((uid, partial(nvt_run, *run)))
+    starts = {}
+    if "gas" in s.stages:
+        gas = gas_starts(frames, s.gas_structures, s.gas_sigma_A, s.seed)
+        starts["gas"] = (gas, s.gas_fmax)
+    if "bulk" in s.stages:
+        count = min(s.relax_structures, len(frames))
+        if count < s.relax_structures:
+            notes.append(f"{count} bulk structures relaxed: the test set has no more")
+        bulk = bulk_starts(frames, count, s.relax_sigma_A, s.seed)
+        starts["bulk"] = (bulk, s.relax_fmax)
+
+    def relax_unit(entry: ModelEntry, kind: str) -> Dict[str, Any]:
+        if entry.name not in relax_entries:
+            relax_entries[entry.name] = _relax_entry(entry, s, job.device)
+        model, note = relax_entries[entry.name]
+        return relax_set(model, starts[kind][0], starts[kind][1], s, kind, note)
+
+    for kind in starts:
+        for entry in job.entries:
+            uid = unit_id("relax", kind, entry.name)
+            units.append((uid, partial(relax_unit, entry, kind)))
+    return units
+
+
+def paper_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
+    """The paper protocol's units (:meth:`~.settings.CompareSettings.paper`) and
+    their results."""
+    from .run import versions
+
+    runs_dir = store.path / "runs" / "nvt"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    notes: List[str] = []
+    relax_entries: Dict[str, Any] = {}
+    units = paper_units(job, runs_dir, notes, relax_entries)
+    _update_diffusion(store, job.settings)
+
+    def collect(records: Records, failed: Dict[str, str]) -> Dict[str, Any]:
+        done = {k: v for k, v in records.items() if v is not None}
+        wall_time_s = sum(v.get("unit_wall_time_s", 0.0) for v in done.values())
+        return dict(
+            versions=versions(),
+            settings=job.settings.as_dict(),
+            models={e.name: e.as_dict() for e in job.entries},
+            structures={"path": job.structures, "count": len(job.frames)},
+            md_structure={
+                "n_atoms": len(job.md_atoms),
+                "formula": job.md_atoms.get_chemical_formula(),
+            },
+            nvt=[v for k, v in done.items() if k.startswith("nvt-")],
+            relax=[v for k, v in done.items() if k.startswith("relax-")],
+            done_units=len(done),
+            total_units=len(records),
+            pending=[k for k, v in records.items() if v is None],
+            cpu_hours=wall_time_s / 3600.0,
+            updated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            notes=notes + [v[1] for v in relax_entries.values() if v[1]],
+            failures=list(failed.items()),
+        )
+
+    return units, collect
+
+
+def run_protocol(
+    job, store: UnitStore, *, progress: bool, log: Callable[[str], None]
+) -> Dict[str, Any]:
+    """Run (or continue) the units of the job's protocol in ``store`` and write the
+    report: the standard protocol's at the end (a unit that fails is a failed
+    section), the paper protocol's after every unit (a :class:`UserInputError`
+    stops it)."""
+    if job.settings.protocol != "paper":
+        units, collect = standard_plan(job, store, log)
+        return run_units(units, store, collect, progress=progress, log=log)
+    units, collect = paper_plan(job, store, log)
+    options = dict(live=True, fatal=(UserInputError,), desc="paper protocol")
+    return run_units(units, store, collect, progress=progress, log=log, **options)

@@ -6,13 +6,11 @@ Layout of the output folder::
     units/<id>.json   the record of each finished unit
     .running          held (locked) by the process working in the folder
 
-A unit is one piece of work cached by its id: a stage of one model (standard
-protocol), an NVT run or a set of relaxations (paper protocol). :func:`run_units`
-runs the units not stored yet, stores each one when it finishes and writes the
-report, so an interrupted comparison (Ctrl-C, a killed job) continues with
-``--resume`` from the units that finished; a unit that failed is not stored and runs
-again. MD runs cut short leave hidden staging folders, removed when the folder is
-opened again.
+A unit is one piece of work cached by its id (a stage of one model, an NVT run, a set
+of relaxations). :func:`run_units` runs the units not stored yet, stores each one when
+it finishes and writes the report: an interrupted comparison continues with
+``--resume`` from the units that finished; a unit that failed runs again. MD runs cut
+short leave hidden staging folders, removed when the folder is opened again.
 """
 
 import json
@@ -45,8 +43,7 @@ def unit_id(*parts: Any) -> str:
 
 
 def write_atomic(path: Path, content: Any) -> None:
-    """``content`` (text, or data as JSON) at ``path``, written whole then renamed: a
-    reader never sees half a file."""
+    """``content`` (text, or data as JSON) at ``path``, written whole then renamed."""
     partial = path.with_name(f".{path.name}.partial")
     if isinstance(content, str):
         partial.write_text(content, encoding="utf-8")
@@ -69,7 +66,8 @@ def check_target(outdir: Path, resume: bool, force: bool) -> None:
 
 class UnitStore:
     """The output folder of a comparison, opened (created, replaced with ``force``
-    or reopened with ``resume``) and locked by this process until :meth:`close`."""
+    or reopened with ``resume``) and locked by this process from then to the end of
+    its ``with`` block."""
 
     def __init__(
         self, outdir: Path, protocol: Dict[str, Any], resume: bool, force: bool
@@ -130,9 +128,9 @@ class UnitStore:
             )
 
     def _lock(self):
-        """Hold an exclusive lock on the folder while this process works in it
-        (released when the process ends, however it ends): two runs in one folder
-        would remove each other's unfinished MD runs."""
+        """An exclusive lock on the folder while this process works in it (released
+        when the process ends): two runs in one folder would remove each other's
+        unfinished MD runs."""
         import fcntl
 
         handle = open(self.path / LOCK_FILE, "a+")
@@ -168,12 +166,14 @@ class UnitStore:
             out.setdefault(path.stem, json.loads(path.read_text()))
         return out
 
-    def close(self, done: bool) -> None:
-        """Release the lock; once ``done``, remove the folder this one replaced."""
+    def __enter__(self) -> "UnitStore":
+        return self
+
+    def __exit__(self, error_type, *_) -> None:
+        """Release the lock; without an error, remove the folder this one replaced."""
         self.lock.close()
-        if done and self.replaced is not None:
+        if error_type is None and self.replaced is not None:
             shutil.rmtree(self.replaced, ignore_errors=True)
-            self.replaced = None
 
 
 def run_units(
@@ -189,12 +189,11 @@ def run_units(
 ) -> Dict[str, Any]:
     """Run the units not stored yet, each on its own, and store their records (with
     ``unit_wall_time_s``); then write the report (:func:`.report.write_report`) of
-    the results ``collect(records, failed)``, also after every unit with ``live``.
+    the results ``collect(records, failed)`` (``failed``: ``uid -> message``), also
+    after every unit with ``live``.
 
-    :param collect: the results dict from the records (:meth:`UnitStore.records` of
-        the units) and ``uid -> message`` of the units that failed.
-    :param fatal: exceptions that stop the comparison (every other one is a failure
-        of its unit: the others go on).
+    :param fatal: exceptions that stop the comparison (any other one fails its unit
+        only).
     :return: the results (``report.json``'s content) and ``output_dir``.
     """
     from tqdm.auto import tqdm
@@ -220,8 +219,11 @@ def run_units(
                     record = work()
                 except fatal:
                     raise
+                except UserInputError as error:
+                    failed[uid] = str(error)
                 except Exception as error:  # one unit must not lose the others
-                    failed[uid] = error_message(error)
+                    failed[uid] = f"{type(error).__name__}: {error}"
+                if uid in failed:
                     log(f"[{desc}] {uid} failed: {failed[uid]}")
                 else:
                     record["unit_wall_time_s"] = time.perf_counter() - start
@@ -233,11 +235,3 @@ def run_units(
         bar.close()
     publish()
     return dict(data, output_dir=str(store.path))
-
-
-def error_message(error: Exception) -> str:
-    """What a failure says: the message of a :class:`UserInputError`, else the type
-    of the error and its message."""
-    if isinstance(error, UserInputError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"

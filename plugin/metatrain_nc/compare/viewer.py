@@ -2,26 +2,16 @@
 
 A viewer block (``("chemiscope", key, caption, entries)``, see :mod:`.render`) lists
 datasets of the report folder; ``report.html`` embeds each of them (gzip-compressed
-JSON, base64) and, once per page, the chemiscope viewer script shipped in the
-chemiscope wheel (``chemiscope/sphinx/static/chemiscope.min.js``): no network, the file
-can be mailed. A select switches between the datasets of a viewer.
-
-Two kinds of entries:
-
-- ``"lambda"``: the antisymmetry stage's ``chemiscope.json.gz`` (lambda per atom,
-  force arrows), shown with the atoms coloured by their lambda and the arrows of the
-  first force (the direct ones when the model has them);
-- ``"trajectory"``: an MD run folder (``trajectory.extxyz`` and ``md_log.csv``), made
-  into a small dataset here: at most :data:`MAX_FRAMES` frames evenly spread over the
-  run (the last one kept: where a runaway stopped), positions rounded to 1 mA, per-frame
-  time, temperatures (overall and per species), potential and kinetic energy and the
-  change of the conserved energy.
+JSON, base64, one select to switch between them) and, once per page, the chemiscope
+script of the chemiscope wheel: no network, the file can be mailed. An entry is
+``"lambda"`` (an antisymmetry folder's dataset: atoms coloured by lambda, force
+arrows) or ``"trajectory"`` (an MD run made into a small dataset here:
+:func:`trajectory_dataset`).
 
 Each viewer records its state in its ``data-status`` attribute: ``pending``,
-``loading``, ``ok``, ``warning: ...`` (chemiscope's warnings) or ``error: ...`` (also
-shown in the page). A missing or unreadable dataset leaves its entry out (the block
-says so); a viewer without any dataset is replaced by a note, and a page without
-viewers carries no viewer script.
+``loading``, ``ok``, ``warning: ...`` or ``error: ...`` (also shown in the page). An
+unreadable dataset leaves its entry out (the page says so); a page without viewers
+carries no viewer script.
 """
 
 import base64
@@ -70,30 +60,30 @@ def section_results(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, A
             yield name, result
 
 
+def section_items(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, str, Any]]:
+    """``(model, head or mode, result)`` of every result of ``section`` that has one
+    per force head or mode."""
+    for name, results in section_results(data, section):
+        for key, result in results.items():
+            if isinstance(result, dict):
+                yield name, key, result
+
+
 def _folders(data: Dict[str, Any], section: str) -> Iterator[Tuple[str, str, str]]:
     """``(model, head or mode, folder)`` of every result of ``section`` with a
     folder."""
-    for name, results in section_results(data, section):
-        for key, result in results.items():
-            if isinstance(result, dict) and "folder" in result:
-                yield name, key, result["folder"]
-
-
-def _direct_first(entries: List[Tuple[int, Entry]]) -> List[Entry]:
-    return [entry for _, entry in sorted(entries, key=lambda item: item[0])]
+    for name, key, result in section_items(data, section):
+        if "folder" in result:
+            yield name, key, result["folder"]
 
 
 def lambda_entries(data: Dict[str, Any]) -> List[Entry]:
     """The antisymmetry datasets of every model and head, direct heads first."""
-    return _direct_first(
-        [
-            (
-                head != "direct",
-                (f"{name}, {head} forces", "lambda", f"{path}/{LAMBDA_CHEMISCOPE}"),
-            )
-            for name, head, path in _folders(data, "antisymmetry")
-        ]
-    )
+    found = sorted(_folders(data, "antisymmetry"), key=lambda f: f[1] != "direct")
+    return [
+        (f"{name}, {head} forces", "lambda", f"{path}/{LAMBDA_CHEMISCOPE}")
+        for name, head, path in found
+    ]
 
 
 #: MD sections of the report and their ensemble labels
@@ -102,17 +92,17 @@ MD_SECTIONS = (("nve", "NVE"), ("nvt", "NVT (SVR)"))
 
 def md_entries(data: Dict[str, Any]) -> List[Entry]:
     """The MD runs of every model (NVE, then NVT), direct-forces NVE runs first."""
-    return _direct_first(
-        [
-            (
-                2 * rank + (mode != "direct"),
-                (f"{name}, {mode} forces, {ensemble}", "trajectory", path),
-            )
-            for rank, (section, ensemble) in enumerate(MD_SECTIONS)
-            if section in data["settings"]["stages"]
-            for name, mode, path in _folders(data, section)
-        ]
-    )
+    found = [
+        (rank, ensemble, *folder)
+        for rank, (section, ensemble) in enumerate(MD_SECTIONS)
+        if section in data["settings"]["stages"]
+        for folder in _folders(data, section)
+    ]
+    found.sort(key=lambda f: (f[0], f[3] != "direct"))
+    return [
+        (f"{name}, {mode} forces, {ensemble}", "trajectory", path)
+        for _, ensemble, name, mode, path in found
+    ]
 
 
 # -- datasets ------------------------------------------------------------------------
@@ -167,7 +157,10 @@ def _float(value: Any) -> float:
 def trajectory_dataset(
     run_folder: Path, label: str = "MD run", max_frames: int = MAX_FRAMES
 ) -> Dict[str, Any]:
-    """A small chemiscope dataset of the MD run in ``run_folder`` (see the module)."""
+    """A small chemiscope dataset of the MD run in ``run_folder``: at most
+    ``max_frames`` frames evenly spread (the last one kept: where a runaway stopped),
+    positions rounded to 1 mA, per-frame time, temperatures (overall and per
+    species), potential and kinetic energy and the change of the conserved energy."""
     import ase
     import chemiscope
 
@@ -268,12 +261,6 @@ def dataset_bytes(folder: Path, entry: Entry) -> bytes:
     return gzip.compress(text.encode("utf-8"), mtime=0)
 
 
-def markdown_path(entry: Entry) -> str:
-    """The chemiscope file of ``entry`` linked from ``report.md``."""
-    label, kind, path = entry
-    return f"{path}/{MD_FILES['chemiscope']}" if kind == "trajectory" else path
-
-
 # -- HTML ----------------------------------------------------------------------------
 def asset(name: str) -> str:
     """A file of ``compare/assets/``: the report's stylesheet, the viewers' loader."""
@@ -291,11 +278,33 @@ def _safe_script(text: str) -> str:
     return text.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
 
 
+#: the HTML of a viewer (``str.format``: its id, caption, datasets, options, scripts)
+VIEWER_HTML = (
+    VIEWER_START
+    + """ id='{id}' data-status='pending' data-datasets='{n}'>
+<p>{caption}</p>
+<div class='nc-viewer-bar'><label for='{id}-select'>dataset </label>
+<select id='{id}-select'>
+{options}
+</select></div>
+<p class='nc-viewer-error' id='{id}-error' hidden></p>
+<p class='nc-viewer-warning' id='{id}-warning' hidden></p>
+<div class='nc-viewer-panels'>
+<div class='nc-viewer-left'><div id='{id}-meta'></div><div id='{id}-map'></div></div>
+<div class='nc-viewer-right'><div class='nc-viewer-structure' id='{id}-structure'>\
+</div><div class='nc-viewer-info' id='{id}-info'></div></div>
+</div>
+<noscript>The interactive viewer needs JavaScript.</noscript>
+{scripts}
+</div>"""
+)
+
+
 def viewer_html(
     viewer_id: str, caption: str, entries: Sequence[Entry], folder: Path
-) -> Tuple[List[str], List[str]]:
-    """The HTML lines of one viewer (or of a note when none of ``entries`` can be
-    read) and the labels of the entries left out (with the reason)."""
+) -> List[str]:
+    """The HTML lines of one viewer, with a note on the entries that cannot be read
+    (a note alone when none can)."""
     options: List[Tuple[str, str]] = []  # (label, base64)
     left_out: List[str] = []
     for entry in entries:
@@ -306,46 +315,29 @@ def viewer_html(
             continue
         options.append((entry[0], base64.b64encode(content).decode("ascii")))
     if not options:
-        if not entries:
-            return [], left_out
         note = "No chemiscope dataset could be read: " + "; ".join(left_out)
-        return [f"<p>{html.escape(note)}</p>"], left_out
+        return [f"<p>{html.escape(note)}</p>"] if entries else []
     escaped = html.escape(viewer_id)
     lines = [
-        f"{VIEWER_START} id='{escaped}' data-status='pending' "
-        f"data-datasets='{len(options)}'>",
-        f"<p>{html.escape(caption)}</p>",
-        f"<div class='nc-viewer-bar'><label for='{escaped}-select'>dataset </label>",
-        f"<select id='{escaped}-select'>",
-    ]
-    lines += [
-        f"<option value='{i}'>{html.escape(label)}</option>"
-        for i, (label, _) in enumerate(options)
-    ]
-    lines += [
-        "</select></div>",
-        f"<p class='nc-viewer-error' id='{escaped}-error' hidden></p>",
-        f"<p class='nc-viewer-warning' id='{escaped}-warning' hidden></p>",
-        "<div class='nc-viewer-panels'>",
-        f"<div class='nc-viewer-left'><div id='{escaped}-meta'></div>"
-        f"<div id='{escaped}-map'></div></div>",
-        f"<div class='nc-viewer-right'><div class='nc-viewer-structure' "
-        f"id='{escaped}-structure'></div>"
-        f"<div class='nc-viewer-info' id='{escaped}-info'></div></div>",
-        "</div>",
-        "<noscript>The interactive viewer needs JavaScript.</noscript>",
-    ]
-    lines += [
-        f"<script type='application/gzip+base64' id='{escaped}-data-{i}'>"
-        f"{content}</script>"
-        for i, (_, content) in enumerate(options)
-    ]
-    lines.append("</div>")
-    if left_out:
-        lines.append(
-            f"<p>{html.escape('Left out of the viewer: ' + '; '.join(left_out))}</p>"
+        VIEWER_HTML.format(
+            id=escaped,
+            n=len(options),
+            caption=html.escape(caption),
+            options="\n".join(
+                f"<option value='{i}'>{html.escape(label)}</option>"
+                for i, (label, _) in enumerate(options)
+            ),
+            scripts="\n".join(
+                f"<script type='application/gzip+base64' id='{escaped}-data-{i}'>"
+                f"{content}</script>"
+                for i, (_, content) in enumerate(options)
+            ),
         )
-    return lines, left_out
+    ]
+    if left_out:
+        note = "Left out of the viewer: " + "; ".join(left_out)
+        lines.append(f"<p>{html.escape(note)}</p>")
+    return lines
 
 
 def page_scripts() -> List[str]:

@@ -1,24 +1,24 @@
-"""The paper protocol's tables, with resolved and unresolved marks: Table 2
-(thermostats: species temperatures, their splits read against the conservative run
-with :mod:`..nvt_reading`, diffusion and its slow-down) and Table 7 (relaxations:
-success rates with Wilson 95% intervals, each direct head's rate read against the
-conservative one with its Newcombe 95% interval, resolved only when it excludes 0,
-why failures stopped, and how far a direct relaxation ends from a minimum of the
-energy); the paper's numbers beside ours."""
+"""The paper protocol's tables, columns of :func:`.render.columns_table` with resolved
+and unresolved marks: Table 2 (thermostats: species temperatures, their splits read
+against the conservative run with :mod:`.nvt_reading`, diffusion and its slow-down)
+and Table 7 (relaxations: success rates with Wilson 95% intervals, each direct head's
+rate read against the conservative one with its Newcombe 95% interval, resolved only
+when it excludes 0, why failures stopped, and how far a direct relaxation ends from a
+minimum of the energy); the paper's numbers beside ours."""
 
 import math
 import statistics
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ...dynamics.relax import difference_interval, direct_endpoints
-from ..nvt_reading import (
+from ..dynamics.relax import difference_interval, direct_endpoints
+from .nvt_reading import (
     Run,
     largest_split,
     split_against_conservative,
     thermostat_label,
     verdict,
 )
-from ..render import Row, fmt, fmt_error
+from .render import Column, fmt, fmt_error
 
 # -- the published numbers set beside ours (Bigi, Langer, Ceriotti, ICML 2025) -----
 #: Table 2 (bulk water, 300 K): (mode, ensemble, tau in fs) -> deviation of the mean
@@ -43,9 +43,9 @@ PAPER_TABLE_7: Dict[Tuple[str, str], float] = {
 }
 
 
-def paper_table_2(mode: str, ensemble: str, tau_fs: float) -> Optional[str]:
+def paper_table_2(run: Run) -> Optional[str]:
     """The paper's deviations for a run, as ``"overall / H / O"`` (or ``None``)."""
-    numbers = PAPER_TABLE_2.get((mode, ensemble, float(tau_fs)))
+    numbers = PAPER_TABLE_2.get((run["mode"], run["ensemble"], float(run["tau_fs"])))
     return None if numbers is None else " / ".join(f"{v:+.1f}" for v in numbers)
 
 
@@ -116,60 +116,50 @@ def comparisons(sets: Sequence[Dict[str, Any]]) -> Iterator[Tuple[Any, ...]]:
                 yield record, head, optimizer, s, reference
 
 
-def table_7_rows(sets: Sequence[Dict[str, Any]]) -> List[Row]:
-    """One row per model, head, phase and optimiser: successes, the rate with its
-    Wilson 95% interval, a direct head's difference from the conservative rate (with
-    its 95% interval and whether it is resolved), why the others stopped, the
-    round-off floor, the paper."""
-    rows = []
-    for record, head, optimizer, s, reference in comparisons(sets):
-        floor = fmt(record["round_off_floor_eV_per_A"].get(head))
-        if record["floor_above_threshold"].get(head):
-            floor += " (above fmax)"
-        low, high = s["interval_95"]
-        failures = [
-            f"{k} {v}" for k, v in s["stop_reasons"].items() if k != "converged"
-        ]
-        against = "-"
-        if reference is not None:
-            difference, d_low, d_high, word = rate_difference(s, reference[2])
-            against = (
-                f"{_points(difference, d_low, d_high)} vs {reference[0]} "
-                f"{reference[1]}, {word}"
-            )
-        rows.append(
-            [
-                record["model"],
-                head,
-                f"{record['kind']} ({record['fmax_eV_per_A']:g} eV/Å)",
-                optimizer,
-                f"{s['successes']}/{s['trials']}",
-                f"{100 * s['rate']:.0f}% [{100 * low:.0f}, {100 * high:.0f}]",
-                against,
-                ", ".join(failures) or "-",
-                fmt(conservative_fmax_where_converged(record, head, optimizer)),
-                fmt(s["mean_steps"]),
-                f"{record['dtype']}, {floor}",
-                paper_table_7(head, record["kind"], optimizer) or "-",
-            ]
-        )
-    return rows
+def _floor(record: Dict[str, Any], head: str) -> str:
+    floor = fmt(record["round_off_floor_eV_per_A"].get(head))
+    above = " (above fmax)" if record["floor_above_threshold"].get(head) else ""
+    return f"{record['dtype']}, {floor}{above}"
 
 
-TABLE_7_HEADERS = [
-    "model",
-    "forces",
-    "structures (fmax)",
-    "optimiser",
-    "converged",
-    "rate [95% CI]",
-    "direct - conservative (points) [95% CI]",
-    "failures: why they stopped",
-    "conservative fmax where converged (median, eV/Å)",
-    "mean steps",
-    "dtype, round-off floor (eV/Å)",
-    "paper (L-BFGS)",
-]
+def _against(s: Dict[str, Any], reference: Optional[Tuple[Any, ...]]) -> str:
+    if reference is None:
+        return "-"
+    difference, low, high, word = rate_difference(s, reference[2])
+    return f"{_points(difference, low, high)} vs {reference[0]} {reference[1]}, {word}"
+
+
+def _rate(s: Dict[str, Any]) -> str:
+    low, high = s["interval_95"]
+    return f"{100 * s['rate']:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+
+
+def _stops(s: Dict[str, Any]) -> str:
+    failures = [f"{k} {v}" for k, v in s["stop_reasons"].items() if k != "converged"]
+    return ", ".join(failures) or "-"
+
+
+#: Table 7, a row per model, head, phase and optimiser (:func:`comparisons`):
+#: successes, the rate with its Wilson 95% interval, a direct head's difference from
+#: the conservative rate (95% interval, resolved or not), why the others stopped, the
+#: round-off floor, the paper
+TABLE_7: Tuple[Column, ...] = (
+    ("model", lambda c: c[0]["model"]),
+    ("forces", lambda c: c[1]),
+    ("structures (fmax)", lambda c: f"{c[0]['kind']} ({c[0]['fmax_eV_per_A']:g} eV/Å)"),
+    ("optimiser", lambda c: c[2]),
+    ("converged", lambda c: f"{c[3]['successes']}/{c[3]['trials']}"),
+    ("rate [95% CI]", lambda c: _rate(c[3])),
+    ("direct - conservative (points) [95% CI]", lambda c: _against(c[3], c[4])),
+    ("failures: why they stopped", lambda c: _stops(c[3])),
+    (
+        "conservative fmax where converged (median, eV/Å)",
+        lambda c: fmt(conservative_fmax_where_converged(c[0], c[1], c[2])),
+    ),
+    ("mean steps", lambda c: fmt(c[3]["mean_steps"])),
+    ("dtype, round-off floor (eV/Å)", lambda c: _floor(c[0], c[1])),
+    ("paper (L-BFGS)", lambda c: paper_table_7(c[1], c[0]["kind"], c[2]) or "-"),
+)
 
 
 def relaxation_findings(sets: Sequence[Dict[str, Any]]) -> List[str]:
@@ -228,86 +218,99 @@ def svr_run(runs: Sequence[Run], run: Run) -> Optional[Run]:
 
 def species_of(runs: Sequence[Run]) -> List[str]:
     """Species symbols seen in the runs' equipartition results, in order."""
-    seen: List[str] = []
-    for run in runs:
-        for symbol in (run.get("equipartition") or {}).get("species", {}):
-            if symbol not in seen:
-                seen.append(symbol)
-    return seen
+    seen = (s for r in runs for s in (r.get("equipartition") or {}).get("species", {}))
+    return list(dict.fromkeys(seen))
 
 
-def table_2_headers(runs: Sequence[Run]) -> List[str]:
-    symbols = species_of(runs)
-    return (
-        ["model", "forces", "thermostat", "T - target (K)"]
-        + [f"T_{s} - target (K)" for s in symbols]
-        + ["largest split (K)", "split", "split - conservative split (K)"]
-        + [f"D_{s} (Å²/ps)" for s in symbols]
-        + [f"slow-down of D_{s} vs SVR" for s in symbols]
-        + ["paper: all / H / O (K)"]
+def _completed(cell: Callable[[Run], str], status: bool = False):
+    """``cell`` of a completed run; else the run's status (``status``) or ``-``."""
+    return lambda run: (
+        cell(run)
+        if run.get("status") == "completed"
+        else run.get("status", "-")
+        if status
+        else "-"
     )
 
 
-def table_2_rows(runs: Sequence[Run], sigma: float) -> List[Row]:
-    """One row per NVT run: deviations from the target (overall and per species) with
-    block-average errors, the largest species split and its verdict, what it adds to
-    the conservative run's, diffusion per species and its slow-down against the SVR
-    run, and the paper's numbers."""
+def _deviation(run: Run, symbol: Optional[str] = None) -> str:
+    """The run's (or a species') mean temperature minus the target, ± error."""
+    eq = run.get("equipartition") or {}
+    overall = eq.get("temperature") or {}
+    if symbol is None:
+        return fmt_error(overall.get("deviation"), overall.get("error"))
+    species, target = eq.get("species", {}).get(symbol), overall.get("target")
+    if not species or target is None:
+        return "-"
+    return fmt_error(species["mean"] - target, species.get("error"))
+
+
+def _split_cells(run: Run, sigma: float) -> Tuple[str, str]:
+    """The largest species split of a run, ± error, and its verdict."""
+    split = largest_split(run)
+    if not split:
+        return "-", "-"
+    pair, s = split
+    difference, error = s["difference"], s.get("error")
+    return f"{pair}: {fmt_error(difference, error)}", verdict(difference, error, sigma)
+
+
+def _excess_cell(runs: Sequence[Run], run: Run, sigma: float) -> str:
+    against = split_against_conservative(runs, run)
+    if against is None:
+        return "-"
+    _, entry, reference = against
+    value, error = entry["difference"], entry["error"]
+    return (
+        f"{fmt_error(value, error)} (vs {reference['model']} conservative), "
+        f"{verdict(value, error, sigma)}"
+    )
+
+
+def _diffusion_cell(run: Run, symbol: str) -> str:
+    d = (run.get("diffusion") or {}).get(symbol)
+    return fmt_error(d["D_A2_per_ps"], d["error_A2_per_ps"]) if d else "-"
+
+
+def _slow_down_cell(runs: Sequence[Run], run: Run, symbol: str, sigma: float) -> str:
+    ratio = diffusion_ratio(run, svr_run(runs, run), symbol)
+    if ratio is None:
+        return "-"
+    return f"{fmt_error(*ratio)}x, {verdict(ratio[0] - 1.0, ratio[1], sigma)}"
+
+
+def table_2_columns(runs: Sequence[Run], sigma: float) -> List[Column]:
+    """Table 2, a row per NVT run: deviations from the target (overall and per
+    species) with block-average errors, the largest species split and its verdict,
+    what it adds to the conservative run's, diffusion per species and its slow-down
+    against the SVR run, and the paper's numbers. A run that did not complete shows
+    its status."""
     symbols = species_of(runs)
-    rows = []
-    for run in runs:
-        row = [
-            run["model"],
-            run["mode"],
-            thermostat_label(run["ensemble"], run["tau_fs"]),
-        ]
-        paper = paper_table_2(run["mode"], run["ensemble"], run["tau_fs"])
-        if run.get("status") != "completed":
-            status = run.get("status", "-")
-            rows.append(
-                row
-                + [status] * (len(symbols) + 3)
-                + ["-"] * (2 * len(symbols) + 1)
-                + [paper or "-"]
+    return [
+        ("model", lambda run: run["model"]),
+        ("forces", lambda run: run["mode"]),
+        ("thermostat", lambda run: thermostat_label(run["ensemble"], run["tau_fs"])),
+        ("T - target (K)", _completed(_deviation, True)),
+        *[
+            (f"T_{s} - target (K)", _completed(lambda r, s=s: _deviation(r, s), True))
+            for s in symbols
+        ],
+        ("largest split (K)", _completed(lambda r: _split_cells(r, sigma)[0], True)),
+        ("split", _completed(lambda r: _split_cells(r, sigma)[1], True)),
+        (
+            "split - conservative split (K)",
+            _completed(lambda r: _excess_cell(runs, r, sigma)),
+        ),
+        *[
+            (f"D_{s} (Å²/ps)", _completed(lambda r, s=s: _diffusion_cell(r, s)))
+            for s in symbols
+        ],
+        *[
+            (
+                f"slow-down of D_{s} vs SVR",
+                _completed(lambda r, s=s: _slow_down_cell(runs, r, s, sigma)),
             )
-            continue
-        eq = run.get("equipartition") or {}
-        overall = eq.get("temperature") or {}
-        row.append(fmt_error(overall.get("deviation"), overall.get("error")))
-        target = overall.get("target")
-        for symbol in symbols:
-            species = eq.get("species", {}).get(symbol)
-            if not species or target is None:
-                row.append("-")
-            else:
-                row.append(fmt_error(species["mean"] - target, species.get("error")))
-        split = largest_split(run)
-        if split:
-            pair, s = split
-            row.append(f"{pair}: {fmt_error(s['difference'], s.get('error'))}")
-            row.append(verdict(s["difference"], s.get("error"), sigma))
-        else:
-            row += ["-", "-"]
-        against = split_against_conservative(runs, run)
-        if against is None:
-            row.append("-")
-        else:
-            _, entry, reference = against
-            value, error = entry["difference"], entry["error"]
-            row.append(
-                f"{fmt_error(value, error)} (vs {reference['model']} conservative), "
-                f"{verdict(value, error, sigma)}"
-            )
-        for symbol in symbols:
-            d = (run.get("diffusion") or {}).get(symbol)
-            row.append(fmt_error(d["D_A2_per_ps"], d["error_A2_per_ps"]) if d else "-")
-        reference = svr_run(runs, run)
-        for symbol in symbols:
-            ratio = diffusion_ratio(run, reference, symbol)
-            if ratio is None:
-                row.append("-")
-            else:
-                mark = verdict(ratio[0] - 1.0, ratio[1], sigma)
-                row.append(f"{fmt_error(*ratio)}x, {mark}")
-        rows.append(row + [paper or "-"])
-    return rows
+            for s in symbols
+        ],
+        ("paper: all / H / O (K)", lambda run: paper_table_2(run) or "-"),
+    ]
