@@ -42,7 +42,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict
 
 import ase.io
 import numpy as np
@@ -50,23 +50,20 @@ import torch
 from ase import units
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from distill_real_report import report  # noqa: E402
 from reference_nve import (  # noqa: E402
-    oo_rdf,
     save_chunk,
     snapshot,
     species_temperatures,
 )
 
 from metatrain_nc.dynamics.integrator import MultipleTimeStep  # noqa: E402
-from metatrain_nc.dynamics.statistics import block_average, summarise  # noqa: E402
 from metatrain_nc.dynamics.structures import thermalize_momenta  # noqa: E402
 from metatrain_nc.force_models.loading import load_force_model  # noqa: E402
 from metatrain_nc.reference_data.store import FrameLog  # noqa: E402
 
 #: outer steps per committed chunk
 CHUNK = 10
-#: r range of the O-O g(r) comparison (A)
-RDF_MAX = 6.0
 
 
 def plan(args) -> Dict[str, Dict]:
@@ -192,227 +189,6 @@ def run_one(name: str, spec: Dict, args, teacher, student) -> None:
         )
 
 
-def _records(folder: Path) -> Optional[List[dict]]:
-    path = folder / "records.jsonl"
-    if not path.is_file():
-        return None
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _frames(folder: Path) -> List[ase.Atoms]:
-    path = folder / "trajectory.extxyz"
-    return ase.io.read(path, ":") if path.is_file() else []
-
-
-def analyse(folder: Path, n_atoms: int, target: Optional[float]) -> Optional[Dict]:
-    rows = _records(folder)
-    if not rows or len(rows) < 10:
-        return None
-    summary = summarise(rows, n_atoms, target)
-    for key in [k for k in rows[0] if k.startswith("temperature")]:
-        mean, error, _ = block_average([r[key] for r in rows[len(rows) // 5 :]])
-        summary[f"equilibrated_{key}"] = [mean, error]
-    state = folder / "trajectory.state.json"
-    if state.is_file():
-        saved = json.loads(state.read_text())
-        summary["wall_s_per_outer_step"] = saved.get("wall_s", 0) / max(
-            1, saved.get("step", 1)
-        )
-    return summary
-
-
-def rdf_difference(frames: List[ase.Atoms], reference: List[ase.Atoms]) -> Dict:
-    """Integrated |g - g_ref| over the integral of g_ref (O-O, 0-RDF_MAX A), both from
-    the second half of their runs."""
-    r, g = oo_rdf(frames[len(frames) // 2 :], r_max=RDF_MAX)
-    _, g_ref = oo_rdf(reference[len(reference) // 2 :], r_max=RDF_MAX)
-    dr = r[1] - r[0]
-    value = float(np.abs(g - g_ref).sum() * dr / (g_ref.sum() * dr))
-    return {"integrated_abs_difference": value, "r": r.tolist(), "g": g.tolist()}
-
-
-def rdf_noise(reference: List[ase.Atoms]) -> float:
-    """The same measure between the two halves of the teacher's analysed window (its
-    third and fourth quarters): how far two g(r) of half the length differ by
-    sampling alone (a full-window comparison is about sqrt(2) less noisy)."""
-    n = len(reference)
-    r, g_a = oo_rdf(reference[n // 2 : 3 * n // 4], r_max=RDF_MAX)
-    _, g_b = oo_rdf(reference[3 * n // 4 :], r_max=RDF_MAX)
-    return float(np.abs(g_a - g_b).sum() / g_b.sum())
-
-
-def report(args, runs: Dict[str, Dict], teacher_spec: str) -> None:
-    from metatrain_nc.distill.measure import md_step_ms
-    from metatrain_nc.distill.settings import DistillSettings
-
-    out = Path(args.out)
-    atoms = start_atoms(args)
-    n_atoms = len(atoms)
-    results = {}
-    for name, spec in runs.items():
-        target = args.temperature if spec["ensemble"] == "langevin" else None
-        results[name] = {**spec, "summary": analyse(out / name, n_atoms, target)}
-    references = {e: _frames(out / f"teacher_{e}") for e in ("nve", "langevin")}
-    for name, result in results.items():
-        frames, reference = _frames(out / name), references[result["ensemble"]]
-        if result["kind"] != "teacher" and frames and reference:
-            result["oo_rdf"] = rdf_difference(frames, reference)
-        elif result["kind"] == "teacher" and len(reference) >= 8:
-            result["oo_rdf"] = {"noise_between_halves": rdf_noise(reference)}
-    # speed: interleaved in one process, from the common start
-    timing_dir = out / "timing"
-    (timing_dir / "data").mkdir(parents=True, exist_ok=True)
-    ase.io.write(timing_dir / "data" / "nve_start.extxyz", atoms, format="extxyz")
-    settings = DistillSettings(
-        inner_fs=args.inner_fs,
-        teacher_timestep_fs=args.inner_fs,
-        timing_repeats=args.timing_repeats,
-        timing_inner_steps=max(args.strides) * 2,
-    )
-    speed = {}
-    previous = {}
-    if args.reuse_timing and (out / "report.json").is_file():
-        previous = json.loads((out / "report.json").read_text()).get("speed", {})
-    for m in sorted({*args.strides, *args.langevin_strides}):
-        if str(m) in previous:
-            speed[m] = previous[str(m)]
-        else:
-            speed[m] = md_step_ms(teacher_spec, args.student, m, settings, timing_dir)
-        print(
-            f"[timing] M={m}: {speed[m]['speedup_per_simulated_ps']:.2f}x per "
-            "simulated ps",
-            flush=True,
-        )
-    scan_path = out / "stride_scan.json"
-    scan = json.loads(scan_path.read_text()) if scan_path.is_file() else None
-    payload = {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "teacher": teacher_spec,
-        "student": args.student,
-        "settings": {k: v for k, v in vars(args).items() if v is not None},
-        "runs": results,
-        "speed": {str(m): v for m, v in speed.items()},
-        "stride_scan": scan,
-    }
-    (out / "report.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (out / "report.md").write_text(markdown(payload) + "\n")
-    figure(payload, out / "speed_vs_drift.png")
-    print(markdown(payload))
-
-
-def _rdf_cell(run: Dict) -> str:
-    """The O-O g(r) column: the difference from the teacher, or for the teacher the
-    sampling noise (its two half-windows against each other)."""
-    rdf = run.get("oo_rdf", {})
-    if "integrated_abs_difference" in rdf:
-        return f"{100 * rdf['integrated_abs_difference']:.1f}%"
-    if "noise_between_halves" in rdf:
-        return f"(noise {100 * rdf['noise_between_halves']:.1f}%)"
-    return "-"
-
-
-def _pm(pair, digits=1) -> str:
-    if pair is None:
-        return "-"
-    mean, error = pair
-    return f"{mean:.{digits}f} ± {error:.{digits}f}"
-
-
-def markdown(payload: Dict) -> str:
-    s = payload["settings"]
-    lines = [
-        f"# Distilling {payload['teacher']} into a pet_nc student",
-        "",
-        f"Student `{payload['student']}`; start `{s['start']}` frame "
-        f"{s['start_index']}, Maxwell-Boltzmann velocities at {s['temperature']} K "
-        f"(seed {s['seed']}), real masses; inner step {s['inner_fs']} fs (the "
-        "teacher's own step). Speed-up: wall-clock per simulated ps against the "
-        "teacher's velocity Verlet, interleaved in one process, one thread.",
-        "",
-        "## NVE",
-        "",
-        "| run | outer step (fs) | simulated ps | speed-up | drift (meV/atom/ps) "
-        "| drift ratio | mean T (K) | O-O g(r) diff. |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in payload["runs"].items():
-        if r["ensemble"] != "nve" or r["summary"] is None:
-            continue
-        x = r["summary"]
-        m = r["stride"]
-        speed = payload["speed"].get(str(m)) if r["kind"] == "mts" else None
-        speedup = (
-            f"{speed['speedup_per_simulated_ps']:.2f}x"
-            if speed
-            else ("1.00x" if r["kind"] == "teacher" else "-")
-        )
-        lines.append(
-            f"| {name} | {m * s['inner_fs']:g} | {x['duration_ps']:.2f} | {speedup} "
-            f"| {x['drift_meV_per_atom_per_ps']:.3f} ± "
-            f"{x['drift_error_meV_per_atom_per_ps']:.3f} | {x['drift_ratio']:.3f} "
-            f"| {x['mean_temperature_K']:.0f} "
-            f"| {_rdf_cell(r)} |"
-        )
-    lines += [
-        "",
-        f"## Langevin, {s['temperature']} K, tau {s['tau']} fs",
-        "",
-        "| run | outer step (fs) | simulated ps | T (K) | T_H (K) | T_O (K) "
-        "| O-O g(r) diff. |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in payload["runs"].items():
-        if r["ensemble"] != "langevin" or r["summary"] is None:
-            continue
-        x = r["summary"]
-        lines.append(
-            f"| {name} | {r['stride'] * s['inner_fs']:g} | {x['duration_ps']:.2f} "
-            f"| {_pm(x.get('equilibrated_temperature_K'))} "
-            f"| {_pm(x.get('equilibrated_temperature_H_K'))} "
-            f"| {_pm(x.get('equilibrated_temperature_O_K'))} "
-            f"| {_rdf_cell(r)} |"
-        )
-    if payload.get("stride_scan"):
-        scan = payload["stride_scan"]
-        lines += ["", f"Stride finder (`--stride auto`): M = {scan.get('stride')}."]
-    return "\n".join(lines)
-
-
-def figure(payload: Dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for r in payload["runs"].values():
-        x = r["summary"]
-        if r["ensemble"] != "nve" or x is None:
-            continue
-        if r["kind"] == "mts":
-            speed = payload["speed"].get(str(r["stride"]))
-            if not speed:
-                continue
-            s, label = speed["speedup_per_simulated_ps"], f"MTS M={r['stride']}"
-        elif r["kind"] == "teacher":
-            s, label = 1.0, "teacher VV"
-        else:
-            continue
-        ax.errorbar(
-            s,
-            abs(x["drift_meV_per_atom_per_ps"]),
-            yerr=x["drift_error_meV_per_atom_per_ps"],
-            fmt="o",
-            capsize=3,
-        )
-        ax.annotate(label, (s, abs(x["drift_meV_per_atom_per_ps"])), fontsize=8)
-    ax.set_xlabel("speed-up per simulated ps (vs teacher VV)")
-    ax.set_ylabel("|NVE drift| (meV/atom/ps)")
-    ax.set_yscale("symlog", linthresh=0.1)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
 def scan(args, teacher, student) -> None:
     """The package's stride finder (``mtt-nc md --stride auto``) for the pair."""
     from metatrain_nc.dynamics.stride import STRIDES, find_stride
@@ -470,7 +246,7 @@ def main(argv=None) -> int:
         shutil.copytree(args.teacher_nve, out / "teacher_nve")
     teacher_spec = args.teacher
     if args.report:
-        report(args, runs, teacher_spec)
+        report(args, runs, teacher_spec, start_atoms(args))
         return 0
     teacher = load_force_model(teacher_spec)
     student = load_force_model(args.student)
