@@ -87,9 +87,9 @@ def test_wall_clock_sees_time_without_cpu():
 
 
 def test_compare_cost_stage_uses_the_timing(copper):
+    from metatrain_nc.compare.measurements import cost_stage
     from metatrain_nc.compare.models import ModelEntry
     from metatrain_nc.compare.settings import CompareSettings
-    from metatrain_nc.compare.stages import cost_stage
 
     model = load_force_model(SLEEPING)
     entry = ModelEntry(
