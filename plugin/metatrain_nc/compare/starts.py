@@ -1,0 +1,104 @@
+"""The paper protocol's relaxation starts: molecules cut out of the test structures
+(:func:`gas_starts`) and bulk frames (:func:`bulk_starts`), displaced at random.
+
+Units: lengths in A.
+"""
+
+from typing import List, Sequence
+
+import ase
+import numpy as np
+from ase.neighborlist import build_neighbor_list, natural_cutoffs
+
+from ..errors import UserInputError
+
+#: a displaced start is drawn again while two atoms are closer than this (A)
+MIN_START_DISTANCE = 0.7
+#: draws of a displacement before giving up
+MAX_DRAWS = 1000
+
+
+def molecules(atoms: ase.Atoms) -> List[ase.Atoms]:
+    """The molecules of a structure (bonded atoms), whole and without a cell."""
+    neighbours = build_neighbor_list(
+        atoms, cutoffs=natural_cutoffs(atoms), self_interaction=False, bothways=True
+    )
+    seen = np.zeros(len(atoms), dtype=bool)
+    out = []
+    for first in range(len(atoms)):
+        if seen[first]:
+            continue
+        # walk the bonds, keeping each atom's position next to the atom it came from
+        positions = {first: atoms.positions[first]}
+        stack = [first]
+        seen[first] = True
+        while stack:
+            i = stack.pop()
+            indices, offsets = neighbours.get_neighbors(i)
+            for j, offset in zip(indices, offsets, strict=True):
+                if seen[j]:
+                    continue
+                seen[j] = True
+                shift = atoms.positions[j] + offset @ atoms.cell - atoms.positions[i]
+                positions[j] = positions[i] + shift
+                stack.append(j)
+        order = sorted(positions)
+        out.append(
+            ase.Atoms(
+                numbers=atoms.numbers[order],
+                positions=np.array([positions[i] for i in order]),
+            )
+        )
+    return out
+
+
+def gas_starts(
+    frames: Sequence[ase.Atoms], count: int, sigma: float, seed: int
+) -> List[ase.Atoms]:
+    """``count`` molecules from ``frames`` (a random one of each frame in turn; bonded
+    atoms, whole across periodic boundaries), each displaced by noise of ``sigma`` A.
+
+    :raises UserInputError: a frame without molecules of at least two atoms.
+    """
+    rng = np.random.default_rng(seed)
+    starts = []
+    for k in range(count):
+        frame = frames[k % len(frames)]
+        candidates = [m for m in molecules(frame) if len(m) > 1]
+        if not candidates:
+            raise UserInputError(
+                f"structure {k % len(frames)} has no molecule of two or more bonded "
+                "atoms to relax in the gas phase; use --gas-structures 0"
+            )
+        molecule = candidates[rng.integers(len(candidates))]
+        starts.append(displaced(molecule, sigma, rng))
+    return starts
+
+
+def bulk_starts(
+    frames: Sequence[ase.Atoms], count: int, sigma: float, seed: int
+) -> List[ase.Atoms]:
+    """The first ``count`` frames (cell kept), displaced by noise of ``sigma`` A."""
+    rng = np.random.default_rng(seed + 1)
+    return [displaced(frames[k % len(frames)], sigma, rng) for k in range(count)]
+
+
+def displaced(atoms: ase.Atoms, sigma: float, rng: np.random.Generator) -> ase.Atoms:
+    """A copy without calculator or momenta, displaced by Gaussian noise of ``sigma``
+    A (drawn again while two atoms come closer than :data:`MIN_START_DISTANCE`)."""
+    start = ase.Atoms(
+        numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+    )
+    if sigma == 0 or len(start) < 2:
+        return start
+    for _ in range(MAX_DRAWS):
+        trial = start.copy()
+        trial.positions = start.positions + rng.normal(0.0, sigma, (len(start), 3))
+        distances = trial.get_all_distances(mic=bool(trial.pbc.any()))
+        np.fill_diagonal(distances, np.inf)
+        if distances.min() >= MIN_START_DISTANCE:
+            return trial
+    raise UserInputError(
+        f"no displacement of {sigma} A keeps the atoms {MIN_START_DISTANCE} A apart "
+        f"after {MAX_DRAWS} draws; use a smaller displacement"
+    )
