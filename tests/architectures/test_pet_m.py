@@ -108,7 +108,10 @@ def test_finetune_pet_nc_into_pet_m(tiny_pet_nc, tmp_path, ethanol_frames):
     assert "backend.pair_force_head.0.0.weight" in shared
     for key in shared:
         assert torch.allclose(before[key], after[key], atol=1e-4), key
-    outputs = load_atomistic_model(str(tmp_path / "model.pt")).capabilities().outputs
-    assert {"energy", "non_conservative_force"} <= set(outputs)
+    exported = load_atomistic_model(str(tmp_path / "model.pt"))
+    assert {"energy", "non_conservative_force"} <= set(exported.capabilities().outputs)
+    # the export names the new architecture, not the one it was fine-tuned from
+    # (tools read it to know that the conservative head is trained)
+    assert exported.metadata().extra["architecture"] == "pet_m"
     # the pet_m log reports conservative forces again
     assert "energy_positions_gradients" in log or "forces" in log

@@ -19,6 +19,7 @@ format they were written with, so PET's upgrade chain
 (``metatrain/pet/checkpoints.py``) keeps applying to the PET part of the state.
 """
 
+import json
 import logging
 from typing import Any, Dict, List, Literal, Optional
 
@@ -213,6 +214,9 @@ class DirectPET(PET):
         # part may be older too (idempotent when nothing is to do)
         checkpoint = cls.upgrade_checkpoint(checkpoint)
         model = super().load_checkpoint(checkpoint, context)
+        # PET merges the checkpoint's metadata into the default one: a model
+        # fine-tuned from another architecture would keep that one's name
+        model.metadata = with_architecture(model.metadata, cls.architecture_name)
         model.routed_targets = dict(checkpoint["model_data"][ROUTED_TARGETS_KEY])
         model.routes = Routes.of_model(
             model.routed_targets, cls.keep_conservative, model.dataset_info.targets
@@ -239,6 +243,16 @@ class DirectPET(PET):
             default=PET.__checkpoint_version__,
         )
         return checkpoint
+
+
+def with_architecture(metadata: Any, architecture: str) -> Any:
+    """``metadata`` (a ``ModelMetadata``) with ``extra["architecture"]`` set."""
+    from metatomic.torch import ModelMetadata
+
+    state = json.loads(metadata._get_method("__getstate__")())
+    state.pop("class", None)
+    state["extra"] = {**(state.get("extra") or {}), "architecture": architecture}
+    return ModelMetadata(**state)
 
 
 def _complete_scaler_targets(scaler: Any) -> None:
