@@ -19,7 +19,6 @@ format they were written with, so PET's upgrade chain
 (``metatrain/pet/checkpoints.py``) keeps applying to the PET part of the state.
 """
 
-import json
 import logging
 from typing import Any, Dict, List, Literal, Optional
 
@@ -32,6 +31,7 @@ from metatrain.utils.architectures import get_default_hypers
 from metatrain.utils.data import DatasetInfo
 from metatrain.utils.data.atomic_basis_helpers import densify_atomic_basis_dataset_info
 from metatrain.utils.hypers import raise_if_hypers_mismatch
+from metatrain.utils.metadata import merge_metadata
 
 from .backend import DirectForceBackend
 from .checkpoints import (
@@ -216,7 +216,8 @@ class DirectPET(PET):
         model = super().load_checkpoint(checkpoint, context)
         # PET merges the checkpoint's metadata into the default one: a model
         # fine-tuned from another architecture would keep that one's name
-        model.metadata = with_architecture(model.metadata, cls.architecture_name)
+        own_name = ModelMetadata(extra={"architecture": cls.architecture_name})
+        model.metadata = merge_metadata(model.metadata, own_name)
         model.routed_targets = dict(checkpoint["model_data"][ROUTED_TARGETS_KEY])
         model.routes = Routes.of_model(
             model.routed_targets, cls.keep_conservative, model.dataset_info.targets
@@ -243,16 +244,6 @@ class DirectPET(PET):
             default=PET.__checkpoint_version__,
         )
         return checkpoint
-
-
-def with_architecture(metadata: Any, architecture: str) -> Any:
-    """``metadata`` (a ``ModelMetadata``) with ``extra["architecture"]`` set."""
-    from metatomic.torch import ModelMetadata
-
-    state = json.loads(metadata._get_method("__getstate__")())
-    state.pop("class", None)
-    state["extra"] = {**(state.get("extra") or {}), "architecture": architecture}
-    return ModelMetadata(**state)
 
 
 def _complete_scaler_targets(scaler: Any) -> None:
