@@ -1,26 +1,31 @@
-"""Run (or continue) the paper protocol on the demo models: docs/paper_run/.
+"""Run (or continue) the paper protocol on the shipped water models.
 
-`mtt-nc compare --protocol paper` with the pretrained demo models (PET-C, PET-NC,
-PET-M, recipes/demo/pretrained/) on the test split of the bundled water, in parts
-that each resume from the units already done (hours of CPU in all: run it in the
-background, stop it any time, run it again to continue):
+`mtt-nc compare --protocol paper` with PET-C, PET-NC and PET-M on the test split of
+their data set, in parts that each resume from the units already done (hours of CPU
+in all: run it in the background, stop it any time, run it again to continue):
 
 1. NVT under SVR tau 10 fs, every force mode (the equipartition finding);
 2. gas-phase relaxations (molecules cut out of the test structures, 1e-5 eV/A);
 3. NVT under Langevin tau 1000, 100 and 10 fs;
 4. bulk relaxations (1e-4 eV/A).
 
-The units (docs/paper_run/units/*.json) and the report are committed; the MD folders
-(docs/paper_run/runs/, trajectories) are not. docs/paper_tables.md discusses the
-result next to the paper's numbers.
+Two presets: ``chgnet`` (default) is the models after active learning
+(recipes/water_chgnet_al2/pretrained/) on the CHGNet-labelled test split, 5 ps
+analysed, MTS stride 8 (the paper's outer 4 fs) -> docs/paper_run_chgnet/ and
+docs/paper_tables.md; ``toy`` is the first demo models (recipes/demo/pretrained/,
+32 frames of the bundled water) -> docs/paper_run/ and docs/paper_tables_toy.md.
+Any option given explicitly overrides the preset.
+
+The units (<out>/units/*.json) and the report are committed; the MD folders
+(<out>/runs/, trajectories) are not.
 
     python scripts/paper_tables.py            # every part, in order
     python scripts/paper_tables.py --part 1   # one part
-    python scripts/paper_tables.py --doc      # only refresh docs/paper_tables.md
+    python scripts/paper_tables.py --doc      # only refresh the document
 
-After the parts, the generated part of docs/paper_tables.md (between its GENERATED
-markers: the report's tables, figures and cost) is replaced by the current report;
-the discussion around it is kept.
+After the parts, the generated part of the document (between its GENERATED markers:
+the report's tables, figures and cost) is replaced by the current report; the
+discussion around it is kept.
 """
 
 import argparse
@@ -33,14 +38,34 @@ import ase.io
 from metatrain_nc.cli_options import add_options, option, switch
 
 ROOT = Path(__file__).resolve().parents[1]
-PRETRAINED = ROOT / "recipes" / "demo" / "pretrained"
+TOY_MODELS = ROOT / "recipes" / "demo" / "pretrained"
 DATA = ROOT / "recipes" / "data" / "water_64h2o_40frames.xyz"
-OUT = Path("docs") / "paper_run"
+OUT = Path("docs") / "paper_run_chgnet"
 DOC = ROOT / "docs" / "paper_tables.md"
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
 TEST = Path("docs") / "paper_run_inputs" / "water_test_split.xyz"
 #: the models, by their checkpoint names, and their labels in the report
 NAMES = {"pet_c": "PET-C", "pet_nc": "PET-NC", "pet_m": "PET-M"}
+
+#: defaults of each preset (an option given on the command line wins)
+PRESETS = {
+    "chgnet": {
+        "models": "recipes/water_chgnet_al2/pretrained",
+        "structures": "recipes/data/water_chgnet/test.xyz.gz",
+        "stride": "8",
+        "nvt_time": "5000",
+        "out": "docs/paper_run_chgnet",
+        "doc_file": "docs/paper_tables.md",
+    },
+    "toy": {
+        "models": "recipes/demo/pretrained",
+        "structures": None,  # the demo's test split of the 40-frame water
+        "stride": "2",
+        "nvt_time": "1000",
+        "out": "docs/paper_run",
+        "doc_file": "docs/paper_tables_toy.md",
+    },
+}
 
 #: the protocol's settings, the same for every part (a resume checks them)
 SETTINGS = [
@@ -64,7 +89,7 @@ def test_split() -> Path:
     target = ROOT / TEST
     if not target.exists():
         frames = ase.io.read(DATA, ":")
-        indices = (PRETRAINED / "test_indices.txt").read_text().split()
+        indices = (TOY_MODELS / "test_indices.txt").read_text().split()
         target.parent.mkdir(parents=True, exist_ok=True)
         ase.io.write(target, [frames[int(i)] for i in indices], format="extxyz")
     return TEST
@@ -96,16 +121,17 @@ def main() -> int:
             option("--part", type=int, choices=sorted(PARTS), action="append"),
             switch("--doc", "only refresh docs/paper_tables.md"),
             option(
-                "--models",
-                default="recipes/demo/pretrained",
-                help="folder with pet_c.ckpt, pet_nc.ckpt and pet_m.ckpt (the demo's)",
+                "--preset",
+                choices=sorted(PRESETS),
+                default="chgnet",
+                help="chgnet: the models after active learning (docs/paper_run_chgnet);"
+                " toy: the first demo models (docs/paper_run)",
             ),
             option(
-                "--structures",
-                default=None,
-                help="test structures (default: the demo's test split of the 40-frame "
-                "water)",
+                "--models",
+                help="folder with pet_c.ckpt, pet_nc.ckpt and pet_m.ckpt",
             ),
+            option("--structures", help="test structures"),
             option(
                 "--checkpoint",
                 action="append",
@@ -119,13 +145,16 @@ def main() -> int:
                 default="pet_c,pet_nc,pet_m",
                 help="comma-separated subset of pet_c, pet_nc, pet_m to compare",
             ),
-            option("--stride", default="2", help="MTS stride (2: the demo PET-M's)"),
-            option("--nvt-time", default="1000", help="analysed NVT time (fs)"),
-            option("--out", default=str(OUT), help="run folder (docs/paper_run)"),
-            option("--doc-file", default=str(DOC), help="document to refresh"),
+            option("--stride", help="MTS stride (chgnet 8, toy 2)"),
+            option("--nvt-time", help="analysed NVT time, fs (chgnet 5000, toy 1000)"),
+            option("--out", help="run folder"),
+            option("--doc-file", help="document to refresh"),
         ),
     )
     args = parser.parse_args()
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     OUT, DOC = Path(args.out), ROOT / args.doc_file
     if args.doc:
         refresh_doc()

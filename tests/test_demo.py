@@ -45,12 +45,33 @@ def test_demo_quick(tmp_path):
 
 
 def test_demo_pretrained_models_are_shipped():
-    """The default demo starts from the committed checkpoints and their test split."""
-    pretrained = ROOT / "recipes" / "demo" / "pretrained"
+    """The default demo starts from the committed checkpoints after active learning
+    and the CHGNet-labelled water's test split; the toy models stay for tests."""
+    import ase.io
+
+    pretrained = ROOT / "recipes" / "water_chgnet_al2" / "pretrained"
     for name in ("pet_c", "pet_nc", "pet_m"):
         assert (pretrained / f"{name}.ckpt").stat().st_size > 100_000
-    indices = (pretrained / "test_indices.txt").read_text().split()
+    test = ase.io.read(ROOT / "recipes/data/water_chgnet/test.xyz.gz", ":")
+    assert len(test) == 76 and all(len(atoms) == 192 for atoms in test)
+    # the test split is one trajectory, never trained on
+    assert {atoms.info["trajectory"] for atoms in test} == {test[0].info["trajectory"]}
+    toys = ROOT / "recipes" / "demo" / "pretrained"
+    indices = (toys / "test_indices.txt").read_text().split()
     assert len(indices) == 4 and all(0 <= int(i) < 40 for i in indices)
+
+
+def test_demo_refuses_bad_nvt_time(tmp_path):
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--nvt-time", "-5",
+         "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "--nvt-time must be positive" in result.stderr
+    assert not out.exists()
 
 
 def test_demo_refuses_existing_folder(tmp_path):
