@@ -147,6 +147,11 @@ def main() -> int:
             ),
             option("--stride", help="MTS stride (chgnet 8, toy 2)"),
             option("--nvt-time", help="analysed NVT time, fs (chgnet 5000, toy 1000)"),
+            option(
+                "--modes",
+                help="force modes to run (default: every mode of each model), e.g. "
+                "mts with another --stride and --out",
+            ),
             option("--out", help="run folder"),
             option("--doc-file", help="document to refresh"),
         ),
@@ -178,6 +183,8 @@ def main() -> int:
         sys.exit(f"[paper_tables] missing checkpoint(s) {missing}: train them first")
     names = ",".join(NAMES[m] for m in chosen)
     settings = SETTINGS + ["--stride", args.stride, "--nvt-time", args.nvt_time]
+    if args.modes:
+        settings += ["--modes", args.modes]
     mtt_nc = str(Path(sys.executable).parent / "mtt-nc")
     for part in args.part or sorted(PARTS):
         command = [mtt_nc, "compare", *models, "--names", names]

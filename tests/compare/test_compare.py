@@ -451,3 +451,30 @@ def test_ase_calculators_direct_and_too_large_for_finite_differences(
     assert any("antisymmetry section of 'lj' is skipped" in n for n in result["notes"])
     assert result["models"]["pair"]["antisymmetry"]["direct"]["method"] == "stochastic"
     assert "is skipped" in (Path(result["output_dir"]) / "report.md").read_text()
+
+
+def test_modes_restrict_the_md_runs(analytic, ethanol_frames, tmp_path):
+    """``--modes`` runs only the chosen force modes (e.g. MTS at another stride);
+    a mode no model has, or an unknown one, is refused before any work."""
+    options = dict(progress=False, log=lambda message: None)
+    out = tmp_path / "mts_only"
+    settings = _settings(stages=("nve",), modes=("mts",), stride=2)
+    result = compare([analytic["nc"]], ethanol_frames, out, settings, **options)
+    assert set(result["models"]["nc"]["nve"]) == {"mts"}
+    assert result["settings"]["modes"] == ["mts"]
+    assert sorted(p.name for p in (out / "md").iterdir()) == ["nc-nve-mts"]
+    # without --modes every mode runs, and the settings do not name them
+    everything = compare(
+        [analytic["nc"]], ethanol_frames, tmp_path / "all", _settings(stages=("nve",)),
+        **options,
+    )  # fmt: skip
+    assert set(everything["models"]["nc"]["nve"]) == {"conservative", "direct", "mts"}
+    assert "modes" not in everything["settings"]
+    with pytest.raises(UserInputError, match="no model has these force modes"):
+        compare(
+            [analytic["c"]], ethanol_frames, tmp_path / "none",
+            _settings(stages=("nve",), modes=("direct",)), **options,
+        )  # fmt: skip
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(UserInputError, match="unknown force mode"):
+        _settings(modes=("respa",)).check()

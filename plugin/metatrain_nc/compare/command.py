@@ -112,6 +112,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stages",
         help="comma-separated subset of accuracy,cost,antisymmetry,nve,nvt,relax",
     )
+    parser.add_argument(
+        "--modes",
+        help="comma-separated MD force modes to run, of conservative,direct,mts "
+        "(default: every mode each model has); e.g. --modes mts --stride 4 --resume "
+        "adds MTS runs without running the others again",
+    )
     add_options(parser, SETTINGS)
     paper = parser.add_argument_group(
         "the paper's protocol (--protocol paper): Table 2 thermostats, Table 7 "
@@ -131,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume",
         action="store_true",
         help="continue an output folder from the units that finished (same models, "
-        "structures and settings; other stages, parts or thermostats)",
+        "structures and settings; other stages, parts, thermostats or modes)",
     )
     add_options(paper, PAPER)
     parser.add_argument("--energy-key", default="energy", help="energy label name")
@@ -182,6 +188,9 @@ def settings_from_args(args: argparse.Namespace):
     overrides = option_values(args, SETTINGS + PAPER, skip_none=True)
     if args.thermostats:
         overrides["thermostats"] = parse_thermostats(args.thermostats)
+    if args.modes:
+        modes = args.modes.replace(" ", "").split(",")
+        overrides["modes"] = tuple(mode for mode in modes if mode)
     if args.stages or args.parts:
         overrides["stages"] = _stages(args.parts or args.stages, bool(args.parts))
     if protocol == "standard" and getattr(args, "float64", False):

@@ -129,6 +129,11 @@ def compare(
             f"{ids} in the output folder: give labels that differ in letters or "
             "digits (--names)"
         )
+    if settings.modes and not any(settings.run_modes(e.modes) for e in entries):
+        raise UserInputError(
+            f"--modes {','.join(settings.modes)}: no model has these force modes "
+            f"(theirs: {', '.join(f'{e.name} {e.modes}' for e in entries)})"
+        )
     species = sorted(
         {int(z) for a in frames for z in a.numbers} | set(md_atoms.numbers)
     )

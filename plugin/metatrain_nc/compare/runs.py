@@ -122,7 +122,7 @@ def md_stage(
         atoms = equilibrate(entry, atoms, settings)
     total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
     results: Dict[str, Any] = {}
-    for mode in entry.modes:
+    for mode in settings.run_modes(entry.modes):
         md = md_settings(settings, mode, ensemble, total, settings.tau_fs)
         outdir = folder / f"{entry.name}-{ensemble}-{mode}"
         summary = run_entry(

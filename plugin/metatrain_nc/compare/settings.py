@@ -7,7 +7,7 @@ with the paper's thermostats, lengths and thresholds.
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..dynamics.monitor import RESOLVED_SIGMA
 from ..errors import UserInputError
@@ -17,6 +17,8 @@ STAGES: Tuple[str, ...] = ("accuracy", "cost", "antisymmetry", "nve", "nvt", "re
 #: the stages ("parts") of the paper protocol: NVT runs, gas and bulk relaxations
 PAPER_STAGES: Tuple[str, ...] = ("nvt", "gas", "bulk")
 PROTOCOLS = {"standard": STAGES, "paper": PAPER_STAGES}
+#: the MD force modes a comparison can run
+MD_MODES = ("conservative", "direct", "mts")
 #: the paper's thermostats (Table 2): (ensemble, time constant in fs)
 THERMOSTATS: Tuple[Tuple[str, float], ...] = (
     ("svr", 10.0),
@@ -133,6 +135,9 @@ class CompareSettings:
     temperature_K: float = 300.0
     tau_fs: float = 50.0
     thermostats: Tuple[Tuple[str, float], ...] = THERMOSTATS
+    #: MD force modes to run (empty: every mode of every model); e.g. ``("mts",)``
+    #: adds MTS runs at another stride without running the other modes again
+    modes: Tuple[str, ...] = ()
     equilibration_thermostat: str = "langevin:100"
     sample_fs: float = 5.0
     diffusion_segments: int = 4
@@ -201,6 +206,12 @@ class CompareSettings:
             raise UserInputError(f"--timestep must be > 0 fs, got {self.timestep_fs}")
         if self.stride < 1:
             raise UserInputError(f"--stride must be >= 1, got {self.stride}")
+        unknown_modes = [m for m in self.modes if m not in MD_MODES]
+        if unknown_modes:
+            raise UserInputError(
+                f"unknown force mode(s) {unknown_modes} in --modes; choose from "
+                f"{list(MD_MODES)}"
+            )
         positive = "nvt_time_fs temperature_K relax_fmax " + (
             "gas_fmax sample_fs sigma" if paper else "nve_time_fs tau_fs"
         )
@@ -266,7 +277,13 @@ class CompareSettings:
             for key in KEYS[self.protocol]
         }
         data["mts_outer_timestep_fs"] = self.mts_outer_fs
+        if self.modes:  # recorded only when chosen: older reports stay as they were
+            data["modes"] = list(self.modes)
         return data
+
+    def run_modes(self, modes: Sequence[str]) -> List[str]:
+        """The MD force modes of a model (``modes``) that these settings run."""
+        return [m for m in modes if not self.modes or m in self.modes]
 
 
 def parse_thermostat(spec: str, what: str, other: str = "") -> Tuple[str, float]:

@@ -196,7 +196,7 @@ def paper_units(job, runs_dir: Path, notes: List[str], relax_entries: Dict):
     if "nvt" in s.stages:
         for ensemble, tau in s.thermostats:
             for entry in job.entries:
-                for mode in entry.modes:
+                for mode in s.run_modes(entry.modes):
                     uid = unit_id("nvt", entry.name, mode, f"{ensemble}{tau:g}")
                     run = (entry, mode, ensemble, tau, job.md_atoms, s, runs_dir / uid)
                     units.append((uid, partial(nvt_run, *run)))

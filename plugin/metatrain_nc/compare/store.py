@@ -30,7 +30,7 @@ Unit = Tuple[str, Callable[[], Dict[str, Any]]]
 Records = Dict[str, Optional[Dict[str, Any]]]
 #: settings that may change between the parts of one comparison (units are keyed by
 #: them, or only the report uses them); every other setting must stay the same
-RESUMABLE_SETTINGS = ("parts", "stages", "thermostats", "sigma")
+RESUMABLE_SETTINGS = ("parts", "stages", "thermostats", "modes", "sigma")
 #: settings a folder made before they existed ran with
 LEGACY_SETTINGS = {"equilibration_thermostat": "same"}
 LOCK_FILE = ".running"
