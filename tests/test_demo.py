@@ -84,3 +84,30 @@ def test_demo_refuses_existing_folder(tmp_path):
     assert result.returncode != 0
     assert "exists" in result.stderr
     assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
+    """After its short NVT runs the demo prints what the committed paper-protocol
+    runs resolve, read from their report.json (a runaway with its message)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import demo
+
+    split = {"difference": -78.8, "error": 6.2, "sigma": 12.7}
+    runs = [
+        {"model": "M", "mode": "direct", "status": "completed",
+         "simulated_time_ps": 5.5, "production_start_fs": 500.0,
+         "equipartition": {"max_split_pair": "H-O", "splits": {"H-O": split}}},
+        {"model": "M", "mode": "mts", "status": "runaway",
+         "message": "runaway: temperature 5205 K above the bound"},
+    ]  # fmt: skip
+    folder = tmp_path / "run"
+    folder.mkdir()
+    report = {"settings": {"sigma": 4.0, "stride": 8}, "nvt": runs}
+    (folder / "report.json").write_text(json.dumps(report))
+    monkeypatch.setattr(demo, "ROOT", tmp_path)
+    monkeypatch.setattr(demo, "LONG_RUNS", ("run", "missing"))
+    lines = demo.long_run_lines()
+    assert any("M direct, 5 ps analysed: H-O -78.8 ± 6.2 K" in x for x in lines)
+    assert any("resolved (run/)" in x for x in lines)
+    assert any("M mts (stride 8): runaway: temperature 5205 K" in x for x in lines)
+    assert "--nvt-time 20000" in lines[-1]
