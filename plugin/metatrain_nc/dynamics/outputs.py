@@ -122,7 +122,7 @@ def plot_md(rows: List[Dict[str, float]], folder: Path, title: str, target=None)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     keys = [k for k in (rows[0] if rows else {}) if k.startswith("temperature_")]
     for key in keys:
-        label = key[len("temperature_") : -len("_K")]
+        label = key[len("temperature_") : -len("_K")] or "all atoms"
         ax.plot(time, [r[key] for r in rows], lw=1, label=label)
     if target is not None:
         ax.axhline(target, color="k", ls="--", lw=0.8, label="target")
