@@ -189,9 +189,10 @@ def long_run_lines() -> list:
     """What the committed paper-protocol runs of the shipped models (``LONG_RUNS``)
     resolve, and how to run longer here: the demo's NVT runs are too short."""
     lines = [
-        "[demo] longer NVT: the species split needs picoseconds per run; the "
-        "committed paper-protocol runs of these models (500 fs equilibration, SVR "
-        "tau 10 fs, `python scripts/paper_tables.py`, docs/paper_tables.md) give:"
+        "[demo] longer NVT: species splits need picoseconds to build up (PET-NC's "
+        "~10 ps); the committed paper-protocol runs of these models (500 fs "
+        "equilibration, SVR tau 10 fs, `python scripts/paper_tables.py`, "
+        "docs/paper_tables.md) give:"
     ]
     for folder in LONG_RUNS:
         report_file = ROOT / folder / "report.json"
