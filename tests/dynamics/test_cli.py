@@ -237,3 +237,18 @@ def test_relax_says_where_direct_relaxations_end():
     assert "fmax 0.2 eV/A (median; largest 0.3)" in lines[0]
     # without a trained conservative head (pet_nc) there is nothing to compare with
     assert _direct_endpoints(records, ["direct"]) == []
+
+
+def test_md_says_when_a_stride_divides_a_plain_step(
+    models, ethanol_box_file, tmp_path, capsys
+):
+    """Conservative or direct forces with a stride > 1 move the atoms in inner steps
+    of TIMESTEP / STRIDE: the command says so (a user who meant velocity Verlet at
+    TIMESTEP pays STRIDE times the cost otherwise)."""
+    out = tmp_path / "strided"
+    assert _md(models["nc"], ethanol_box_file, out, "--forces", "conservative") == 0
+    assert "inner steps of 0.5 fs" in capsys.readouterr().err
+    plain = tmp_path / "plain"
+    extra = ["--forces", "conservative", "--stride", "1"]
+    assert _md(models["nc"], ethanol_box_file, plain, *extra) == 0
+    assert "inner steps of" not in capsys.readouterr().err
