@@ -29,7 +29,7 @@ from pathlib import Path
 import ase.io
 from make_demo_models import train  # scripts/ is on sys.path
 
-from metatrain_nc.compare.nvt_reading import largest_split, nvt_verdict, split_text
+from metatrain_nc.compare.nvt_reading import largest_split, nvt_verdict, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the shipped models (after active learning) and the recipes ``--train`` runs
@@ -212,11 +212,11 @@ def long_run_lines() -> list:
                 continue
             pair, split = found
             analysed = run["simulated_time_ps"] - run["production_start_fs"] / 1e3
-            resolved = (split.get("sigma") or 0) > report["settings"].get("sigma", 4)
+            value, error = split["difference"], split.get("error")
+            reading = verdict(value, error, report["settings"].get("sigma", 4.0))
             lines.append(
                 f"[demo]   {run['model']} {mode}, {analysed:g} ps analysed: "
-                f"{split_text(pair, split)}, "
-                f"{'resolved' if resolved else 'within error'} {where}"
+                f"{pair} {value:+.1f} ± {error:.1f} K, {reading} {where}"
             )
     lines.append(
         "[demo]   run the demo's comparison that long with `--nvt-time 20000` "

@@ -119,7 +119,7 @@ def main() -> int:
         parser,
         (
             option("--part", type=int, choices=sorted(PARTS), action="append"),
-            switch("--doc", "only refresh docs/paper_tables.md"),
+            switch("--doc", "only refresh the document (--doc-file)"),
             option(
                 "--preset",
                 choices=sorted(PRESETS),

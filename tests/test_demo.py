@@ -107,7 +107,7 @@ def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "ROOT", tmp_path)
     monkeypatch.setattr(demo, "LONG_RUNS", ("run", "missing"))
     lines = demo.long_run_lines()
-    assert any("M direct, 5 ps analysed: H-O -78.8 ± 6.2 K" in x for x in lines)
-    assert any("resolved (run/)" in x for x in lines)
+    direct = "M direct, 5 ps analysed: H-O -78.8 ± 6.2 K, resolved (12.7σ) (run/)"
+    assert any(direct in x for x in lines)
     assert any("M mts (stride 8): runaway: temperature 5205 K" in x for x in lines)
     assert "--nvt-time 20000" in lines[-1]

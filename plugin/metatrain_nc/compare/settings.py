@@ -11,14 +11,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..dynamics.monitor import RESOLVED_SIGMA
 from ..errors import UserInputError
+from ..force_models.names import FORCE_MODES
 
 #: the stages of the standard protocol, in the order they run and appear in the report
 STAGES: Tuple[str, ...] = ("accuracy", "cost", "antisymmetry", "nve", "nvt", "relax")
 #: the stages ("parts") of the paper protocol: NVT runs, gas and bulk relaxations
 PAPER_STAGES: Tuple[str, ...] = ("nvt", "gas", "bulk")
 PROTOCOLS = {"standard": STAGES, "paper": PAPER_STAGES}
-#: the MD force modes a comparison can run
-MD_MODES = ("conservative", "direct", "mts")
 #: the paper's thermostats (Table 2): (ensemble, time constant in fs)
 THERMOSTATS: Tuple[Tuple[str, float], ...] = (
     ("svr", 10.0),
@@ -206,11 +205,11 @@ class CompareSettings:
             raise UserInputError(f"--timestep must be > 0 fs, got {self.timestep_fs}")
         if self.stride < 1:
             raise UserInputError(f"--stride must be >= 1, got {self.stride}")
-        unknown_modes = [m for m in self.modes if m not in MD_MODES]
+        unknown_modes = [m for m in self.modes if m not in FORCE_MODES]
         if unknown_modes:
             raise UserInputError(
                 f"unknown force mode(s) {unknown_modes} in --modes; choose from "
-                f"{list(MD_MODES)}"
+                f"{list(FORCE_MODES)}"
             )
         positive = "nvt_time_fs temperature_K relax_fmax " + (
             "gas_fmax sample_fs sigma" if paper else "nve_time_fs tau_fs"

@@ -146,16 +146,15 @@ def run(args: argparse.Namespace) -> int:
             "--fast names the model of the inner steps of multiple time stepping: "
             f"use it with --forces mts (got --forces {settings.forces})"
         )
-    if settings.forces != "mts" and isinstance(settings.stride, int):
-        inner = settings.timestep_fs / settings.stride
-        if settings.stride > 1:  # the same inner step as an MTS run, not TIMESTEP
-            print(
-                f"note: --forces {settings.forces} with --stride {settings.stride}: "
-                f"the atoms move in inner steps of {inner:g} fs "
-                f"(TIMESTEP / STRIDE, as an MTS run's); pass --stride 1 to step by "
-                f"--timestep {settings.timestep_fs:g} fs",
-                file=sys.stderr,
-            )
+    stride = settings.stride
+    if settings.forces != "mts" and isinstance(stride, int) and stride > 1:
+        print(  # the same inner step as an MTS run's, not TIMESTEP
+            f"note: --forces {settings.forces} with --stride {stride}: the atoms "
+            f"move in inner steps of {settings.timestep_fs / stride:g} fs (TIMESTEP "
+            f"/ STRIDE, as an MTS run's); pass --stride 1 to step by --timestep "
+            f"{settings.timestep_fs:g} fs",
+            file=sys.stderr,
+        )
     if args.engine == "torch-sim":
         from ..torchsim.command import run as run_torchsim
 
