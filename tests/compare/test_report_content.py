@@ -118,6 +118,29 @@ def test_nvt_says_plainly_when_nothing_is_resolved():
     assert "Resolved" not in text
 
 
+def test_nvt_names_a_split_that_is_still_changing():
+    """The PET-NC 20 ps case: a resolved split whose halves differ beyond their
+    error is named as not stationary (its mean mixes a transient with what follows);
+    a stationary one is not."""
+    growing = _run((134.0, 28.0))
+    split = growing["equipartition"]["splits"]["H-O"]
+    split.update(change={"value": 115.0, "error": 23.8}, stationary=False)
+    steady = _run((2.0, 5.0))
+    steady["equipartition"]["splits"]["H-O"].update(
+        change={"value": -3.0, "error": 6.0}, stationary=True
+    )
+    models = {
+        "C": {"info": {}, "nvt": {"conservative": steady}},
+        "NC": {"info": {}, "nvt": {"direct": growing}},
+    }
+    text = _paragraphs(models)
+    assert "Not stationary" in text
+    assert "NC direct: H-O changed by +115.0 ± 23.8 K" in text
+    assert "C conservative" not in text.split("Not stationary")[1]
+    split["stationary"] = True
+    assert "Not stationary" not in _paragraphs(models)
+
+
 def test_nvt_split_of_a_conservative_run_means_not_equilibrated():
     """The demo's case: every run has a resolved split, the conservative ones too;
     the direct runs' splits are read against them, and nothing is left."""

@@ -41,7 +41,7 @@ from metatrain_nc.dynamics.integrator import MultipleTimeStep
 from metatrain_nc.dynamics.statistics import block_average
 from metatrain_nc.dynamics.stride import find_stride
 from metatrain_nc.dynamics.structures import maxwell_boltzmann
-from metatrain_nc.dynamics.verdicts import RESOLVED_SIGMA
+from metatrain_nc.dynamics.verdicts import RESOLVED_SIGMA, diagnose, equipartition
 
 from ..analytic_models import export_pair_model
 from .conftest import molecules_in_box, run_nve
@@ -178,7 +178,7 @@ def test_conservative_force_and_mts_keep_equipartition(svr_runs, name):
     code, stdout, stderr, summary = svr_runs[name]
     assert code == 0 and summary["status"] == "completed"
     check = summary["equipartition"]
-    assert check["resolved"] is False
+    assert check["resolved"] is False and check["stationary"] is True
     assert check["n_records"] >= 250
     # the analytic pair energy is no chemistry: at 1000 K its cluster trades
     # hydrogens, and the bonded-topology check may say so
@@ -212,6 +212,59 @@ def test_block_average_of_correlated_samples():
     # too few samples for an error
     mean, error, blocks = block_average([1.0, 2.0, 3.0])
     assert mean == 2.0 and math.isnan(error) and blocks == 3
+
+
+def _ar1(rng, n: int, phi: float = 0.9) -> np.ndarray:
+    """Correlated unit-variance noise (AR(1), integrated correlation time 19)."""
+    noise = rng.standard_normal(n)
+    x = np.empty(n)
+    x[0] = noise[0]
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + math.sqrt(1 - phi**2) * noise[i]
+    return x
+
+
+def _thermostat_rows(o_offset: np.ndarray, seed: int = 0) -> list:
+    """Records of a thermostatted run: H at 300 K, O at 300 K + ``o_offset``."""
+    rng = np.random.default_rng(seed)
+    n = len(o_offset)
+    hydrogen = 300.0 + 5.0 * _ar1(rng, n)
+    oxygen = 300.0 + 5.0 * _ar1(rng, n) + o_offset
+    return [
+        {
+            "time_fs": 2.0 * i,
+            "temperature_K": (2 * h + o) / 3,
+            "temperature_H_K": h,
+            "temperature_O_K": o,
+        }
+        for i, (h, o) in enumerate(zip(hydrogen, oxygen, strict=True))
+    ]
+
+
+def test_a_split_still_growing_is_reported_as_not_stationary():
+    # the PET-NC water run: a split that builds up over the run
+    rows = _thermostat_rows(np.linspace(0.0, 60.0, 2000))
+    check = equipartition(rows, 300.0)
+    assert check["resolved"] is True and check["stationary"] is False
+    change = check["splits"]["H-O"]["change"]
+    # the analysed half ramps from 30 to 60 K: its halves differ by ~15 K
+    assert change["value"] == pytest.approx(-15.0, abs=4 * change["error"])
+    assert abs(change["value"]) > 4 * change["error"]
+    warnings = diagnose(rows, {}, "direct", "svr", 300.0)["warnings"]
+    kinds = [w["kind"] for w in warnings]
+    assert "not_stationary" in kinds and "equipartition" in kinds
+    message = warnings[kinds.index("not_stationary")]["message"]
+    assert f"H-O split changed by {change['value']:+.1f} +- " in message
+    assert "run longer" in message
+    # a constant split of the same mean is resolved, and stationary
+    rows = _thermostat_rows(np.full(2000, 45.0))
+    check = equipartition(rows, 300.0)
+    assert check["resolved"] is True and check["stationary"] is True
+    warnings = diagnose(rows, {}, "direct", "svr", 300.0)["warnings"]
+    kinds = [w["kind"] for w in warnings]
+    assert "equipartition" in kinds and "not_stationary" not in kinds
+    # too few records: no verdict either way
+    assert equipartition(rows[:40], 300.0)["stationary"] is None
 
 
 # -- NVE: drift warnings ---------------------------------------------------------------

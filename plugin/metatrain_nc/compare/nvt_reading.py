@@ -268,7 +268,31 @@ def nvt_verdict(data: Dict[str, Any]) -> List[str]:
             "Verdict: nothing is resolved: no difference between species "
             f"temperatures {how}{listed}. {longer}"
         )
+    changing = unsteady(runs)
+    paragraphs += [changing] if changing else []
     return paragraphs + [_off_target(runs, s["temperature_K"], how)]
+
+
+def unsteady(runs: Sequence[Run]) -> Optional[str]:
+    """A sentence naming the runs whose species split still changes between the
+    halves of the analysed part (``stationary`` false in their equipartition check):
+    their means mix a transient with what follows; ``None`` when there are none."""
+    items = []
+    for run in runs:
+        for pair, split in _splits(run).items():
+            change = split.get("change") or {}
+            if split.get("stationary") is False and change.get("error") is not None:
+                items.append(
+                    f"{run['model']} {run['mode']}: {pair} changed by "
+                    f"{change['value']:+.1f} ± {change['error']:.1f} K"
+                )
+    if not items:
+        return None
+    return (
+        "Not stationary (a split that changes between the halves of the analysed "
+        "part beyond its error: its mean mixes a transient with what follows; run "
+        "longer and read the last part): " + "; ".join(items) + "."
+    )
 
 
 def _beyond(split: Dict[str, Any], sigma: float) -> bool:
@@ -310,6 +334,10 @@ def findings(runs: Sequence[Run], sigma: float) -> List[str]:
         if resolved or unresolved:
             against = f"{label}, against the conservative run from the same start: "
             sentences.append(against + _listing(resolved, unresolved, how))
+    for label, group in groups.items():
+        changing = unsteady(group)
+        if changing:
+            sentences.append(f"{label}: {changing}")
     return sentences
 
 

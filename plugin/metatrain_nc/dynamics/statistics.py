@@ -1,6 +1,7 @@
 """Statistics of an MD run's records (the rows of :class:`~.observer.Monitor`).
 
 - :func:`block_average`: the mean of correlated samples with its standard error;
+- :func:`halves_change`: how much that mean changes between a series' two halves;
 - :func:`linear_fit`: a least-squares line with the t test of its slope
   (:func:`scipy.stats.linregress`);
 - :func:`summarise`: heating rate (K/ps), drift of the conserved energy
@@ -55,6 +56,19 @@ def block_average(
             return mean, error, count
     size, count, error = max(levels, key=lambda level: level[2])
     return mean, error, count
+
+
+def halves_change(values: Sequence[float]) -> Tuple[float, float]:
+    """How much the mean of a series changes from its first half to its second:
+    ``(change, error)``, the difference of the halves' :func:`block_average` means
+    and its standard error (the halves' errors in quadrature; ``nan`` when a half is
+    too short for an error). A change beyond its error says the series is not
+    stationary: its overall mean mixes a transient with what follows."""
+    x = np.asarray(values, dtype=float)
+    middle = len(x) // 2
+    first, first_error, _ = block_average(x[:middle])
+    second, second_error, _ = block_average(x[middle:])
+    return second - first, math.hypot(first_error, second_error)
 
 
 def linear_fit(x: np.ndarray, y: np.ndarray) -> Dict[str, Optional[float]]:

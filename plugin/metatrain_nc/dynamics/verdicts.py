@@ -7,8 +7,9 @@ while a run's results are written (``mtt-nc md`` prints them and puts them in
 - with a thermostat, :func:`equipartition`: block-averaged means
   (:func:`~.statistics.block_average`, correlated samples) of the temperature of each
   species and of their differences over the last half of the run; a warning when two
-  species differ beyond :data:`RESOLVED_SIGMA` standard errors, or the overall mean
-  misses the target;
+  species differ beyond :data:`RESOLVED_SIGMA` standard errors, when their
+  difference still changes between the halves of that part (not stationary), or
+  when the overall mean misses the target;
 - in NVE, :func:`drift_verdict`: a drift of the conserved energy that a t test of
   the fitted slope resolves (Student t, ``n - 2`` degrees of freedom, p below
   :data:`DRIFT_P_VALUE`, from :data:`MIN_DRIFT_RECORDS` records on: short runs get a
@@ -28,7 +29,19 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from .statistics import block_average, finite, species_temperatures, summarise
+from .advice import (
+    drift_advice,
+    equipartition_advice,
+    stationarity_advice,
+    target_advice,
+)
+from .statistics import (
+    block_average,
+    finite,
+    halves_change,
+    species_temperatures,
+    summarise,
+)
 
 #: share of each run treated as equilibration by :func:`equipartition` (the first half)
 EQUILIBRATION_FRACTION = 0.5
@@ -102,7 +115,10 @@ def equipartition(
         ``splits`` (``{"A-B": {difference, error, sigma, resolved}}``, ``T_A - T_B``),
         ``max_split_K`` / ``max_split_error_K`` / ``max_split_pair`` (the largest
         difference), ``resolved`` (some split is resolved; ``None`` when there are
-        too few records or a single species), ``n_records``,
+        too few records or a single species), ``stationary`` (no split changes
+        beyond ``sigma`` standard errors between the two halves of the analysed
+        records, :func:`~.statistics.halves_change`; each split's ``change`` and
+        ``stationary`` say which), ``n_records``,
         ``equilibration_fraction``, ``sigma_threshold``; temperatures in K.
     """
     start = int(math.floor(equilibration * len(rows)))
@@ -117,6 +133,7 @@ def equipartition(
         "max_split_error_K": None,
         "max_split_pair": None,
         "resolved": None,
+        "stationary": None,
     }
     enough = len(analysed) >= max(min_records, 2)
 
@@ -153,6 +170,10 @@ def equipartition(
             entry = {"difference": difference, "error": finite(error)}
             entry["n_blocks"] = blocks
             entry.update(verdict(difference, error))
+            change, change_error = halves_change(series[first] - series[second])
+            moved = verdict(change, change_error)["resolved"]
+            entry["change"] = {"value": change, "error": finite(change_error)}
+            entry["stationary"] = None if moved is None else not moved
             pair = f"{first}-{second}"
             result["splits"][pair] = entry
             if largest is None or abs(difference) > abs(largest[1]["difference"]):
@@ -165,6 +186,9 @@ def equipartition(
         verdicts = [e["resolved"] for e in result["splits"].values()]
         if all(v is not None for v in verdicts):
             result["resolved"] = any(verdicts)
+        steady = [e["stationary"] for e in result["splits"].values()]
+        if all(v is not None for v in steady):
+            result["stationary"] = all(steady)
     return result
 
 
@@ -181,8 +205,9 @@ def diagnose(
     """Warnings about a run, each with its way out.
 
     - thermostat (``svr``, ``langevin``): :func:`equipartition`; a warning when a
-      species split is resolved, and another when the overall mean temperature
-      misses the target beyond :data:`RESOLVED_SIGMA` standard errors;
+      species split is resolved, one when a split still changes between the halves
+      of the analysed records, and one when the overall mean temperature misses the
+      target beyond :data:`RESOLVED_SIGMA` standard errors;
     - ``nve``: a warning when :func:`drift_verdict` resolves a drift of the
       conserved energy;
     - ``topology`` given: :func:`~.topology.topology_warning`.
@@ -198,8 +223,8 @@ def diagnose(
         :meth:`~.topology.TopologyWatch.result` (``None``: not checked).
     :return: ``{"equipartition": ... or None, "drift": ... or None (NVE:
         :func:`drift_verdict`), "warnings": [{"kind", "message"}]}``; kinds:
-        ``"equipartition"``, ``"thermostat_target"``, ``"energy_drift"``,
-        ``"topology"``.
+        ``"equipartition"``, ``"not_stationary"``, ``"thermostat_target"``,
+        ``"energy_drift"``, ``"topology"``.
     """
     warnings: List[Dict[str, str]] = []
     check = None
@@ -227,7 +252,25 @@ def diagnose(
                         f"{entry['difference']:+.1f} +- {entry['error']:.1f} K, "
                         f"{entry['sigma']:.1f} standard errors, last "
                         f"{1 - check['equilibration_fraction']:.0%} of the run): "
-                        + _equipartition_advice(forces, ensemble)
+                        + equipartition_advice(forces, ensemble)
+                    ),
+                }
+            )
+        if check["stationary"] is False:
+            pair, entry = max(
+                check["splits"].items(),
+                key=lambda item: abs(item[1]["change"]["value"]),
+            )
+            change = entry["change"]
+            warnings.append(
+                {
+                    "kind": "not_stationary",
+                    "message": (
+                        f"the species temperatures are still changing: the {pair} "
+                        f"split changed by {change['value']:+.1f} +- "
+                        f"{change['error']:.1f} K between the halves of the last "
+                        f"{1 - check['equilibration_fraction']:.0%} of the run: "
+                        + stationarity_advice()
                     ),
                 }
             )
@@ -240,7 +283,7 @@ def diagnose(
                         "the thermostat misses its target: mean temperature "
                         f"{overall['mean']:.1f} +- {overall['error']:.1f} K against "
                         f"{overall['target']:.1f} K ({overall['sigma']:.1f} standard "
-                        "errors): " + _target_advice(forces)
+                        "errors): " + target_advice(forces)
                     ),
                 }
             )
@@ -261,7 +304,7 @@ def diagnose(
                         f"{drift_check['p_value']:.1g} over "
                         f"{drift_check['n_records']} records; drift ratio "
                         f"{ratio}), far above what the "
-                        "integrator allows: " + _drift_advice(forces)
+                        "integrator allows: " + drift_advice(forces)
                     ),
                 }
             )
@@ -357,54 +400,3 @@ def drift_verdict(
         p < p_value and abs(drift) > floor and (ratio is None or ratio >= ratio_floor)
     )
     return verdict
-
-
-def _equipartition_advice(forces: str, ensemble: str) -> str:
-    if forces == "direct":
-        advice = (
-            "direct forces are not the gradient of an energy, and the thermostat "
-            "hides their heating but not its uneven share between species: run with "
-            "--forces mts (or conservative)"
-        )
-        if ensemble == "langevin":
-            advice += "; a shorter --tau narrows the split but slows the dynamics"
-        else:
-            advice += "; a global thermostat (svr) cannot restore equipartition"
-        return advice
-    if forces == "mts":
-        return (
-            "the outer step may be too long for this model (try --stride auto or a "
-            "shorter --timestep), or the run too short to equilibrate (run longer)"
-        )
-    return (
-        "conservative forces share energy evenly at equilibrium: the run is too "
-        "short to equilibrate (run longer), or the time step too long"
-    )
-
-
-def _target_advice(forces: str) -> str:
-    if forces == "direct":
-        return (
-            "direct forces heat the system faster than the thermostat takes the heat "
-            "out: run with --forces mts (or conservative), or use a shorter --tau"
-        )
-    if forces == "mts":
-        return (
-            "the outer step may be too long for this model (try --stride auto or a "
-            "shorter --timestep), or the run too short to equilibrate"
-        )
-    return "the time step may be too long, or the run too short to equilibrate"
-
-
-def _drift_advice(forces: str) -> str:
-    if forces == "direct":
-        return "direct forces do not conserve energy: use --forces mts"
-    if forces == "mts":
-        return (
-            "the outer step is too long for this model: try --stride auto or a "
-            "shorter --timestep"
-        )
-    return (
-        "the time step is too long for this model: try a shorter --timestep or a "
-        "larger --stride"
-    )
