@@ -240,7 +240,11 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", choices=list(RUNS))
     args = parser.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    runs = {name: run_one(args, name) for name in (args.only or RUNS)}
+    # the runs not chosen with --only keep what the last report said of them
+    previous = Path(args.out) / "report.json"
+    runs = json.loads(previous.read_text()) if previous.exists() else {}
+    runs.update({name: run_one(args, name) for name in (args.only or RUNS)})
+    runs = {name: runs[name] for name in RUNS if name in runs}
     text = report(args, runs)
     (Path(args.out) / "report.md").write_text(text)
     (Path(args.out) / "report.json").write_text(json.dumps(runs, indent=2) + "\n")
