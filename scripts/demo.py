@@ -1,8 +1,8 @@
 """The README's main job: PET-C, PET-NC and PET-M on CHGNet-labelled water, compared.
 
-1. models: the shipped checkpoints of ``recipes/water_chgnet_al2/pretrained/`` (small
-   PETs, 46k parameters, trained on 608 frames of 64 H2O labelled by CHGNet plus two
-   rounds of active learning: docs/water_chgnet_models.md), exported with the
+1. models: the shipped checkpoints (:data:`SHIPPED`: small PETs, 46k parameters,
+   trained on 608 frames of 64 H2O labelled by CHGNet plus two rounds of active
+   learning, PET-M trained longer: docs/water_chgnet_models.md), exported with the
    unmodified ``mtt export``; or, with ``--train``, trained here with ``mtt train`` on
    the same data by the round-0 recipes of ``recipes/water_chgnet/`` (hours; the
    active-learning rounds are not repeated); with ``--quick``, trained here for a few
@@ -32,8 +32,13 @@ from make_demo_models import train  # scripts/ is on sys.path
 from metatrain_nc.compare.nvt_reading import largest_split, nvt_verdict, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the shipped models (after active learning) and the recipes ``--train`` runs
-PRETRAINED = ROOT / "recipes" / "water_chgnet_al2" / "pretrained"
+#: the shipped models: PET-C and PET-NC after active learning, PET-M trained longer
+#: (docs/water_chgnet_models.md), and the recipes ``--train`` runs
+SHIPPED = {
+    "pet_c": ROOT / "recipes" / "water_chgnet_al2" / "pretrained" / "pet_c.ckpt",
+    "pet_nc": ROOT / "recipes" / "water_chgnet_al2" / "pretrained" / "pet_nc.ckpt",
+    "pet_m": ROOT / "recipes" / "water_chgnet_al2_long" / "pretrained" / "pet_m.ckpt",
+}
 RECIPES = ROOT / "recipes" / "water_chgnet"
 #: the test split of the CHGNet-labelled water (76 frames: its 307 K trajectory)
 TEST = ROOT / "recipes" / "data" / "water_chgnet" / "test.xyz.gz"
@@ -41,11 +46,11 @@ TEST = ROOT / "recipes" / "data" / "water_chgnet" / "test.xyz.gz"
 QUICK_DATA = ROOT / "recipes" / "data" / "water_64h2o_40frames.xyz"
 MODELS = ("pet_c", "pet_nc", "pet_m")
 #: the committed paper-protocol runs of these models (SVR tau 10 fs, 5 and 20 ps;
-#: MTS at the paper's stride 8 and at the stride 4 the NVE scan chose)
+#: PET-M's MTS at the stride 4 its NVE scan chose), with the models read from each
 LONG_RUNS = (
-    "docs/paper_run_chgnet",
-    "docs/paper_run_chgnet_mts4",
-    "docs/paper_run_chgnet_20ps",
+    ("docs/paper_run_chgnet", ("PET-C", "PET-NC")),
+    ("docs/paper_run_chgnet_20ps", ("PET-NC",)),
+    ("docs/paper_run_chgnet_pm_long", ("PET-M",)),
 )
 
 #: ``mtt-nc compare`` options of the demo (full and --quick)
@@ -117,12 +122,12 @@ def main() -> int:
     out = Path(args.out).resolve()
     if out.exists():
         sys.exit(f"[demo] '{out}' exists: remove it or pass --out NEW_FOLDER")
-    missing = [n for n in MODELS if not (PRETRAINED / f"{n}.ckpt").is_file()]
+    missing = [str(p.relative_to(ROOT)) for p in SHIPPED.values() if not p.is_file()]
     if missing and not (args.quick or args.train):
         sys.exit(
-            f"[demo] shipped checkpoints {missing} are missing from {PRETRAINED}: "
-            "restore them (`git checkout -- recipes/water_chgnet_al2/pretrained`) "
-            "or train here with `python scripts/demo.py --train`"
+            f"[demo] shipped checkpoints are missing: {', '.join(missing)}: restore "
+            "them (`git checkout -- recipes`) or train here with `python "
+            "scripts/demo.py --train`"
         )
     out.mkdir(parents=True)
     start = time.perf_counter()
@@ -136,7 +141,7 @@ def main() -> int:
             name: train(name, out / "training", recipes=RECIPES) for name in MODELS
         }
     else:
-        checkpoints = {name: PRETRAINED / f"{name}.ckpt" for name in MODELS}
+        checkpoints = dict(SHIPPED)
     for name, checkpoint in checkpoints.items():
         print(f"[demo] mtt export {checkpoint.name} -> models/{name}.pt", flush=True)
         local = models_dir / f"{name}.ckpt"
@@ -194,13 +199,15 @@ def long_run_lines() -> list:
         "equilibration, SVR tau 10 fs, `python scripts/paper_tables.py`, "
         "docs/paper_tables.md) give:"
     ]
-    for folder in LONG_RUNS:
+    for folder, models in LONG_RUNS:
         report_file = ROOT / folder / "report.json"
         if not report_file.is_file():
             continue
         report = json.loads(report_file.read_text())
         stride = report["settings"].get("stride")
         for run in report.get("nvt", []):
+            if run["model"] not in models:
+                continue
             mode = run["mode"] + (f" (stride {stride})" if run["mode"] == "mts" else "")
             where = f"({folder}/)"
             if run.get("status") != "completed":

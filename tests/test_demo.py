@@ -49,9 +49,9 @@ def test_demo_pretrained_models_are_shipped():
     and the CHGNet-labelled water's test split; the toy models stay for tests."""
     import ase.io
 
-    pretrained = ROOT / "recipes" / "water_chgnet_al2" / "pretrained"
     for name in ("pet_c", "pet_nc", "pet_m"):
-        assert (pretrained / f"{name}.ckpt").stat().st_size > 100_000
+        shipped = f"recipes/water_chgnet_al2{'_long' if name == 'pet_m' else ''}"
+        assert (ROOT / shipped / "pretrained" / f"{name}.ckpt").stat().st_size > 1e5
     test = ase.io.read(ROOT / "recipes/data/water_chgnet/test.xyz.gz", ":")
     assert len(test) == 76 and all(len(atoms) == 192 for atoms in test)
     # the test split is one trajectory, never trained on
@@ -94,6 +94,9 @@ def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
 
     split = {"difference": -78.8, "error": 6.2, "sigma": 12.7}
     runs = [
+        {"model": "other", "mode": "direct", "status": "completed",
+         "simulated_time_ps": 5.5, "production_start_fs": 500.0,
+         "equipartition": {"max_split_pair": "H-O", "splits": {"H-O": split}}},
         {"model": "M", "mode": "direct", "status": "completed",
          "simulated_time_ps": 5.5, "production_start_fs": 500.0,
          "equipartition": {"max_split_pair": "H-O", "splits": {"H-O": split}}},
@@ -105,9 +108,11 @@ def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
     report = {"settings": {"sigma": 4.0, "stride": 8}, "nvt": runs}
     (folder / "report.json").write_text(json.dumps(report))
     monkeypatch.setattr(demo, "ROOT", tmp_path)
-    monkeypatch.setattr(demo, "LONG_RUNS", ("run", "missing"))
+    monkeypatch.setattr(demo, "LONG_RUNS", (("run", ("M",)), ("missing", ("M",))))
     lines = demo.long_run_lines()
     direct = "M direct, 5 ps analysed: H-O -78.8 ± 6.2 K, resolved (12.7σ) (run/)"
     assert any(direct in x for x in lines)
     assert any("M mts (stride 8): runaway: temperature 5205 K" in x for x in lines)
+    # only the models named for a folder are read from it
+    assert not any("other" in x for x in lines)
     assert "--nvt-time 20000" in lines[-1]
