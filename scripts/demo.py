@@ -51,6 +51,7 @@ LONG_RUNS = (
     ("docs/paper_run_chgnet", ("PET-C", "PET-NC")),
     ("docs/paper_run_chgnet_20ps", ("PET-NC",)),
     ("docs/paper_run_chgnet_pm_long", ("PET-M",)),
+    ("docs/paper_run_chgnet_pm_long_20ps", ("PET-M",)),
 )
 
 #: ``mtt-nc compare`` options of the demo (full and --quick)
@@ -221,6 +222,12 @@ def long_run_lines() -> list:
             analysed = run["simulated_time_ps"] - run["production_start_fs"] / 1e3
             value, error = split["difference"], split.get("error")
             reading = verdict(value, error, report["settings"].get("sigma", 4.0))
+            change = split.get("change") or {}
+            if split.get("stationary") is False and change.get("error") is not None:
+                reading += (
+                    f", not stationary: it changed by {change['value']:+.1f} ± "
+                    f"{change['error']:.1f} K between the halves of the run"
+                )
             lines.append(
                 f"[demo]   {run['model']} {mode}, {analysed:g} ps analysed: "
                 f"{pair} {value:+.1f} ± {error:.1f} K, {reading} {where}"

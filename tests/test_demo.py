@@ -93,6 +93,8 @@ def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
     import demo
 
     split = {"difference": -78.8, "error": 6.2, "sigma": 12.7}
+    growing = {"difference": 18.0, "error": 10.0, "sigma": 1.8, "stationary": False,
+               "change": {"value": 43.3, "error": 9.8}}  # fmt: skip
     runs = [
         {"model": "other", "mode": "direct", "status": "completed",
          "simulated_time_ps": 5.5, "production_start_fs": 500.0,
@@ -100,6 +102,9 @@ def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
         {"model": "M", "mode": "direct", "status": "completed",
          "simulated_time_ps": 5.5, "production_start_fs": 500.0,
          "equipartition": {"max_split_pair": "H-O", "splits": {"H-O": split}}},
+        {"model": "M", "mode": "direct", "status": "completed",
+         "simulated_time_ps": 20.5, "production_start_fs": 500.0,
+         "equipartition": {"max_split_pair": "H-O", "splits": {"H-O": growing}}},
         {"model": "M", "mode": "mts", "status": "runaway",
          "message": "runaway: temperature 5205 K above the bound"},
     ]  # fmt: skip
@@ -113,6 +118,11 @@ def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
     direct = "M direct, 5 ps analysed: H-O -78.8 ± 6.2 K, resolved (12.7σ) (run/)"
     assert any(direct in x for x in lines)
     assert any("M mts (stride 8): runaway: temperature 5205 K" in x for x in lines)
+    # a split still building up says so
+    growing = "M direct, 20 ps analysed: H-O +18.0 ± 10.0 K, within error (1.8σ), "
+    assert any(
+        growing + "not stationary: it changed by +43.3 ± 9.8 K" in x for x in lines
+    )
     # only the models named for a folder are read from it
     assert not any("other" in x for x in lines)
     assert "--nvt-time 20000" in lines[-1]
