@@ -6,7 +6,7 @@ model (the recipes' data paths made absolute, fixed seeds) in ``--workdir/<name>
 
     python scripts/make_demo_models.py [--only pet_m] [--workdir demo-training]
     python scripts/make_demo_models.py --recipes recipes/water_chgnet \\
-        --workdir training/water_chgnet [--large] [--resume] [--to DIR]
+        --workdir training/water_chgnet [--resume] [--to DIR]
 
 With ``--resume`` a model whose run folder exists continues from its newest
 checkpoint (``mtt train --restart``); the newest checkpoint is also copied to
@@ -34,12 +34,12 @@ MODELS = ("pet_c", "pet_nc", "pet_m")
 DATASETS = ("training_set", "validation_set", "test_set")
 
 
-def recipe_path(name: str, recipes: Path = DEMO, large: bool = False) -> Path:
+def recipe_path(name: str, recipes: Path = DEMO) -> Path:
     """The recipe of model ``name`` in a recipe folder (``water_<name>.yaml`` in the
-    demo folder, ``[large_]<name>.yaml`` elsewhere)."""
+    demo folder, ``<name>.yaml`` elsewhere)."""
     if recipes.resolve() == DEMO.resolve():
         return DEMO / f"water_{name}.yaml"
-    return recipes / f"{'large_' if large else ''}{name}.yaml"
+    return recipes / f"{name}.yaml"
 
 
 def _absolute_data(options: dict, folder: Path) -> None:
@@ -71,7 +71,6 @@ def train(
     workdir: Path,
     epochs: int = 0,
     recipes: Path = DEMO,
-    large: bool = False,
     resume: bool = False,
 ) -> Path:
     """Run ``mtt train`` on the recipe of ``name``; return the final checkpoint.
@@ -79,7 +78,7 @@ def train(
     :param epochs: override the recipe's number of epochs (0: keep it).
     :param resume: continue the run in ``workdir/name`` from its newest checkpoint.
     """
-    recipe = recipe_path(name, recipes, large)
+    recipe = recipe_path(name, recipes)
     options = yaml.safe_load(recipe.read_text())
     _absolute_data(options, recipe.parent)
     if epochs:
@@ -126,7 +125,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=MODELS, action="append", help="model(s)")
     parser.add_argument("--recipes", default=str(DEMO), help="recipe folder")
-    parser.add_argument("--large", action="store_true", help="large_<name>.yaml")
     parser.add_argument("--workdir", default="demo-training", help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue runs")
     parser.add_argument("--to", default=None, help="where checkpoints go")
@@ -146,9 +144,7 @@ def main() -> int:
                 "replace it"
             )
     for name in names:
-        checkpoint = train(
-            name, workdir, recipes=recipes, large=args.large, resume=args.resume
-        )
+        checkpoint = train(name, workdir, recipes=recipes, resume=args.resume)
         if target is None:
             continue
         target.mkdir(parents=True, exist_ok=True)
