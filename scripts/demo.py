@@ -29,7 +29,12 @@ from pathlib import Path
 import ase.io
 from make_demo_models import train  # scripts/ is on sys.path
 
-from metatrain_nc.compare.nvt_reading import largest_split, nvt_verdict, verdict
+from metatrain_nc.compare.nvt_reading import (
+    change_text,
+    largest_split,
+    nvt_verdict,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the shipped models: PET-C and PET-NC after active learning, PET-M trained longer
@@ -222,12 +227,9 @@ def long_run_lines() -> list:
             analysed = run["simulated_time_ps"] - run["production_start_fs"] / 1e3
             value, error = split["difference"], split.get("error")
             reading = verdict(value, error, report["settings"].get("sigma", 4.0))
-            change = split.get("change") or {}
-            if split.get("stationary") is False and change.get("error") is not None:
-                reading += (
-                    f", not stationary: it changed by {change['value']:+.1f} ± "
-                    f"{change['error']:.1f} K between the halves of the run"
-                )
+            changed = change_text(split)
+            if changed:
+                reading += f", not stationary: it {changed} between the run's halves"
             lines.append(
                 f"[demo]   {run['model']} {mode}, {analysed:g} ps analysed: "
                 f"{pair} {value:+.1f} ± {error:.1f} K, {reading} {where}"

@@ -273,19 +273,25 @@ def nvt_verdict(data: Dict[str, Any]) -> List[str]:
     return paragraphs + [_off_target(runs, s["temperature_K"], how)]
 
 
+def change_text(split: Dict[str, Any]) -> Optional[str]:
+    """``changed by +43.3 ± 9.8 K`` for a split that is not stationary (it changes
+    between the halves of the analysed part beyond its error), else ``None``."""
+    change = split.get("change") or {}
+    if split.get("stationary") is not False or change.get("error") is None:
+        return None
+    return f"changed by {change['value']:+.1f} ± {change['error']:.1f} K"
+
+
 def unsteady(runs: Sequence[Run]) -> Optional[str]:
     """A sentence naming the runs whose species split still changes between the
     halves of the analysed part (``stationary`` false in their equipartition check):
     their means mix a transient with what follows; ``None`` when there are none."""
-    items = []
-    for run in runs:
-        for pair, split in _splits(run).items():
-            change = split.get("change") or {}
-            if split.get("stationary") is False and change.get("error") is not None:
-                items.append(
-                    f"{run['model']} {run['mode']}: {pair} changed by "
-                    f"{change['value']:+.1f} ± {change['error']:.1f} K"
-                )
+    items = [
+        f"{run['model']} {run['mode']}: {pair} {text}"
+        for run in runs
+        for pair, split in _splits(run).items()
+        if (text := change_text(split))
+    ]
     if not items:
         return None
     return (

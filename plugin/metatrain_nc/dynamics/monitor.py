@@ -9,7 +9,13 @@ the warnings of a run) in one place, as documented in ``docs/dynamics.md``::
     diagnose(monitor.rows, summary, forces, ensemble)["warnings"]
 """
 
-from .observer import COLUMNS, Monitor, RunawayError, species_degrees_of_freedom
+from .observer import (
+    COLUMNS,
+    Monitor,
+    RunawayError,
+    runaway_message,
+    species_degrees_of_freedom,
+)
 from .statistics import (
     block_average,
     drift_ratio,
@@ -29,7 +35,6 @@ from .verdicts import (
     diagnose,
     drift_verdict,
     equipartition,
-    runaway_message,
 )
 
 __all__ = [

@@ -4,7 +4,7 @@ ASE dynamics with its energy methods).
 :class:`Monitor` is an ASE observer: ``dyn.attach(monitor, interval=k)`` records, every
 ``k`` outer steps, one row of :data:`COLUMNS` plus one temperature per species, and
 stops a runaway run by raising :class:`RunawayError` (the check is
-:func:`~.verdicts.runaway_message`). What the rows say is computed by
+:func:`runaway_message`). What the rows say is computed by
 :mod:`.statistics` and judged by :mod:`.verdicts`.
 
 Temperatures: total ``2 K / ((3N - 3) k_B)``; per species ``2 K_s / (3 N_s k_B)``
@@ -12,14 +12,13 @@ Temperatures: total ``2 K / ((3N - 3) k_B)``; per species ``2 K_s / (3 N_s k_B)`
 latter for the centre-of-mass motion).
 """
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 from ase import units
 from ase.data import chemical_symbols
-
-from .verdicts import runaway_message
 
 #: columns of every record (units in the names)
 COLUMNS = [
@@ -31,6 +30,26 @@ COLUMNS = [
     "conserved_eV",
     "temperature_K",
 ]
+
+
+def runaway_message(
+    row: Mapping[str, float], positions: np.ndarray, bound: Optional[float]
+) -> Optional[str]:
+    """Why a run that recorded ``row`` (with atoms at ``positions``) must stop: a
+    non-finite value, or a temperature above ``bound`` (K; ``None``: no bound);
+    ``None`` when it may go on."""
+    bad = [k for k, v in row.items() if not math.isfinite(v)]
+    if bad or not np.all(np.isfinite(positions)):
+        return (
+            f"non-finite values at step {row['step']} (t = {row['time_fs']:.1f} "
+            f"fs): {bad or ['positions']}"
+        )
+    if bound is not None and row["temperature_K"] > bound:
+        return (
+            f"runaway: temperature {row['temperature_K']:.0f} K above the bound "
+            f"{bound:.0f} K at step {row['step']} (t = {row['time_fs']:.1f} fs)"
+        )
+    return None
 
 
 class RunawayError(RuntimeError):

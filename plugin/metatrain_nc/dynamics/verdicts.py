@@ -20,14 +20,12 @@ while a run's results are written (``mtt-nc md`` prints them and puts them in
   of its trajectory frames, :mod:`.topology`): a warning when molecules broke or
   formed (:func:`~.topology.topology_warning`).
 
-:func:`runaway_message` is the check with which the monitor stops a run that ran
-away (too hot, or non-finite).
+The check with which the monitor stops a run that ran away (too hot, or
+non-finite) is :func:`~.observer.runaway_message`.
 """
 
 import math
 from typing import Any, Dict, List, Mapping, Optional
-
-import numpy as np
 
 from .advice import (
     drift_advice,
@@ -64,26 +62,6 @@ DRIFT_FLOOR_MEV_PER_ATOM_PS = 1.0
 #: 6 steps fit 35 meV/atom/ps at p = 8e-5 with 0.03; direct forces: 0.2-0.3 in 12
 #: steps of 2 fs)
 DRIFT_RATIO_FLOOR = 0.1
-
-
-def runaway_message(
-    row: Mapping[str, float], positions: np.ndarray, bound: Optional[float]
-) -> Optional[str]:
-    """Why a run that recorded ``row`` (with atoms at ``positions``) must stop: a
-    non-finite value, or a temperature above ``bound`` (K; ``None``: no bound);
-    ``None`` when it may go on."""
-    bad = [k for k, v in row.items() if not math.isfinite(v)]
-    if bad or not np.all(np.isfinite(positions)):
-        return (
-            f"non-finite values at step {row['step']} (t = {row['time_fs']:.1f} "
-            f"fs): {bad or ['positions']}"
-        )
-    if bound is not None and row["temperature_K"] > bound:
-        return (
-            f"runaway: temperature {row['temperature_K']:.0f} K above the bound "
-            f"{bound:.0f} K at step {row['step']} (t = {row['time_fs']:.1f} fs)"
-        )
-    return None
 
 
 def equipartition(
