@@ -5,10 +5,10 @@ when that interval excludes zero."""
 import numpy as np
 import pytest
 
-from metatrain_nc.compare.render import columns_table
 from metatrain_nc.compare.tables import TABLE_7, comparisons, relaxation_findings
 from metatrain_nc.dynamics.relax import difference_interval, success_interval
 from metatrain_nc.errors import UserInputError
+from metatrain_nc.reports.render import columns_table
 
 
 def test_difference_interval_matches_newcombe():

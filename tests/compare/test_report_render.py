@@ -2,8 +2,8 @@
 
 import re
 
-from metatrain_nc.compare.render import markdown_table, render_html, render_markdown
 from metatrain_nc.compare.sections import build_blocks
+from metatrain_nc.reports.render import markdown_table, render_html, render_markdown
 
 from .test_report_content import _data as results
 

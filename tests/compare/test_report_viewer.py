@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from metatrain_nc.compare.viewer import VIEWER_START
+from metatrain_nc.reports.viewer import VIEWER_START
 
 from ..antisymmetry.chemiscope_viewer import chromium_executable
 from .headless import Page

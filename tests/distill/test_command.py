@@ -40,6 +40,8 @@ def test_quick_run_with_the_demo_teacher(tmp_path, capsys):
     assert set(report["nve"]) == {"teacher", size}
     assert report["nve"]["teacher"]["status"] == "completed"
     assert "| student | parameters |" in (out / "report.md").read_text()
+    page = (out / "report.html").read_text()  # the same blocks, one HTML file
+    assert "<th>student</th>" in page and f"<td>{size}" in page
     assert str(out / "report.md") in captured.out
 
 

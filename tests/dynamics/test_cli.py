@@ -68,6 +68,9 @@ def test_md_outputs(models, ethanol_box_file, tmp_path, capsys):
     assert len(props["temperature"]["values"]) == 3
     assert len(props["|F_c - F_nc|"]["values"]) == 3 * 72
     assert max(props["|F_c - F_nc|"]["values"]) > 0
+    # the same dataset as the compare viewer's: log columns joined by step
+    assert len(props["temperature O"]["values"]) == 3
+    assert props["conserved energy change"]["values"][0] == 0.0
 
 
 def test_md_reproducible_and_velocities_from_structure(

@@ -30,6 +30,7 @@ from metatrain_nc.dynamics.topology import (
     census,
     compare,
     molecules,
+    whole_molecules,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,6 +147,35 @@ def test_a_molecule_across_the_cell_boundary_is_one_molecule():
     # without periodic boundaries it falls apart
     atoms.pbc = False
     assert census(atoms) != Counter({"H2O": 1})
+
+    # made whole again: the molecule of ase.build, moved
+    (whole,) = whole_molecules(_periodic(atoms))
+    assert not whole.pbc.any() and whole.cell.volume == 0
+    reference = ase.build.molecule("H2O").get_all_distances()
+    assert np.allclose(whole.get_all_distances(), reference)
+
+
+def _periodic(atoms: ase.Atoms) -> ase.Atoms:
+    atoms = atoms.copy()
+    atoms.pbc = True
+    return atoms
+
+
+def test_gas_starts_are_whole_water_molecules():
+    """The paper protocol's gas-phase starts cut out of the periodic water frames:
+    64 H2O per frame (no hydrogen-bonded dimer), whole, without a cell, displaced
+    but never two atoms closer than MIN_START_DISTANCE."""
+    from metatrain_nc.dynamics.starts import MIN_START_DISTANCE, gas_starts
+
+    frames = ase.io.read(WATER, ":3")
+    assert all(len(whole_molecules(f)) == 64 for f in frames)
+    starts = gas_starts(frames, 12, 0.3, seed=0)
+    assert [a.get_chemical_formula() for a in starts] == ["H2O"] * 12
+    for atoms in starts:
+        assert not atoms.pbc.any()
+        distances = atoms.get_all_distances()
+        assert distances.max() < 4.0  # whole (a wrapped one spans ~12 A)
+        assert distances[np.triu_indices(3, 1)].min() >= MIN_START_DISTANCE
 
 
 def test_short_hydrogen_bond_does_not_merge_molecules():

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..dynamics.outputs import FILES as MD_FILES
+from ..dynamics.outputs import read_log
 from .nvt_reading import nvt_runs, thermostat_label
-from .viewer import read_log, section_results
+from .results import section_results
 
 #: file name of each figure in the report folder
 FIGURES = {

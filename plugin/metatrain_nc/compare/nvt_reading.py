@@ -15,8 +15,8 @@ report's runs are read into that form by :func:`nvt_runs`.
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .render import Row
-from .viewer import section_items
+from ..reports.render import Row
+from .results import section_items
 
 Run = Dict[str, Any]
 Split = Tuple[str, Dict[str, Any]]

@@ -5,8 +5,8 @@ hours shows what it has so far, pending units listed.
 
 from typing import Any, Dict, List, Optional
 
+from ..reports.render import Block, columns_table, figure_block, section_blocks, table
 from .nvt_reading import findings
-from .render import Block, columns_table, figure_block, section_blocks, table
 from .tables import TABLE_7, comparisons, relaxation_findings, table_2_columns
 
 Figures = Dict[str, Optional[str]]

@@ -6,8 +6,8 @@ offline ``report.html`` (:mod:`.render`, :mod:`.viewer`), and ``report.json``.
 from pathlib import Path
 from typing import Any, Dict
 
+from ..reports.render import render_html, render_markdown
 from .figures import write_figures
-from .render import render_html, render_markdown
 from .sections import build_blocks
 from .store import write_atomic
 

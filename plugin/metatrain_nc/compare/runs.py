@@ -1,14 +1,14 @@
 """The MD runs and relaxations of both protocols, one model each, as JSON-ready
 records (MD folders below the report): :func:`md_stage` and :func:`relax_stage`
-(standard), :func:`nvt_run` and :func:`relax_set` (paper) (paper); the
-paper's relaxation starts are in :mod:`.starts`.
+(standard), :func:`nvt_run` and :func:`relax_set` (paper); the paper's
+relaxation starts are in :mod:`metatrain_nc.dynamics.starts`.
 
 Units: times in fs (records: ps where named), temperatures in K, forces in eV/A.
 """
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 import ase
 import ase.io
@@ -250,14 +250,14 @@ def add_diffusion(record: Dict[str, Any], settings: CompareSettings) -> Dict[str
 
 def relax(
     entry: ModelEntry, starts, settings: CompareSettings, fmax: float, sigma=0.0
-) -> Tuple[Dict[str, Any], Dict[str, Dict[str, Dict[str, Any]]]]:
+) -> Dict[str, Any]:
     """Every start (displaced by ``sigma`` A) relaxed to ``fmax`` (eV/A) with every
-    head and optimiser (:func:`~metatrain_nc.dynamics.relax.relaxation_check`): its
-    result, and per head and optimiser the successes, trials, rate with its Wilson
-    95% interval, stop reasons and mean steps."""
-    from ..dynamics.relax import relaxation_check, success_interval
+    head and optimiser: :func:`~metatrain_nc.dynamics.relax.relaxation_check`'s
+    result (per head and optimiser its ``summary``: successes, trials, rate with its
+    Wilson 95% interval, stop reasons and mean steps)."""
+    from ..dynamics.relax import relaxation_check
 
-    result = relaxation_check(
+    return relaxation_check(
         entry.model,
         starts,
         force_modes=entry.heads,
@@ -267,26 +267,6 @@ def relax(
         sigma=sigma,
         seed=settings.seed,
     )
-    summary: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for head in entry.heads:
-        summary[head] = {}
-        for name in settings.relax_optimizers:
-            records = [
-                r
-                for r in result["records"]
-                if (r["forces"], r["optimizer"]) == (head, name)
-            ]
-            successes = sum(bool(r["converged"]) for r in records)
-            rate, low, high = success_interval(successes, len(records))
-            summary[head][name] = {
-                "successes": successes,
-                "trials": len(records),
-                "rate": rate,
-                "interval_95": [low, high],
-                "stop_reasons": result["stop_reasons"][head][name],
-                "mean_steps": float(np.mean([r["steps"] for r in records])),
-            }
-    return result, summary
 
 
 def relax_stage(
@@ -295,7 +275,7 @@ def relax_stage(
     """Fraction of displaced structures converged per head and optimiser (Table 7)."""
     frames = list(frames[: settings.relax_structures])
     fmax, sigma = settings.relax_fmax, settings.relax_sigma_A
-    result, summary = relax(entry, frames, settings, fmax, sigma)
+    result = relax(entry, frames, settings, fmax, sigma)
     return {
         "n_structures": len(frames),
         "fmax_eV_per_A": fmax,
@@ -304,7 +284,7 @@ def relax_stage(
         "fractions": result["fractions"],
         "mean_steps": {
             head: {name: s["mean_steps"] for name, s in per.items()}
-            for head, per in summary.items()
+            for head, per in result["summary"].items()
         },
         "records": result["records"],
     }
@@ -342,7 +322,7 @@ def relax_set(
         per head, and whether the floor is above ``fmax``.
     """
     floor = round_off_floor(entry, starts[0])
-    result, summary = relax(entry, starts, settings, fmax)
+    result = relax(entry, starts, settings, fmax)
     return {
         "model": entry.name,
         "kind": kind,
@@ -354,6 +334,6 @@ def relax_set(
         "dtype_note": dtype_note,
         "round_off_floor_eV_per_A": floor,
         "floor_above_threshold": {h: v > fmax for h, v in floor.items()},
-        "summary": summary,
+        "summary": result["summary"],
         "records": result["records"],
     }

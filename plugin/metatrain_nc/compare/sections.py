@@ -8,8 +8,7 @@ paper protocol's sections are in :mod:`.paper_sections`.
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .nvt_reading import nvt_runs, nvt_verdict, split_cells
-from .render import (
+from ..reports.render import (
     Block,
     Column,
     columns_table,
@@ -19,13 +18,9 @@ from .render import (
     section_blocks,
     table,
 )
-from .viewer import (
-    MAX_FRAMES,
-    lambda_entries,
-    md_entries,
-    section_items,
-    section_results,
-)
+from ..reports.viewer import MAX_FRAMES
+from .nvt_reading import nvt_runs, nvt_verdict, split_cells
+from .results import lambda_entries, md_entries, section_items, section_results
 
 Figures = Dict[str, Optional[str]]
 

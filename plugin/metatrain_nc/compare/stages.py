@@ -5,7 +5,7 @@ Standard protocol: a unit per stage and model (the measuring stages in
 :mod:`.measurements`, the MD and relaxation stages in :mod:`.runs`). Paper protocol:
 a unit per NVT run (one model, force mode and thermostat; its ``mtt-nc md`` folder in
 ``runs/nvt/<id>/``) or set of relaxations (one model, gas or bulk; starts from
-:mod:`.starts`), the report rewritten after every unit.
+:mod:`~metatrain_nc.dynamics.starts`), the report rewritten after every unit.
 """
 
 import json
@@ -188,8 +188,8 @@ def _relax_entry(entry: ModelEntry, settings: CompareSettings, device: str):
 
 def paper_units(job, runs_dir: Path, notes: List[str], relax_entries: Dict):
     """The units of the protocol's stages (NVT runs, gas and bulk relaxations)."""
+    from ..dynamics.starts import bulk_starts, gas_starts
     from .runs import nvt_run, relax_set
-    from .starts import bulk_starts, gas_starts
 
     s, frames = job.settings, job.frames
     units: List[Unit] = []

@@ -11,6 +11,7 @@ import statistics
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..dynamics.relax import difference_interval, direct_endpoints
+from ..reports.render import Column, fmt, fmt_error
 from .nvt_reading import (
     Run,
     largest_split,
@@ -18,7 +19,6 @@ from .nvt_reading import (
     thermostat_label,
     verdict,
 )
-from .render import Column, fmt, fmt_error
 
 # -- the published numbers set beside ours (Bigi, Langer, Ceriotti, ICML 2025) -----
 #: Table 2 (bulk water, 300 K): (mode, ensemble, tau in fs) -> deviation of the mean

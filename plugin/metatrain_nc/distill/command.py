@@ -9,7 +9,7 @@
    stride its pair with the teacher tolerates in NVE (``mtt-nc md --stride auto``),
    the teacher's own NVE from the same start;
 4. the chosen pair's speed per simulated ps against the teacher's own MD at its own
-   step (``report.md``, ``report.json``).
+   step (``report.md``, ``report.html``, ``report.json``).
 
 Every argument is checked before any work starts; a run that fails leaves no output
 folder behind.
@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print()
     print(result["markdown"])
-    print(f"\n[distill] report: {Path(args.out) / 'report.md'} (and report.json)")
+    report = Path(args.out) / "report.md"
+    print(f"\n[distill] report: {report} (also report.html, report.json)")
     return 0
 
 

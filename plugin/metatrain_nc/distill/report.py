@@ -2,7 +2,9 @@
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
+
+Block = Tuple[Any, ...]
 
 
 def choose(students: Dict[str, Dict], teacher_ms: float) -> Optional[str]:
@@ -40,23 +42,24 @@ def md_numbers(summary: Dict) -> Dict[str, object]:
 
 
 def write_report(report: Dict, out: Path) -> str:
-    """``report.json`` and ``report.md``; returns the markdown."""
+    """``report.json``, ``report.md`` and ``report.html`` (one offline file, the
+    renderer of ``mtt-nc compare``); returns the Markdown."""
+    from ..reports.render import render_html, render_markdown
+
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = _markdown(report)
-    (out / "report.md").write_text("\n".join(lines) + "\n")
-    return "\n".join(lines)
+    blocks = report_blocks(report)
+    markdown = render_markdown(blocks)
+    (out / "report.md").write_text(markdown)
+    (out / "report.html").write_text(render_html(blocks, out))
+    return markdown
 
 
 def _f(value, digits=2, unit=""):
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}{unit}"
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
 
 
 def _pm(value, error, digits=2):
-    if value is None:
-        return "-"
-    if error is None:
+    if value is None or error is None:
         return _f(value, digits)
     return f"{value:.{digits}f} ± {error:.{digits}f}"
 
@@ -70,105 +73,112 @@ def _overrides(settings: Dict) -> str:
     )
 
 
-def _markdown(r: Dict) -> List[str]:
+def _drift(run: Dict) -> str:
+    return _pm(run["drift_meV_per_atom_per_ps"], run["drift_error_meV_per_atom_per_ps"])
+
+
+def _inputs(r: Dict) -> str:
+    """What was distilled, from which data, how the students were measured."""
     settings, data, teacher = r["settings"], r["data"], r["teacher"]
     temperatures = ", ".join(f"{t:g}" for t in settings["temperatures"])
-    data_line = (
-        f"- Data: {data['source']}: {data['train']} training frames, {data['test']} "
+    data_text = (
+        f"Data: {data['source']}: {data['train']} training frames, {data['test']} "
         "test frames (a held-out trajectory), labelled by the teacher."
         if not data["source"].startswith("built")
-        else f"- Data: `mtt-nc reference` with the teacher: one Langevin trajectory "
+        else f"Data: `mtt-nc reference` with the teacher: one Langevin trajectory "
         f"per temperature ({temperatures} K), {settings['frames_per_trajectory']} "
         f"frames each, labelled by the teacher; the {data['test']} frames of the "
         f"middle temperature are the test set, {data['train']} frames train."
     )
-    lines = [
-        "# Distillation: a pet_nc student for multiple time stepping",
-        "",
-        f"Run of {r['date']} ({'--quick, ' if r['quick'] else ''}"
-        f"{r['cpu_time_min']:.1f} min of CPU time, {r['wall_time_min']:.1f} min "
-        f"wall, {r['jobs']} jobs of one thread each).",
-        "",
-        f"- Teacher: `{teacher['model']}` ({teacher['source']}), conservative "
-        f"forces {teacher['ms_per_call']:.1f} ms per call on {data['atoms']} atoms "
-        "(wall clock, distinct configurations).",
-        data_line,
-        f"- Students: `pet_nc` ({settings['epochs']} epochs of `mtt train`"
-        f"{_overrides(settings)}). Force error: direct forces against the "
-        "teacher's on the test frames. Cost: wall-clock ms per force call on new "
-        "positions, one thread, medians of interleaved calls in one process. "
-        "Stride: the largest M whose NVE drift stays within 2x of the teacher's "
-        f"(+ 1 meV/atom/ps; `--stride auto`, inner step {settings['inner_fs']:g} fs, "
-        f"segments of {settings['scan_fs']:g} fs). Predicted speed-up: teacher / "
-        "(student + teacher / M), at the same inner step.",
-        "",
-        "| student | parameters | training CPU min | F RMSE vs teacher (meV/Å) "
-        "| F MAE (meV/Å) | ms per call | teacher / student | stride M "
-        "| predicted speed-up |",
-        "|---|---|---|---|---|---|---|---|---|",
+    return (
+        f"Teacher: `{teacher['model']}` ({teacher['source']}), conservative forces "
+        f"{teacher['ms_per_call']:.1f} ms per call on {data['atoms']} atoms (wall "
+        f"clock, distinct configurations). {data_text} Students: `pet_nc` "
+        f"({settings['epochs']} epochs of `mtt train`{_overrides(settings)}). Force "
+        "error: direct forces against the teacher's on the test frames. Cost: "
+        "wall-clock ms per force call on new positions, one thread, medians of "
+        "interleaved calls in one process. Stride: the largest M whose NVE drift "
+        "stays within 2x of the teacher's (+ 1 meV/atom/ps; `--stride auto`, inner "
+        f"step {settings['inner_fs']:g} fs, segments of {settings['scan_fs']:g} fs). "
+        "Predicted speed-up: teacher / (student + teacher / M), at the same inner "
+        "step."
+    )
+
+
+def report_blocks(r: Dict) -> List[Block]:
+    """The report as blocks (:mod:`metatrain_nc.reports.render`): the students,
+    their NVE runs, the chosen one."""
+    from ..reports.render import section_blocks, table
+
+    settings, teacher = r["settings"], r["teacher"]
+    blocks: List[Block] = [
+        ("h1", "Distillation: a pet_nc student for multiple time stepping"),
+        (
+            "p",
+            f"Run of {r['date']} ({'--quick, ' if r['quick'] else ''}"
+            f"{r['cpu_time_min']:.1f} min of CPU time, {r['wall_time_min']:.1f} min "
+            f"wall, {r['jobs']} jobs of one thread each).",
+        ),
+        ("p", _inputs(r)),
     ]
-    for size, s in r["students"].items():
-        lines.append(
-            f"| {size}{' (chosen)' if size == r['chosen'] else ''} "
-            f"| {s.get('parameters') or '-'} | {s['train_cpu_s'] / 60:.1f} "
-            f"| {_f(s['force_rmse_meV_per_A'], 0)} "
-            f"| {_f(s['force_mae_meV_per_A'], 0)} | {s['ms_per_call']:.1f} "
-            f"| {teacher['ms_per_call'] / s['ms_per_call']:.2f}x "
-            f"| {s['stride'] if s['stride'] else '-'} "
-            f"| {_f(s.get('predicted_speedup'), 2, 'x')} |"
-        )
-    lines += [
-        "",
-        f"## NVE, {settings['run_fs']:g} fs from the same start",
-        "",
-        "| dynamics | outer step (fs) | drift (meV/atom/ps) | heating (K/ps) "
-        "| mean T (K) | teacher calls | status |",
-        "|---|---|---|---|---|---|---|",
+    headers = ["student", "parameters", "training CPU min", "F RMSE vs teacher "
+               "(meV/Å)", "F MAE (meV/Å)", "ms per call", "teacher / student",
+               "stride M", "predicted speed-up"]  # fmt: skip
+    rows = [
+        [
+            f"{size}{' (chosen)' if size == r['chosen'] else ''}",
+            s.get("parameters") or "-",
+            f"{s['train_cpu_s'] / 60:.1f}",
+            _f(s["force_rmse_meV_per_A"], 0),
+            _f(s["force_mae_meV_per_A"], 0),
+            f"{s['ms_per_call']:.1f}",
+            f"{teacher['ms_per_call'] / s['ms_per_call']:.2f}x",
+            s["stride"] or "-",
+            _f(s.get("predicted_speedup"), 2, "x"),
+        ]
+        for size, s in r["students"].items()
     ]
-    for name, run in r["nve"].items():
-        label = "teacher, conservative" if name == "teacher" else f"MTS, {name}"
-        drift = _pm(
-            run["drift_meV_per_atom_per_ps"], run["drift_error_meV_per_atom_per_ps"]
-        )
-        heating = _pm(
-            run["heating_rate_K_per_ps"], run["heating_rate_error_K_per_ps"], 0
-        )
-        lines.append(
-            f"| {label} | {run['outer_timestep_fs']:g} | {drift} | {heating} "
-            f"| {_f(run['mean_temperature_K'], 0)} "
-            f"| {run['teacher_calls']} | {run['status']} |"
-        )
+    blocks += table(headers, rows)
+    nve_rows = [
+        [
+            "teacher, conservative" if name == "teacher" else f"MTS, {name}",
+            f"{run['outer_timestep_fs']:g}",
+            _drift(run),
+            _pm(run["heating_rate_K_per_ps"], run["heating_rate_error_K_per_ps"], 0),
+            _f(run["mean_temperature_K"], 0),
+            run["teacher_calls"],
+            run["status"],
+        ]
+        for name, run in r["nve"].items()
+    ]
+    headers = ["dynamics", "outer step (fs)", "drift (meV/atom/ps)", "heating (K/ps)",
+               "mean T (K)", "teacher calls", "status"]  # fmt: skip
+    title = f"NVE, {settings['run_fs']:g} fs from the same start"
+    blocks += section_blocks(title, [], table(headers, nve_rows))
     chosen = r["chosen"]
-    lines.append("")
     if chosen is None:
-        lines.append(
+        text = (
             "No student conserved energy at a stride above 1: train longer or a "
             "larger student (see the table), or sample more data."
         )
-        return lines
-    timing = r["timing"]
-    run = r["nve"][chosen]
-    teacher_run = r["nve"]["teacher"]
-    ms = timing["ms_per_step"]
-    lines += [
-        "## Result",
-        "",
-        f"- Chosen student: **{chosen}**, force error against the teacher "
-        f"{r['students'][chosen]['force_rmse_meV_per_A']:.0f} meV/Å RMSE.",
-        f"- Stride: **M = {run['stride']}** (outer step {run['outer_timestep_fs']:g} "
-        f"fs, inner {settings['inner_fs']:g} fs).",
-        f"- NVE drift: {_pm(run['drift_meV_per_atom_per_ps'], run['drift_error_meV_per_atom_per_ps'])} "  # noqa: E501
-        f"meV/atom/ps with the pair, {_pm(teacher_run['drift_meV_per_atom_per_ps'], teacher_run['drift_error_meV_per_atom_per_ps'])} "  # noqa: E501
-        "with the teacher's conservative forces.",
-        f"- Speed per simulated ps over the teacher's own MD at "
-        f"{timing['teacher_timestep_fs']:g} fs: **{timing['speedup_per_simulated_ps']:.2f}x** "  # noqa: E501
-        f"({ms['teacher']:.1f} ms per teacher step, {ms['mts']:.1f} ms per MTS inner "
-        f"step of {timing['inner_timestep_fs']:g} fs; {timing['what']}).",
-        "",
+        return blocks + [("p", text)]
+    timing, run = r["timing"], r["nve"][chosen]
+    ms, student = timing["ms_per_step"], r["students"][chosen]
+    result = [
+        f"Chosen student: **{chosen}**, force error against the teacher "
+        f"{student['force_rmse_meV_per_A']:.0f} meV/Å RMSE. Stride: **M = "
+        f"{run['stride']}** (outer step {run['outer_timestep_fs']:g} fs, inner "
+        f"{settings['inner_fs']:g} fs). NVE drift: {_drift(run)} meV/atom/ps with "
+        f"the pair, {_drift(r['nve']['teacher'])} with the teacher's conservative "
+        "forces.",
+        f"Speed per simulated ps over the teacher's own MD at "
+        f"{timing['teacher_timestep_fs']:g} fs: "
+        f"**{timing['speedup_per_simulated_ps']:.2f}x** ({ms['teacher']:.1f} ms per "
+        f"teacher step, {ms['mts']:.1f} ms per MTS inner step of "
+        f"{timing['inner_timestep_fs']:g} fs; {timing['what']}).",
         f"Run it yourself: `mtt-nc md {teacher['model']} START --forces mts --fast "
-        f"{r['students'][chosen]['model']} --stride {run['stride']} "
-        f"--timestep {run['outer_timestep_fs']:g} -o md-pair/`.",
+        f"{student['model']} --stride {run['stride']} --timestep "
+        f"{run['outer_timestep_fs']:g} -o md-pair/`.",
     ]
-    for warning in run["warnings"]:
-        lines.append(f"\nNote (`mtt-nc md`): {warning}")
-    return lines
+    result += [f"Note (`mtt-nc md`): {warning}" for warning in run["warnings"]]
+    return blocks + section_blocks("Result", result)

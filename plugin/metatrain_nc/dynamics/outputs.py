@@ -6,6 +6,10 @@ when the run ends (normally or stopped as a runaway), so an existing folder is n
 lost to a failed run and a crash leaves no half-written results.
 """
 
+import csv
+import gzip
+import json
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -135,30 +139,109 @@ def plot_md(rows: List[Dict[str, float]], folder: Path, title: str, target=None)
     plt.close(fig)
 
 
-def write_chemiscope(trajectory: Path, path: Path, cutoff: float = 3.5) -> Dict:
-    """Chemiscope dataset of the trajectory: per-frame time, temperature, potential
-    energy; per-atom |F_c - F_nc| (eV/A) when every frame has it, with arrows."""
+def read_log(path: Path) -> List[Dict[str, float]]:
+    """Rows of an MD ``md_log.csv`` as floats (``nan`` for a missing value); none
+    without the file."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [{k: _float(v) for k, v in r.items()} for r in csv.DictReader(handle)]
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _count_frames(path: Path) -> Optional[int]:
+    """Frames of an extended XYZ file of constant size, from its line count."""
+    with open(path, "rb") as handle:
+        first = handle.readline()
+        try:
+            n_atoms = int(first.split()[0])
+        except (ValueError, IndexError):
+            return None
+        handle.seek(0)
+        lines = sum(
+            chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")
+        )
+    return None if lines % (n_atoms + 2) else lines // (n_atoms + 2)
+
+
+def read_frames(path: Path, max_frames: Optional[int] = None) -> List[ase.Atoms]:
+    """The frames of a trajectory; with ``max_frames`` (>= 2) at most that many,
+    evenly spread, the last one kept (where a runaway stopped)."""
+    count = _count_frames(path) if max_frames else None
+    if count is None:  # every frame wanted, or frames of varying size
+        frames = read_structures(path)
+        if not max_frames:
+            return frames
+        step = max(1, math.ceil(len(frames) / (max_frames - 1)))
+        return frames[::step] + ([frames[-1]] if (len(frames) - 1) % step else [])
+    step = max(1, math.ceil(count / (max_frames - 1)))
+    chosen = ase.io.read(path, f"::{step}")
+    return chosen + ([ase.io.read(path, "-1")] if (count - 1) % step else [])
+
+
+#: what the conserved energy change of a run's dataset is
+CONSERVED = (
+    "conserved energy minus its value at the start of the run (total energy in NVE; "
+    "with the thermostat's work in NVT)"
+)
+
+
+def run_dataset(
+    folder: Path, label: str = "mtt-nc md trajectory", max_frames: Optional[int] = None
+) -> Dict[str, Any]:
+    """The chemiscope dataset of the MD run in ``folder`` (its trajectory and log):
+    per frame the time, temperatures (overall and per species), potential and
+    kinetic energy and the change of the conserved energy (meV/atom); per atom
+    |F_c - F_nc| (eV/A) with arrows when every frame has both forces. With
+    ``max_frames``, at most that many frames, evenly spread (:func:`read_frames`).
+    The run's ``trajectory.chemiscope.json.gz`` holds every frame; ``mtt-nc
+    compare``'s viewer a few (:data:`~metatrain_nc.reports.viewer.MAX_FRAMES`)."""
     import chemiscope
 
-    frames = read_structures(trajectory)
+    count = max_frames and max(2, max_frames)
+    frames = read_frames(folder / FILES["trajectory"], count)
+    log = {int(r["step"]): r for r in read_log(folder / FILES["log"])}
+    rows = [log.get(int(frame.info.get("step", -1)), {}) for frame in frames]
+    first = next(iter(log.values()), {})
+    reference = first.get("conserved_eV", math.nan)
+
+    def per_frame(key: str, fallback: Optional[str] = None) -> List[float]:
+        values = []
+        for frame, row in zip(frames, rows, strict=True):
+            value = row.get(key, math.nan)
+            if not math.isfinite(value) and fallback is not None:
+                value = float(frame.info.get(fallback, math.nan))
+            values.append(value)
+        return values
+
+    n_atoms = len(frames[0])
+    conserved = [1000.0 * (v - reference) / n_atoms for v in per_frame("conserved_eV")]
+    #: (name, values, units, description) of each property of the frames
+    columns = [
+        ("time", per_frame("time_fs", "time_fs"), "fs", None),
+        ("temperature", per_frame("temperature_K", "temperature_K"), "K", None),
+        ("conserved energy change", conserved, "meV/atom", CONSERVED),
+        ("potential energy", per_frame("potential_eV", "potential_eV"), "eV", None),
+        ("kinetic energy", per_frame("kinetic_eV"), "eV", None),
+    ]
+    for key in first:
+        if key.startswith("temperature_") and key != "temperature_K":
+            symbol = key[len("temperature_") : -len("_K")]
+            about = f"temperature of the {symbol} atoms"
+            columns.append((f"temperature {symbol}", per_frame(key), "K", about))
     properties: Dict[str, Any] = {
-        "time": {
-            "target": "structure",
-            "values": [f.info["time_fs"] for f in frames],
-            "units": "fs",
-        },
-        "temperature": {
-            "target": "structure",
-            "values": [f.info["temperature_K"] for f in frames],
-            "units": "K",
-        },
-        "potential energy": {
-            "target": "structure",
-            "values": [f.info["potential_eV"] for f in frames],
-            "units": "eV",
-        },
+        name: {"target": "structure", "values": values, "units": units}
+        | ({"description": about} if about else {})
+        for name, values, units, about in columns
+        if any(math.isfinite(v) for v in values)
     }
-    kwargs: Dict[str, Any] = {}
+    extra: Dict[str, Any] = {}
     if all("force_difference" in f.arrays for f in frames):
         properties["|F_c - F_nc|"] = {
             "target": "atom",
@@ -170,22 +253,25 @@ def write_chemiscope(trajectory: Path, path: Path, cutoff: float = 3.5) -> Dict:
             f.arrays["difference_forces"] = (
                 f.arrays["forces_conservative"] - f.arrays["forces_direct"]
             )
-        kwargs["environments"] = chemiscope.all_atomic_environments(frames, cutoff)
-        kwargs["shapes"] = {
+        extra["environments"] = chemiscope.all_atomic_environments(frames, 3.5)
+        extra["shapes"] = {
             "difference_forces": chemiscope.ase_vectors_to_arrows(
                 frames, "difference_forces", scale=1.0
             )
         }
-    settings = {"map": {"x": {"property": "time"}, "y": {"property": "temperature"}}}
-    chemiscope.write_input(
-        str(path),
+    y = "conserved energy change" if "conserved energy change" in properties else "time"
+    axes = {"x": "time", "y": y, "color": "temperature"}
+    return chemiscope.create_input(
         structures=frames,
         properties=properties,
-        settings=settings,
-        metadata={"name": "mtt-nc md trajectory"},
-        **kwargs,
+        settings={"map": {k: {"property": v} for k, v in axes.items()}},
+        metadata={
+            "name": label,
+            "description": f"{len(frames)} frames of {folder.name} ({n_atoms} "
+            "atoms)" + (", evenly spread over the run" if max_frames else ""),
+        },
+        **extra,
     )
-    return properties
 
 
 def run_summary(
@@ -268,5 +354,7 @@ def write_run(
     if settings.plots and monitor.rows:
         plot_md(monitor.rows, folder, title, target_temperature(settings))
     if settings.chemiscope and frames:
-        write_chemiscope(folder / FILES["trajectory"], folder / FILES["chemiscope"])
+        dataset = run_dataset(folder)
+        with gzip.open(folder / FILES["chemiscope"], "wt", encoding="utf-8") as out:
+            json.dump(dataset, out)
     write_json(folder / FILES["summary"], summary)

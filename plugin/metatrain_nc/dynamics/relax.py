@@ -16,6 +16,7 @@ failed or returned non-finite values.
 """
 
 import math
+from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import ase
@@ -133,13 +134,15 @@ def relaxation_check(
     :param optimizers: subset of ``("LBFGS", "FIRE")``.
     :param fmax: convergence threshold on the largest force norm (eV/A).
     :param steps: maximum optimiser steps per structure.
-    :param sigma: standard deviation (A) of the random displacement (0: none).
+    :param sigma: standard deviation (A) of the random displacement (0: none;
+        :func:`~.starts.displaced`).
     :param seed: seed of the displacements.
     :param progress: called after each relaxation.
-    :return: ``{"records": [...], "fractions": {mode: {optimizer: fraction}},
-        "intervals_95": {mode: {optimizer: [low, high]}}`` (Wilson 95% interval of
-        the fraction, see :func:`success_interval`), ``"stop_reasons": {mode:
-        {optimizer: {reason: count}}}}``; each record has
+    :return: ``{"records": [...], "summary": {mode: {optimizer: {...}}}}``, the
+        summary's ``successes``, ``trials``, ``rate``, ``interval_95`` (Wilson, see
+        :func:`success_interval`), ``stop_reasons`` (counts) and ``mean_steps``
+        also as ``"fractions"``, ``"intervals_95"`` and ``"stop_reasons"``, each
+        ``{mode: {optimizer: value}}``; each record has
         ``structure``, ``forces``, ``optimizer``, ``converged``, ``stop_reason`` (see
         :func:`stop_reason`), ``steps``, ``fmax_final`` (eV/A, of the driving forces),
         ``fmax_lowest`` (eV/A, the lowest on the way), ``conservative_fmax_final``
@@ -169,18 +172,10 @@ def relaxation_check(
     if not structures:
         raise UserInputError("no structures to relax")
 
+    from .starts import displaced
+
     rng = np.random.default_rng(seed)
-    starts = []
-    for atoms in structures:
-        start = ase.Atoms(
-            numbers=atoms.numbers,
-            positions=atoms.positions,
-            cell=atoms.cell,
-            pbc=atoms.pbc,
-        )
-        if sigma > 0:
-            start.positions = start.positions + rng.normal(0.0, sigma, (len(start), 3))
-        starts.append(start)
+    starts = [displaced(atoms, sigma, rng) for atoms in structures]
 
     records: List[Dict[str, Any]] = []
     conservative_calc = (
@@ -247,42 +242,38 @@ def relaxation_check(
                 )
                 if progress is not None:
                     progress()
-    fractions: Dict[str, Dict[str, float]] = {}
-    for mode in force_modes:
-        fractions[mode] = {}
-        for name in optimizers:
-            selected = [
-                r["converged"]
-                for r in records
-                if r["forces"] == mode and r["optimizer"] == name
-            ]
-            fractions[mode][name] = float(np.mean(selected))
-    reasons: Dict[str, Dict[str, Dict[str, int]]] = {}
-    for mode in force_modes:
-        reasons[mode] = {}
-        for name in optimizers:
-            counts = {reason: 0 for reason in STOP_REASONS}
-            for record in records:
-                if record["forces"] == mode and record["optimizer"] == name:
-                    counts[record["stop_reason"]] += 1
-            reasons[mode][name] = {k: v for k, v in counts.items() if v}
-    intervals = {
-        mode: {
-            name: list(
-                success_interval(
-                    round(fractions[mode][name] * len(starts)), len(starts)
-                )[1:]
-            )
-            for name in optimizers
-        }
+    summary = {
+        mode: {name: _summary(records, mode, name) for name in optimizers}
         for mode in force_modes
     }
     return {
         "records": records,
-        "fractions": fractions,
-        "intervals_95": intervals,
-        "stop_reasons": reasons,
+        "summary": summary,
+        "fractions": _per(summary, "rate"),
+        "intervals_95": _per(summary, "interval_95"),
+        "stop_reasons": _per(summary, "stop_reasons"),
     }
+
+
+def _summary(records: Sequence[Dict[str, Any]], mode: str, name: str) -> Dict:
+    """Successes, trials, rate with its Wilson 95% interval, stop reasons (counts)
+    and mean steps of the relaxations of one force mode and optimiser."""
+    mine = [r for r in records if (r["forces"], r["optimizer"]) == (mode, name)]
+    successes = sum(bool(r["converged"]) for r in mine)
+    rate, low, high = success_interval(successes, len(mine))
+    reasons = Counter(r["stop_reason"] for r in mine)
+    return {
+        "successes": successes,
+        "trials": len(mine),
+        "rate": rate,
+        "interval_95": [low, high],
+        "stop_reasons": {k: reasons[k] for k in STOP_REASONS if reasons[k]},
+        "mean_steps": float(np.mean([r["steps"] for r in mine])),
+    }
+
+
+def _per(summary: Dict[str, Dict[str, Dict]], key: str) -> Dict:
+    return {m: {o: s[key] for o, s in per.items()} for m, per in summary.items()}
 
 
 def success_interval(

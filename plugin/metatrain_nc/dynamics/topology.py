@@ -146,10 +146,9 @@ def molecules(
     return Molecules(labels, formulas, extended)
 
 
-def _extended(found: Bonds, labels: np.ndarray, count: int, n: int) -> List[bool]:
-    """Which components reach their own periodic image: place every atom in one
-    image by walking the bonds from a root; a bond that disagrees with the
-    placement closes a loop through the cell."""
+def _images(found: Bonds, n: int) -> np.ndarray:
+    """The periodic image (integer cell vectors) of every atom that makes its
+    molecule whole: a walk over the bonds from a root of each component."""
     neighbours: List[List[Tuple[int, np.ndarray]]] = [[] for _ in range(n)]
     for a, b, s in zip(found.first, found.second, found.shift, strict=True):
         neighbours[a].append((b, s))
@@ -168,10 +167,29 @@ def _extended(found: Bonds, labels: np.ndarray, count: int, n: int) -> List[bool
                     placed[b] = True
                     image[b] = image[a] + s
                     stack.append(b)
+    return image
+
+
+def _extended(found: Bonds, labels: np.ndarray, count: int, n: int) -> List[bool]:
+    """Which components reach their own periodic image: a bond that disagrees with
+    the placement of :func:`_images` closes a loop through the cell."""
+    image = _images(found, n)
     wrong = np.any(image[found.second] != image[found.first] + found.shift, axis=1)
     extended = np.zeros(count, dtype=bool)
     extended[labels[found.first[wrong]]] = True
     return [bool(x) for x in extended]
+
+
+def whole_molecules(atoms: ase.Atoms, factor: float = BOND_FACTOR) -> List[ase.Atoms]:
+    """Every molecule of ``atoms`` (:func:`molecules`) as a structure of its own,
+    whole across periodic boundaries, without a cell (lengths in A)."""
+    found = bonds(atoms, factor)
+    labels = molecules(atoms, factor, find_extended=False).labels
+    positions = atoms.positions + _images(found, len(atoms)) @ np.asarray(atoms.cell)
+    return [
+        ase.Atoms(numbers=atoms.numbers[mask], positions=positions[mask])
+        for mask in (labels == label for label in range(labels.max() + 1))
+    ]
 
 
 def census(atoms: ase.Atoms, factor: float = BOND_FACTOR) -> Census:

@@ -1,5 +1,6 @@
-"""The paper protocol's relaxation starts: molecules cut out of the test structures
-(:func:`gas_starts`) and bulk frames (:func:`bulk_starts`), displaced at random.
+"""Starts of relaxations: structures displaced at random (:func:`displaced`), the
+molecules of the test structures alone in the gas phase (:func:`gas_starts`, the
+paper's Table 7) and bulk frames (:func:`bulk_starts`).
 
 Units: lengths in A.
 """
@@ -8,9 +9,9 @@ from typing import List, Sequence
 
 import ase
 import numpy as np
-from ase.neighborlist import build_neighbor_list, natural_cutoffs
 
 from ..errors import UserInputError
+from .topology import whole_molecules
 
 #: a displaced start is drawn again while two atoms are closer than this (A)
 MIN_START_DISTANCE = 0.7
@@ -18,45 +19,12 @@ MIN_START_DISTANCE = 0.7
 MAX_DRAWS = 1000
 
 
-def molecules(atoms: ase.Atoms) -> List[ase.Atoms]:
-    """The molecules of a structure (bonded atoms), whole and without a cell."""
-    neighbours = build_neighbor_list(
-        atoms, cutoffs=natural_cutoffs(atoms), self_interaction=False, bothways=True
-    )
-    seen = np.zeros(len(atoms), dtype=bool)
-    out = []
-    for first in range(len(atoms)):
-        if seen[first]:
-            continue
-        # walk the bonds, keeping each atom's position next to the atom it came from
-        positions = {first: atoms.positions[first]}
-        stack = [first]
-        seen[first] = True
-        while stack:
-            i = stack.pop()
-            indices, offsets = neighbours.get_neighbors(i)
-            for j, offset in zip(indices, offsets, strict=True):
-                if seen[j]:
-                    continue
-                seen[j] = True
-                shift = atoms.positions[j] + offset @ atoms.cell - atoms.positions[i]
-                positions[j] = positions[i] + shift
-                stack.append(j)
-        order = sorted(positions)
-        out.append(
-            ase.Atoms(
-                numbers=atoms.numbers[order],
-                positions=np.array([positions[i] for i in order]),
-            )
-        )
-    return out
-
-
 def gas_starts(
     frames: Sequence[ase.Atoms], count: int, sigma: float, seed: int
 ) -> List[ase.Atoms]:
-    """``count`` molecules from ``frames`` (a random one of each frame in turn; bonded
-    atoms, whole across periodic boundaries), each displaced by noise of ``sigma`` A.
+    """``count`` molecules from ``frames`` (a random one of each frame in turn; the
+    molecules of :mod:`.topology`, whole across periodic boundaries), each displaced
+    by noise of ``sigma`` A.
 
     :raises UserInputError: a frame without molecules of at least two atoms.
     """
@@ -64,7 +32,7 @@ def gas_starts(
     starts = []
     for k in range(count):
         frame = frames[k % len(frames)]
-        candidates = [m for m in molecules(frame) if len(m) > 1]
+        candidates = [m for m in whole_molecules(frame) if len(m) > 1]
         if not candidates:
             raise UserInputError(
                 f"structure {k % len(frames)} has no molecule of two or more bonded "
