@@ -129,9 +129,13 @@ def report(args, runs: Dict[str, Dict], teacher_spec: str, atoms: ase.Atoms) -> 
         "stride_scan": scan,
     }
     (out / "report.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (out / "report.md").write_text(markdown(payload) + "\n")
+    from metatrain_nc.reports.render import render_html, render_markdown
+
+    markdown = render_markdown(blocks(payload))
+    (out / "report.md").write_text(markdown)
+    (out / "report.html").write_text(render_html(blocks(payload), out))
     figure(payload, out / "speed_vs_drift.png")
-    print(markdown(payload))
+    print(markdown)
 
 
 def _rdf_cell(run: Dict) -> str:
@@ -152,64 +156,55 @@ def _pm(pair, digits=1) -> str:
     return f"{mean:.{digits}f} ± {error:.{digits}f}"
 
 
-def markdown(payload: Dict) -> str:
-    s = payload["settings"]
-    lines = [
-        f"# Distilling {payload['teacher']} into a pet_nc student",
-        "",
-        f"Student `{payload['student']}`; start `{s['start']}` frame "
-        f"{s['start_index']}, Maxwell-Boltzmann velocities at {s['temperature']} K "
-        f"(seed {s['seed']}), real masses; inner step {s['inner_fs']} fs (the "
-        "teacher's own step). Speed-up: wall-clock per simulated ps against the "
-        "teacher's velocity Verlet, interleaved in one process, one thread.",
-        "",
-        "## NVE",
-        "",
-        "| run | outer step (fs) | simulated ps | speed-up | drift (meV/atom/ps) "
-        "| drift ratio | mean T (K) | O-O g(r) diff. |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in payload["runs"].items():
-        if r["ensemble"] != "nve" or r["summary"] is None:
-            continue
-        x = r["summary"]
-        m = r["stride"]
-        speed = payload["speed"].get(str(m)) if r["kind"] == "mts" else None
-        speedup = (
-            f"{speed['speedup_per_simulated_ps']:.2f}x"
-            if speed
-            else ("1.00x" if r["kind"] == "teacher" else "-")
-        )
-        lines.append(
-            f"| {name} | {m * s['inner_fs']:g} | {x['duration_ps']:.2f} | {speedup} "
-            f"| {x['drift_meV_per_atom_per_ps']:.3f} ± "
-            f"{x['drift_error_meV_per_atom_per_ps']:.3f} | {x['drift_ratio']:.3f} "
-            f"| {x['mean_temperature_K']:.0f} "
-            f"| {_rdf_cell(r)} |"
-        )
-    lines += [
-        "",
-        f"## Langevin, {s['temperature']} K, tau {s['tau']} fs",
-        "",
-        "| run | outer step (fs) | simulated ps | T (K) | T_H (K) | T_O (K) "
-        "| O-O g(r) diff. |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in payload["runs"].items():
-        if r["ensemble"] != "langevin" or r["summary"] is None:
-            continue
-        x = r["summary"]
-        lines.append(
-            f"| {name} | {r['stride'] * s['inner_fs']:g} | {x['duration_ps']:.2f} "
-            f"| {_pm(x.get('equilibrated_temperature_K'))} "
-            f"| {_pm(x.get('equilibrated_temperature_H_K'))} "
-            f"| {_pm(x.get('equilibrated_temperature_O_K'))} "
-            f"| {_rdf_cell(r)} |"
-        )
+def _speedup(payload: Dict, r: Dict) -> str:
+    speed = payload["speed"].get(str(r["stride"])) if r["kind"] == "mts" else None
+    if speed:
+        return f"{speed['speedup_per_simulated_ps']:.2f}x"
+    return "1.00x" if r["kind"] == "teacher" else "-"
+
+
+def blocks(payload: Dict) -> list:
+    """The report as blocks of :mod:`metatrain_nc.reports.render`."""
+    from metatrain_nc.reports.render import section_blocks, table
+
+    s, dt = payload["settings"], payload["settings"]["inner_fs"]
+    runs = {e: [(n, r) for n, r in payload["runs"].items()
+                if r["ensemble"] == e and r["summary"] is not None]
+            for e in ("nve", "langevin")}  # fmt: skip
+    nve = [
+        [name, f"{r['stride'] * dt:g}", f"{x['duration_ps']:.2f}",
+         _speedup(payload, r),
+         f"{x['drift_meV_per_atom_per_ps']:.3f} ± "
+         f"{x['drift_error_meV_per_atom_per_ps']:.3f}",
+         f"{x['drift_ratio']:.3f}", f"{x['mean_temperature_K']:.0f}", _rdf_cell(r)]
+        for name, r in runs["nve"] for x in [r["summary"]]
+    ]  # fmt: skip
+    langevin = [
+        [name, f"{r['stride'] * dt:g}", f"{x['duration_ps']:.2f}"]
+        + [_pm(x.get(f"equilibrated_temperature_{k}K")) for k in ("", "H_", "O_")]
+        + [_rdf_cell(r)]
+        for name, r in runs["langevin"] for x in [r["summary"]]
+    ]  # fmt: skip
+    rdf = "O-O g(r) diff."
+    out = [
+        ("h1", f"Distilling {payload['teacher']} into a pet_nc student"),
+        ("p", f"Student `{payload['student']}`; start `{s['start']}` frame "
+              f"{s['start_index']}, Maxwell-Boltzmann velocities at "
+              f"{s['temperature']} K (seed {s['seed']}), real masses; inner step "
+              f"{dt} fs (the teacher's own step). Speed-up: wall-clock per simulated "
+              "ps against the teacher's velocity Verlet, interleaved in one "
+              "process, one thread."),
+    ]  # fmt: skip
+    out += section_blocks("NVE", [], table(
+        ["run", "outer step (fs)", "simulated ps", "speed-up", "drift (meV/atom/ps)",
+         "drift ratio", "mean T (K)", rdf], nve))  # fmt: skip
+    out += section_blocks(f"Langevin, {s['temperature']} K, tau {s['tau']} fs", [],
+        table(["run", "outer step (fs)", "simulated ps", "T (K)", "T_H (K)",
+               "T_O (K)", rdf], langevin))  # fmt: skip
     if payload.get("stride_scan"):
-        scan = payload["stride_scan"]
-        lines += ["", f"Stride finder (`--stride auto`): M = {scan.get('stride')}."]
-    return "\n".join(lines)
+        stride = payload["stride_scan"].get("stride")
+        out.append(("p", f"Stride finder (`--stride auto`): M = {stride}."))
+    return out
 
 
 def figure(payload: Dict, path: Path) -> None:
