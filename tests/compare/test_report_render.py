@@ -45,3 +45,11 @@ def test_report_shows_pipes_in_names_and_failures(tmp_path):
     html = render_html(blocks, tmp_path)
     assert "<td>PET|M</td>" in html
     assert "<td>no | species</td>" in html
+    assert "<title>Comparison of force models</title>" in html  # its first heading
+
+
+def test_html_title_is_the_first_heading_escaped(tmp_path):
+    blocks = [("p", "intro"), ("h1", "Distilling a <teacher>"), ("h1", "other")]
+    html = render_html(blocks, tmp_path)
+    assert "<title>Distilling a &lt;teacher&gt;</title>" in html
+    assert "<title>report</title>" in render_html([("p", "text")], tmp_path)

@@ -171,12 +171,13 @@ HTML: Dict[str, Callable[[Block, Path], List[str]]] = {
 
 
 def render_html(blocks: Sequence[Block], folder: Path) -> str:
-    """``report.html``: every block, figures and viewers (datasets read from
-    ``folder``) embedded; the chemiscope script once, after the report, when a viewer
-    is drawn."""
+    """``report.html``, titled by its first ``h1``: every block, figures and viewers
+    (datasets read from ``folder``) embedded; the chemiscope script once, after the
+    report, when a viewer is drawn."""
+    title = next((block[1] for block in blocks if block[0] == "h1"), "report")
     lines = [
         "<!DOCTYPE html>",
-        "<html><head><meta charset='utf-8'><title>mtt-nc compare</title>",
+        f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>\n{STYLE}</style></head><body>",
     ]
     body = [line for block in blocks for line in HTML[block[0]](block, folder)]
