@@ -28,7 +28,6 @@ CPU: 3 x 20000 steps of the model (a demo-size PET: ~1 h per run on one core).
 """
 
 import argparse
-import csv
 import json
 import math
 import shutil
@@ -39,6 +38,7 @@ from pathlib import Path
 import ase.io
 
 from metatrain_nc.dynamics.observer import species_degrees_of_freedom
+from metatrain_nc.dynamics.outputs import read_log
 from metatrain_nc.dynamics.topology import (
     BOND_FACTOR,
     TopologyWatch,
@@ -89,17 +89,12 @@ def run_segment(args, name: str, k: int) -> Path:
     return folder
 
 
-def read_log(folder: Path) -> list:
-    with open(folder / "md_log.csv") as stream:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(stream)]
-
-
 def joined_records(folders) -> list:
     """The segments' records as one run: the first record of a segment is the state
     the previous one ended in (dropped); times and the conserved energy continue."""
     rows = []
     for folder in folders:
-        part = read_log(folder)
+        part = read_log(folder / "md_log.csv")
         offset, t0 = 0.0, 0.0
         if rows:
             offset = rows[-1]["conserved_eV"] - part[0]["conserved_eV"]
