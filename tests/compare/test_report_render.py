@@ -53,3 +53,23 @@ def test_html_title_is_the_first_heading_escaped(tmp_path):
     html = render_html(blocks, tmp_path)
     assert "<title>Distilling a &lt;teacher&gt;</title>" in html
     assert "<title>report</title>" in render_html([("p", "text")], tmp_path)
+
+
+def test_committed_reports_rebuild_identically():
+    """Every committed paper-protocol report (docs/paper_run*/) is what the renderer
+    makes of its report.json today: a change of the report code that changes them
+    shows here (and then the reports are made again, the change said in the
+    CHANGELOG)."""
+    import json
+    from pathlib import Path
+
+    from metatrain_nc.compare.figures import FIGURES
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    folders = sorted(p.parent for p in docs.glob("paper_run*/report.json"))
+    assert len(folders) >= 2
+    for folder in folders:
+        data = json.loads((folder / "report.json").read_text())
+        figures = {k: v for k, v in FIGURES.items() if (folder / v).is_file()}
+        markdown = render_markdown(build_blocks(data, figures))
+        assert markdown == (folder / "report.md").read_text(), folder.name
