@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import NonFiniteError, UserInputError
 from ..force_models.calculator import ModelCalculator
 from ..force_models.loading import load_force_model
+from .starts import displaced
 
 OPTIMIZERS = ("LBFGS", "FIRE")
 RELAX_MODES = ("conservative", "direct")
@@ -171,8 +172,6 @@ def relaxation_check(
         provider.check(atoms, f"structure {i}")
     if not structures:
         raise UserInputError("no structures to relax")
-
-    from .starts import displaced
 
     rng = np.random.default_rng(seed)
     starts = [displaced(atoms, sigma, rng) for atoms in structures]
