@@ -82,7 +82,7 @@ def protocol(analytic_models, structures, tmp_path_factory):
     (leftover / "trajectory.extxyz").write_text("half a frame")
     resumed_argv = ["compare", *models, "--names", "M,C", "--structures", structures]
     resumed_argv += ["--md-structure", CLUSTER]
-    resumed_argv += ["-o", out, *QUICK[:-1], "svr:10,langevin:100", "--resume"]
+    resumed_argv += ["-o", out, *QUICK[:-1], "langevin:100,svr:10", "--resume"]
     resumed_argv += ["--parts", "nvt"]
     second = _run(resumed_argv)
     return {
@@ -177,6 +177,10 @@ def test_resume_runs_only_the_new_units(protocol):
     # the relaxations of the first part stay in the report
     assert len(report["relax"]) == 4
     assert len(report["nvt"]) == 8
+    # in the paper's order, whichever part ran last: SVR before Langevin, gas
+    # before bulk
+    assert [r["ensemble"] for r in report["nvt"]] == ["svr"] * 4 + ["langevin"] * 4
+    assert [r["kind"] for r in report["relax"]] == ["gas", "gas", "bulk", "bulk"]
     markdown = (out / "report.md").read_text()
     assert "Langevin τ=100 fs" in markdown
     # Langevin runs are compared with the SVR run for diffusion

@@ -25,7 +25,7 @@ from .measurements import (
     has_labels,
 )
 from .models import ModelEntry, compatibility_notes, describe_model, missing_species
-from .settings import STAGES, CompareSettings
+from .settings import PAPER_STAGES, STAGES, THERMOSTATS, CompareSettings
 from .store import Records, Unit, UnitStore, run_units, unit_id, write_atomic
 
 #: a protocol's units and the function that makes its results of their records
@@ -248,8 +248,14 @@ def paper_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
                 "n_atoms": len(job.md_atoms),
                 "formula": job.md_atoms.get_chemical_formula(),
             },
-            nvt=[v for k, v in done.items() if k.startswith("nvt-")],
-            relax=[v for k, v in done.items() if k.startswith("relax-")],
+            nvt=sorted(
+                (v for k, v in done.items() if k.startswith("nvt-")),
+                key=lambda r: _rank(THERMOSTATS, (r["ensemble"], float(r["tau_fs"]))),
+            ),
+            relax=sorted(
+                (v for k, v in done.items() if k.startswith("relax-")),
+                key=lambda r: _rank(PAPER_STAGES, r["kind"]),
+            ),
             done_units=len(done),
             total_units=len(records),
             pending=[k for k, v in records.items() if v is None],
@@ -260,6 +266,12 @@ def paper_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
         )
 
     return units, collect
+
+
+def _rank(order: Sequence[Any], key: Any) -> int:
+    """Where ``key`` stands in ``order`` (after it when absent): the paper's order of
+    thermostats and relaxation phases in the report, whichever part ran last."""
+    return order.index(key) if key in order else len(order)
 
 
 def run_protocol(
