@@ -29,10 +29,13 @@ def gas_starts(
     :raises UserInputError: a frame without molecules of at least two atoms.
     """
     rng = np.random.default_rng(seed)
+    cut: dict = {}  # frame index -> its molecules of two or more atoms, cut once
     starts = []
     for k in range(count):
-        frame = frames[k % len(frames)]
-        candidates = [m for m in whole_molecules(frame) if len(m) > 1]
+        index = k % len(frames)
+        if index not in cut:
+            cut[index] = [m for m in whole_molecules(frames[index]) if len(m) > 1]
+        candidates = cut[index]
         if not candidates:
             raise UserInputError(
                 f"structure {k % len(frames)} has no molecule of two or more bonded "

@@ -114,12 +114,16 @@ class Molecules:
 
 
 def molecules(
-    atoms: ase.Atoms, factor: float = BOND_FACTOR, find_extended: bool = True
+    atoms: ase.Atoms,
+    factor: float = BOND_FACTOR,
+    find_extended: bool = True,
+    found: Optional[Bonds] = None,
 ) -> Molecules:
     """The molecules (connected components of :func:`bonds`) of ``atoms``.
 
     :param find_extended: look for components bonded to their own periodic image
         (a walk over the bonds; ``False``: every component is marked finite).
+    :param found: the :func:`bonds` of ``atoms``, if already computed.
     """
     from ase.data import chemical_symbols
     from ase.formula import Formula
@@ -127,7 +131,7 @@ def molecules(
     from scipy.sparse.csgraph import connected_components
 
     n = len(atoms)
-    found = bonds(atoms, factor)
+    found = bonds(atoms, factor) if found is None else found
     graph = coo_matrix(
         (np.ones(len(found.first)), (found.first, found.second)), shape=(n, n)
     ).tocsr()
@@ -184,7 +188,7 @@ def whole_molecules(atoms: ase.Atoms, factor: float = BOND_FACTOR) -> List[ase.A
     """Every molecule of ``atoms`` (:func:`molecules`) as a structure of its own,
     whole across periodic boundaries, without a cell (lengths in A)."""
     found = bonds(atoms, factor)
-    labels = molecules(atoms, factor, find_extended=False).labels
+    labels = molecules(atoms, factor, find_extended=False, found=found).labels
     positions = atoms.positions + _images(found, len(atoms)) @ np.asarray(atoms.cell)
     return [
         ase.Atoms(numbers=atoms.numbers[mask], positions=positions[mask])
