@@ -131,9 +131,10 @@ def report(args, runs: Dict[str, Dict], teacher_spec: str, atoms: ase.Atoms) -> 
     (out / "report.json").write_text(json.dumps(payload, indent=2) + "\n")
     from metatrain_nc.reports.render import render_html, render_markdown
 
-    markdown = render_markdown(blocks(payload))
+    content = blocks(payload)
+    markdown = render_markdown(content)
     (out / "report.md").write_text(markdown)
-    (out / "report.html").write_text(render_html(blocks(payload), out))
+    (out / "report.html").write_text(render_html(content, out))
     figure(payload, out / "speed_vs_drift.png")
     print(markdown)
 
