@@ -159,7 +159,12 @@ def run_one(name: str, spec: Dict, args, teacher, student) -> None:
     else:
         step, rows, wall = 0, [], 0.0
     dyn = dynamics(atoms, spec, teacher, student, args, rng)
-    if not rows:
+    if rows:  # the energy the thermostat took so far: the conserved energy goes on
+        last = rows[-1]
+        dyn.thermostat_energy = (
+            last.get("conserved_eV", last["total_eV"]) - (last["total_eV"])
+        )
+    else:
         rows.append(mts_record(dyn, atoms, 0.0))
     while step < n_outer:
         chunk = min(CHUNK, n_outer - step)
