@@ -218,8 +218,9 @@ def _lambda_dataset(path):
         json.dump(dataset, stream)
 
 
-def _md_run(folder, n_frames):
-    """An MD run folder as ``mtt-nc md`` writes it: trajectory and log."""
+def _md_run(folder, n_frames, both_heads=False):
+    """An MD run folder as ``mtt-nc md`` writes it: trajectory and log (``both_heads``:
+    conservative and direct forces in every frame, as a hybrid model's run)."""
     folder.mkdir(parents=True)
     frames, rows = [], []
     for step in range(n_frames):
@@ -233,6 +234,10 @@ def _md_run(folder, n_frames):
         atoms.info.update(
             step=step, time_fs=2.0 * step, temperature_K=300.0 + step, potential_eV=-1
         )
+        if both_heads:
+            atoms.arrays["forces_conservative"] = np.ones((3, 3))
+            atoms.arrays["forces_direct"] = np.zeros((3, 3))
+            atoms.arrays["force_difference"] = np.full(3, 3**0.5)
         frames.append(atoms)
         rows.append(
             f"{step},{2.0 * step},-1.0,0.1,-0.9,{-0.9 + 0.003 * step},"
@@ -261,6 +266,19 @@ def test_trajectory_dataset_is_a_small_subsample(tmp_path):
     assert properties["conserved energy change"]["values"][-1] == pytest.approx(94.0)
     assert structures[-1]["x"][0] == pytest.approx(0.94, abs=1e-6)
     assert dataset["settings"]["map"]["y"]["property"] == "conserved energy change"
+
+
+def test_viewer_dataset_leaves_out_the_atoms(tmp_path):
+    """The md file of a hybrid run has per-atom force differences and arrows; the
+    report's viewer of the same run, frame properties only (built without them)."""
+    _md_run(tmp_path / "run", 5, both_heads=True)
+    full = run_dataset(tmp_path / "run", "a run")
+    assert full["properties"]["|F_c - F_nc|"]["target"] == "atom"
+    assert "shapes" in full and "environments" in full
+    frames_only = run_dataset(tmp_path / "run", "a run", atoms=False)
+    assert {p["target"] for p in frames_only["properties"].values()} == {"structure"}
+    assert "shapes" not in frames_only and "environments" not in frames_only
+    assert frames_only["properties"]["time"] == full["properties"]["time"]
 
 
 def _nve_run(folder):

@@ -193,13 +193,17 @@ CONSERVED = (
 
 
 def run_dataset(
-    folder: Path, label: str = "mtt-nc md trajectory", max_frames: Optional[int] = None
+    folder: Path,
+    label: str = "mtt-nc md trajectory",
+    max_frames: Optional[int] = None,
+    atoms: bool = True,
 ) -> Dict[str, Any]:
     """The chemiscope dataset of the MD run in ``folder`` (its trajectory and log):
     per frame the time, temperatures (overall and per species), potential and
     kinetic energy and the change of the conserved energy (meV/atom); per atom
     |F_c - F_nc| (eV/A) with arrows when every frame has both forces. With
-    ``max_frames``, at most that many frames, evenly spread (:func:`read_frames`).
+    ``max_frames``, at most that many frames, evenly spread (:func:`read_frames`);
+    without ``atoms``, the frame properties only (no per-atom values or arrows).
     The run's ``trajectory.chemiscope.json.gz`` holds every frame; ``mtt-nc
     compare``'s viewer a few (:data:`~metatrain_nc.reports.viewer.MAX_FRAMES`)."""
     import chemiscope
@@ -242,7 +246,7 @@ def run_dataset(
         if any(math.isfinite(v) for v in values)
     }
     extra: Dict[str, Any] = {}
-    if all("force_difference" in f.arrays for f in frames):
+    if atoms and all("force_difference" in f.arrays for f in frames):
         properties["|F_c - F_nc|"] = {
             "target": "atom",
             "values": np.concatenate([f.arrays["force_difference"] for f in frames]),

@@ -56,13 +56,8 @@ def _lambda_view(dataset: Dict[str, Any]) -> str:
 
 
 def _small(dataset: Dict[str, Any]) -> Dict[str, Any]:
-    """``dataset`` with frame properties only (no atom arrows) and its positions
-    rounded to 1 mA: plenty for a picture, small enough to embed."""
-    for key in ("environments", "shapes"):
-        dataset.pop(key, None)
-    properties = dataset["properties"]
-    for name in [k for k, v in properties.items() if v["target"] != "structure"]:
-        del properties[name]
+    """``dataset`` (frame properties only) with its positions rounded to 1 mA:
+    plenty for a picture, small enough to embed."""
     for structure in dataset["structures"]:
         for axis in ("x", "y", "z"):
             structure[axis] = [round(float(v), 3) for v in structure[axis]]
@@ -81,7 +76,9 @@ def dataset_bytes(folder: Path, entry: Entry) -> bytes:
             content = gzip.decompress(content)
         text = _lambda_view(json.loads(content))
     elif kind == "trajectory":
-        text = json.dumps(_small(run_dataset(folder / path, label, MAX_FRAMES)))
+        text = json.dumps(
+            _small(run_dataset(folder / path, label, MAX_FRAMES, atoms=False))
+        )
     else:
         raise ValueError(f"unknown viewer entry kind '{kind}'")
     return gzip.compress(text.encode("utf-8"), mtime=0)
