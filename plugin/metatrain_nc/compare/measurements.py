@@ -9,7 +9,7 @@ Units: energies in meV/atom, forces in meV/A, costs in ms.
 
 import itertools
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Sequence
 
 import ase
 import numpy as np
@@ -17,20 +17,9 @@ import numpy as np
 from ..force_models.names import CONSERVATIVE, DIRECT
 from .models import ModelEntry
 from .settings import CompareSettings
-from .store import Records, Unit
 
-#: a protocol's units and the function that makes its results of their records
-Plan = Tuple[List[Unit], Callable[[Records, Dict[str, str]], Dict[str, Any]]]
 #: force head -> output name used by the antisymmetry evaluator
 HEAD_OUTPUTS = {"conservative": "conservative", "direct": "non_conservative_force"}
-
-
-def has_labels(frames: Sequence[ase.Atoms], energy_key: str, forces_key: str) -> bool:
-    """Whether every structure has an energy or force label."""
-    from ..evaluation.accuracy import _labels
-
-    labels = (_labels(atoms, energy_key, forces_key) for atoms in frames)
-    return all(energy is not None or forces is not None for energy, forces in labels)
 
 
 def accuracy_stage(

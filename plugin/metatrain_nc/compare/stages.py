@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import UserInputError
+from ..evaluation.accuracy import has_labels
 from .measurements import (
     SkippedStage,
     accuracy_stage,
     add_cost_ratios,
     antisymmetry_stage,
     cost_stage,
-    has_labels,
 )
 from .models import ModelEntry, compatibility_notes, describe_model, missing_species
 from .settings import PAPER_STAGES, STAGES, THERMOSTATS, CompareSettings

@@ -216,6 +216,12 @@ def _check_finite_labels(index, energy, forces, energy_key: str) -> None:
         )
 
 
+def has_labels(frames: Sequence[ase.Atoms], energy_key: str, forces_key: str) -> bool:
+    """Whether every structure has an energy or force label."""
+    labels = (_labels(atoms, energy_key, forces_key) for atoms in frames)
+    return all(energy is not None or forces is not None for energy, forces in labels)
+
+
 def _labels(atoms: ase.Atoms, energy_key: str, forces_key: str):
     """The energy (eV, ``None`` if absent) and forces ((N, 3) eV/A, ``None``) of a
     structure, from its info and arrays or from a stored single-point calculator."""
