@@ -74,6 +74,9 @@ def test_a_calculator_teacher_found_in_the_current_folder(
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["data"]["train"] == 4 and report["data"]["test"] == 4
     assert report["teacher"]["model"] == "my_teacher:make"
+    # the report says who labelled the given set, from the frames' provenance
+    assert report["data"]["labelled_by"] == ["my_teacher:make"]
+    assert "labelled by `my_teacher:make`" in (tmp_path / "run/report.md").read_text()
     assert report["nve"]["teacher"]["status"] == "completed"
     # a calculator's calls count as the teacher's calls (it has no backward pass)
     teacher_steps = report["nve"]["teacher"]["outer_steps_done"]

@@ -77,13 +77,22 @@ def _drift(run: Dict) -> str:
     return _pm(run["drift_meV_per_atom_per_ps"], run["drift_error_meV_per_atom_per_ps"])
 
 
+def _labels(data: Dict) -> str:
+    """Who labelled a given reference set, from its frames' provenance: the student
+    learns those labels, which are the teacher's only if the teacher made them."""
+    found = [name for name in data.get("labelled_by", []) if name != "None"]
+    if not found:
+        return "labels of unrecorded provenance (no 'reference' in the frames)"
+    return f"labelled by {', '.join(f'`{name}`' for name in found)} (their provenance)"
+
+
 def _inputs(r: Dict) -> str:
     """What was distilled, from which data, how the students were measured."""
     settings, data, teacher = r["settings"], r["data"], r["teacher"]
     temperatures = ", ".join(f"{t:g}" for t in settings["temperatures"])
     data_text = (
         f"Data: {data['source']}: {data['train']} training frames, {data['test']} "
-        "test frames (a held-out trajectory), labelled by the teacher."
+        f"test frames (a held-out trajectory), {_labels(data)}."
         if not data["source"].startswith("built")
         else f"Data: `mtt-nc reference` with the teacher: one Langevin trajectory "
         f"per temperature ({temperatures} K), {settings['frames_per_trajectory']} "
