@@ -160,10 +160,8 @@ def run_one(name: str, spec: Dict, args, teacher, student) -> None:
         step, rows, wall = 0, [], 0.0
     dyn = dynamics(atoms, spec, teacher, student, args, rng)
     if rows:  # the energy the thermostat took so far: the conserved energy goes on
-        last = rows[-1]
-        dyn.thermostat_energy = (
-            last.get("conserved_eV", last["total_eV"]) - (last["total_eV"])
-        )
+        total = rows[-1]["total_eV"]
+        dyn.thermostat_energy = rows[-1].get("conserved_eV", total) - total
     else:
         rows.append(mts_record(dyn, atoms, 0.0))
     while step < n_outer:
