@@ -80,7 +80,7 @@ def _drift(run: Dict) -> str:
 def _labels(data: Dict) -> str:
     """Who labelled a given reference set, from its frames' provenance: the student
     learns those labels, which are the teacher's only if the teacher made them."""
-    found = [name for name in data.get("labelled_by", []) if name != "None"]
+    found = data.get("labelled_by", [])
     if not found:
         return "labels of unrecorded provenance (no 'reference' in the frames)"
     return f"labelled by {', '.join(f'`{name}`' for name in found)} (their provenance)"

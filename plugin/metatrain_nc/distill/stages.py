@@ -100,8 +100,10 @@ def make_data(
         "stress": bool(np.all(start.pbc)),
         "files": {k: str(v) for k, v in files.items()},
         "source": str(data) if data is not None else "built here (mtt-nc reference)",
-        # who labelled the frames, from their provenance (``None``: not recorded)
-        "labelled_by": sorted({str(a.info.get("reference")) for a in train + test}),
+        # who labelled the frames, from their provenance (empty: not recorded)
+        "labelled_by": sorted(
+            {str(a.info["reference"]) for a in train + test if "reference" in a.info}
+        ),
     }
 
 
