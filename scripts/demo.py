@@ -29,12 +29,8 @@ from pathlib import Path
 import ase.io
 from make_demo_models import train  # scripts/ is on sys.path
 
-from metatrain_nc.compare.nvt_reading import (
-    change_text,
-    largest_split,
-    nvt_verdict,
-    verdict,
-)
+from metatrain_nc.compare.nvt_reading import change_text, largest_split, verdict
+from metatrain_nc.compare.sections import nvt_findings
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the shipped models: PET-C and PET-NC after active learning, PET-M trained longer
@@ -178,7 +174,7 @@ def main() -> int:
     print()
     print(summary_table(report))
     print()
-    for paragraph in nvt_verdict(report):  # what the NVT runs resolve, plainly
+    for paragraph in nvt_findings(report):  # what the NVT runs resolve, plainly
         first, rest = "[demo] NVT: ", "[demo]   "
         print(
             textwrap.fill(paragraph, 88, initial_indent=first, subsequent_indent=rest)

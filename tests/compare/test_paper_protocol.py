@@ -315,6 +315,6 @@ def test_marks_and_findings():
         [run("A", "conservative", -50.0, 7.0), run("A", "direct", -60.0, 9.0)], 2.0
     )
     assert "Not equilibrated: the conservative run of A: H-O -50.0" in sentences[0]
-    assert "against the conservative run from the same start" in sentences[1]
+    assert "Against the conservative run from the same start" in sentences[1]
     assert "A direct vs A: H-O -10.0 ± 11.4 K" in sentences[1]
     assert "Nothing is resolved" in sentences[1]

@@ -10,9 +10,8 @@ import ase.io
 import numpy as np
 import pytest
 
-from metatrain_nc.compare.nvt_reading import nvt_verdict
 from metatrain_nc.compare.results import lambda_entries, md_entries
-from metatrain_nc.compare.sections import build_blocks
+from metatrain_nc.compare.sections import build_blocks, nvt_findings
 from metatrain_nc.dynamics.outputs import run_dataset
 from metatrain_nc.reports.render import render_html, render_markdown
 from metatrain_nc.reports.viewer import MAX_FRAMES, VIEWER_START
@@ -44,9 +43,11 @@ def _run(split, deviation=0.0, error=5.0, folder="md/run", n_records=100):
             "equilibration_fraction": 0.5,
             "n_records": n_records,
             "splits": splits,
+            "max_split_pair": "H-O",
             "resolved": any(s["resolved"] for s in splits.values()) if enough else None,
             "temperature": {
                 "mean": 300.0 + deviation,
+                "target": 300.0,
                 "error": error,
                 "deviation": deviation,
                 "sigma": sigma if enough else None,
@@ -80,22 +81,23 @@ def _data(models, stages=("nvt",)):
 
 
 def _paragraphs(models):
-    return " ".join(nvt_verdict(_data(models)))
+    return " ".join(nvt_findings(_data(models)))
 
 
 def test_nvt_says_which_split_is_resolved():
-    """A direct-force split beyond 4 standard errors of the conservative run's."""
+    """A direct-force split beyond 4 standard errors, next to an equilibrated
+    conservative run: resolved by itself."""
     text = _paragraphs(
         {
             "C": {"info": {}, "nvt": {"conservative": _run((2.0, 5.0))}},
             "NC": {"info": {}, "nvt": {"direct": _run((-50.0, 10.0))}},
         }
     )
-    assert "Resolved (beyond 4 standard errors" in text
-    # against C's conservative run: -52 +- hypot(10, 5)
-    assert "NC direct vs C: H-O -52.0 ± 11.2 K, 4.7σ" in text
-    assert "Not equilibrated" not in text
-    assert "Every run holds the target temperature" in text
+    assert text.startswith("SVR τ=20 fs: Resolved (beyond 4 standard errors)")
+    assert "NC direct: H-O -50.0 ± 10.0 K, 5.0σ" in text
+    assert "Not resolved: C conservative: H-O +2.0 ± 5.0 K, 0.4σ" in text
+    assert "Not equilibrated" not in text and "off the target" not in text
+    assert "--nvt-time" not in text
 
 
 def test_nvt_says_plainly_when_nothing_is_resolved():
@@ -108,9 +110,9 @@ def test_nvt_says_plainly_when_nothing_is_resolved():
             },
         }
     )
-    assert text.startswith("Verdict: nothing is resolved")
-    assert "M direct vs C: H-O -12.0 ± 7.8 K, 1.5σ" in text
-    assert "0.2 ps runs are too short" in text and "--nvt-time" in text
+    assert text.startswith("SVR τ=20 fs: Nothing is resolved (beyond 4 standard")
+    assert "M direct: H-O -10.0 ± 6.0 K, 1.7σ" in text
+    assert "0.2 ps runs are too short: run longer (--nvt-time)." in text
     assert "Resolved" not in text
 
 
@@ -151,44 +153,49 @@ def test_nvt_split_of_a_conservative_run_means_not_equilibrated():
             },
         },
     }
-    paragraphs = nvt_verdict(_data(models))
-    assert paragraphs[0].startswith("Not equilibrated: the conservative runs of")
+    paragraphs = nvt_findings(_data(models))
+    assert paragraphs[0].startswith(
+        "SVR τ=20 fs: Not equilibrated: the conservative runs of"
+    )
     assert "PET-C: H-O -83.1 ± 11.0 K, 7.6σ; PET-M: H-O -151.3" in paragraphs[0]
-    assert paragraphs[1].startswith(
-        "Verdict: nothing that the direct forces add is resolved"
+    assert (
+        "Against the conservative run from the same start: Nothing is"
+        in (paragraphs[1])
     )
     # PET-M direct against PET-M's own conservative run, PET-NC against PET-C's
     assert "PET-M direct vs PET-M: H-O +63.6 ± 18.9 K, 3.4σ" in paragraphs[1]
     assert "PET-NC direct vs PET-C: H-O +32.8 ± 15.1 K, 2.2σ" in paragraphs[1]
+    assert paragraphs[1].endswith("run longer (--nvt-time).")
     assert "PET-NC direct: 320.4 ± 3.9 K, +20.4 K, 5.2σ" in paragraphs[2]
     assert paragraphs[2].endswith(
-        "Direct forces can heat faster than the thermostat takes the heat out."
+        "Direct forces can heat faster than the thermostat cools them."
     )
 
     markdown = render_markdown(build_blocks(_data(models), figures={}))
-    header = next(line for line in markdown.splitlines() if "T split" in line)
-    assert "vs conservative" in header
+    header = next(line for line in markdown.splitlines() if "largest split" in line)
+    assert "split - conservative split (K)" in header and "D_H" not in header
     row = next(line for line in markdown.splitlines() if "| PET-NC | direct" in line)
-    assert "H-O -50.3 ± 10.4 K (4.8σ)" in row
-    assert "H-O +32.8 ± 15.1 K (2.2σ) vs PET-C" in row
+    assert "H-O: -50.3 ± 10 | resolved (4.8σ)" in row
+    assert "32.8 ± 15 (vs PET-C conservative), within error (2.2σ)" in row
 
 
 def test_nvt_conservative_models_only():
     text = _paragraphs(
         {"C": {"info": {}, "nvt": {"conservative": _run((2.0, 5.0), -30.0, 5.0)}}}
     )
-    assert "the conservative runs share the kinetic energy evenly" in text
+    assert "Nothing is resolved" in text
     assert "C conservative: 270.0 ± 5.0 K, -30.0 K, 6.0σ" in text
     assert "has not equilibrated (or its time step is too long)" in text
     assert "Direct forces" not in text and "--nvt-time" not in text
 
 
 def test_nvt_too_short_for_error_bars():
-    text = _paragraphs(
-        {"NC": {"info": {}, "nvt": {"direct": _run((-50.0, 10.0), n_records=5)}}}
-    )
-    assert text.startswith("Verdict: nothing can be resolved: too few records")
-    assert "5 analysed per run" in text
+    models = {"NC": {"info": {}, "nvt": {"direct": _run((-50.0, 10.0), n_records=5)}}}
+    text = _paragraphs(models)
+    assert text.startswith("SVR τ=20 fs: Nothing can be resolved: too few records")
+    assert "5 analysed per run" in text and "--nvt-time" in text
+    markdown = render_markdown(build_blocks(_data(models), figures={}))
+    assert "| too few records |" in markdown
 
 
 def test_nvt_without_equipartition_is_unchanged():
@@ -196,8 +203,10 @@ def test_nvt_without_equipartition_is_unchanged():
     run = _run((1.0, 1.0))
     del run["equipartition"]
     data = _data({"C": {"info": {}, "nvt": {"conservative": run}}})
-    assert nvt_verdict(data) == []
-    assert "T split" not in render_markdown(build_blocks(data, figures={}))
+    assert nvt_findings(data) == []
+    assert "| C | conservative | SVR τ=20 fs | - |" in render_markdown(
+        build_blocks(data, figures={})
+    )
 
 
 # -- viewer blocks -------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """What the NVT runs of both reports resolve: per-species temperature splits with
 their block-average error bars, read against a conservative run from the same start
-(:func:`conservative_run`), the cells of both reports' tables and the plain
-sentences of both reports (:func:`nvt_verdict`, :func:`findings`); the paper
-protocol's Table 2: :mod:`.tables`.
+(:func:`conservative_run`), said in plain sentences (:func:`findings`); the table
+of both reports: :func:`.tables.table_2_columns`.
 
 A number is *resolved* when it lies beyond ``sigma`` standard errors from what it is
 compared with (zero for a species split, the target temperature, 1 for a diffusion
@@ -15,7 +14,6 @@ report's runs are read into that form by :func:`nvt_runs`.
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..reports.render import Row
 from .results import section_items
 
 Run = Dict[str, Any]
@@ -62,17 +60,6 @@ def largest_split(run: Run) -> Optional[Split]:
     pair = (run.get("equipartition") or {}).get("max_split_pair")
     split = _splits(run).get(pair) if pair else None
     return (pair, split) if split else None
-
-
-def most_significant(splits: Dict[str, Dict[str, Any]]) -> Optional[Split]:
-    """The pair whose split is the most standard errors from zero (else the
-    largest)."""
-    if not splits:
-        return None
-    return max(
-        splits.items(),
-        key=lambda item: (item[1].get("sigma") or 0.0, abs(item[1]["difference"])),
-    )
 
 
 def excess(run: Run, reference: Run) -> Dict[str, Dict[str, Any]]:
@@ -169,25 +156,27 @@ def _not_equilibrated(items: List[str], how: str) -> str:
     )
 
 
-def _off_target(runs: Sequence[Run], target: float, how: str) -> str:
-    """Which runs miss the target temperature, and why that can be."""
+def _off_target(runs: Sequence[Run], sigma: float) -> Optional[str]:
+    """Which runs miss the target temperature beyond ``sigma`` errors, and why that
+    can be; ``None`` when every run with an error bar holds it."""
     missed, modes = [], set()
     for run in runs:
         overall = run["equipartition"].get("temperature") or {}
-        if overall.get("resolved"):
+        error = overall.get("error")
+        if overall.get("sigma") is None or not error or overall.get("target") is None:
+            continue
+        if abs(overall["deviation"]) > sigma * error:
             modes.add(run["mode"])
+            deviation = overall["deviation"]
             missed.append(
-                f"{run['model']} {run['mode']}: {overall['mean']:.1f} ± "
-                f"{overall['error']:.1f} K, {overall['deviation']:+.1f} K, "
-                f"{overall['sigma']:.1f}σ"
+                f"{run['model']} {run['mode']}: {overall['mean']:.1f} ± {error:.1f} "
+                f"K, {deviation:+.1f} K, {abs(deviation) / error:.1f}σ"
             )
     if not missed:
-        return "Every run holds the target temperature within its error bar."
+        return None
     why = []
     if modes - {"conservative"}:
-        why.append(
-            "direct forces can heat faster than the thermostat takes the heat out"
-        )
+        why.append("direct forces can heat faster than the thermostat cools them")
     if "conservative" in modes:
         why.append(
             "a conservative run off its target has not equilibrated (or its time "
@@ -195,82 +184,9 @@ def _off_target(runs: Sequence[Run], target: float, how: str) -> str:
         )
     reason = "; ".join(why)
     return (
-        f"Mean temperature off the {target:g} K target ({how}): "
-        + "; ".join(missed)
-        + f". {reason[0].upper()}{reason[1:]}."
+        f"Mean temperature off the target: {'; '.join(missed)}. "
+        f"{reason[0].upper()}{reason[1:]}."
     )
-
-
-def nvt_verdict(data: Dict[str, Any]) -> List[str]:
-    """What the NVT runs of the standard report resolve, said plainly: the
-    per-species temperature splits beyond ``sigma_threshold`` block-average standard
-    errors (and which), read against a conservative run from the same start when
-    there is one (a split of a conservative run means the run is too short to
-    equilibrate), and the runs whose mean temperature misses the target."""
-    runs = [r for r in nvt_runs(data) if isinstance(r.get("equipartition"), dict)]
-    if not runs:
-        return []
-    s = data["settings"]
-    first = runs[0]["equipartition"]
-    threshold = first.get("sigma_threshold") or 4.0
-    window = 1.0 - (first.get("equilibration_fraction") or 0.0)
-    how = (
-        f"beyond {threshold:g} standard errors of block averages over the last "
-        f"{window:.0%} of each run"
-    )
-    longer = (
-        f"These {s['nvt_time_fs'] / 1000:g} ps runs are too short; run longer "
-        "(--nvt-time) to resolve the splits of the paper's Table 2."
-    )
-    if all(r["equipartition"].get("resolved") is None for r in runs):
-        records = max(r["equipartition"].get("n_records", 0) for r in runs)
-        return [
-            "Verdict: nothing can be resolved: too few records for error bars "
-            f"({records} analysed per run, at least 32 needed) or a single species; "
-            + longer[0].lower()
-            + longer[1:]
-        ]
-    conservative = [r for r in runs if r["mode"] == "conservative"]
-    unequilibrated = [
-        f"{r['model']}: {split_text(*most_significant(_splits(r)), inline=True)}"
-        for r in conservative
-        if r["equipartition"].get("resolved")
-    ]
-    paragraphs = [_not_equilibrated(unequilibrated, how)] if unequilibrated else []
-    resolved, unresolved = [], []
-    for run in runs:
-        if run["mode"] == "conservative":
-            continue
-        reference = conservative_run(runs, run)
-        splits = excess(run, reference) if reference else _splits(run)
-        for pair, split in splits.items():
-            if split.get("resolved") is not None:
-                text = _item(run, (pair, split), reference and reference["model"])
-                (resolved if split["resolved"] else unresolved).append(text)
-    if resolved:
-        paragraphs.append(_listing(resolved, unresolved, how))
-    elif len(conservative) == len(runs):
-        if not unequilibrated:
-            paragraphs.append(
-                "Verdict: nothing is resolved: the conservative runs share the "
-                f"kinetic energy evenly between species ({how}), as they should."
-            )
-    elif unequilibrated:
-        paragraphs.append(
-            "Verdict: nothing that the direct forces add is resolved. Against the "
-            "conservative run from the same start: "
-            + ("; ".join(unresolved) if unresolved else "no error bars")
-            + f", all within {threshold:g} standard errors. {longer}"
-        )
-    else:
-        listed = " (" + "; ".join(unresolved) + ")" if unresolved else ""
-        paragraphs.append(
-            "Verdict: nothing is resolved: no difference between species "
-            f"temperatures {how}{listed}. {longer}"
-        )
-    changing = unsteady(runs)
-    paragraphs += [changing] if changing else []
-    return paragraphs + [_off_target(runs, s["temperature_K"], how)]
 
 
 def change_text(split: Dict[str, Any]) -> Optional[str]:
@@ -301,35 +217,38 @@ def unsteady(runs: Sequence[Run]) -> Optional[str]:
     )
 
 
+def _readable(split: Optional[Split]) -> bool:
+    """A split with an error bar from enough records for a verdict."""
+    return (
+        bool(split)
+        and split[1].get("error") is not None
+        and (split[1].get("resolved", False) is not None)
+    )
+
+
 def _beyond(split: Dict[str, Any], sigma: float) -> bool:
     return abs(split["difference"]) > sigma * split["error"]
 
 
-def findings(runs: Sequence[Run], sigma: float) -> List[str]:
-    """The paper protocol's sentences, per thermostat: which largest species splits
-    are resolved; a resolved split of a conservative run means the runs are not
-    equilibrated, and the direct and MTS runs are then read against it."""
+def _group_findings(group: Sequence[Run], sigma: float, longer: str) -> List[str]:
+    """The sentences of the runs under one thermostat (:func:`findings`)."""
     how = f"beyond {sigma:g} standard errors"
-    groups: Dict[str, List[Run]] = {}
-    for run in runs:
-        if run.get("status") == "completed":
-            label = thermostat_label(run["ensemble"], run["tau_fs"])
-            groups.setdefault(label, []).append(run)
-    sentences = []
-    for label, group in groups.items():
-        resolved, unresolved, unequilibrated = [], [], []
-        for run in group:
-            split = largest_split(run)
-            if split is None or split[1].get("error") is None:
-                continue
-            is_resolved = _beyond(split[1], sigma)
-            (resolved if is_resolved else unresolved).append(_item(run, split))
-            if is_resolved and run["mode"] == "conservative":
-                unequilibrated.append(f"{run['model']}: {split_text(*split, True)}")
-        if not unequilibrated:
-            sentences.append(f"{label}: {_listing(resolved, unresolved, how)}")
-            continue
-        sentences.append(f"{label}: {_not_equilibrated(unequilibrated, how)}")
+    readable = [(run, s) for run in group if _readable(s := largest_split(run))]
+    if not readable:
+        records = max(r["equipartition"].get("n_records", 0) for r in group)
+        return [
+            "Nothing can be resolved: too few records for error bars "
+            f"({records} analysed per run) or a single species{longer}."
+        ]
+    resolved, unresolved, unequilibrated = [], [], []
+    for run, split in readable:
+        is_resolved = _beyond(split[1], sigma)
+        (resolved if is_resolved else unresolved).append(_item(run, split))
+        if is_resolved and run["mode"] == "conservative":
+            unequilibrated.append(f"{run['model']}: {split_text(*split, True)}")
+    sentences = [_listing(resolved, unresolved, how)]
+    if unequilibrated:
+        sentences = [_not_equilibrated(unequilibrated, how)]
         resolved, unresolved = [], []
         for run in group:
             against = split_against_conservative(group, run)
@@ -338,26 +257,36 @@ def findings(runs: Sequence[Run], sigma: float) -> List[str]:
                 item = _item(run, (pair, entry), reference["model"])
                 (resolved if _beyond(entry, sigma) else unresolved).append(item)
         if resolved or unresolved:
-            against = f"{label}, against the conservative run from the same start: "
-            sentences.append(against + _listing(resolved, unresolved, how))
-    for label, group in groups.items():
-        changing = unsteady(group)
-        if changing:
-            sentences.append(f"{label}: {changing}")
-    return sentences
+            sentences.append(
+                "Against the conservative run from the same start: "
+                + _listing(resolved, unresolved, how)
+            )
+    direct = any(run["mode"] != "conservative" for run, _ in readable)
+    if longer and not resolved and direct:
+        sentences[-1] = sentences[-1][:-1] + longer + "."
+    changing, off = unsteady(group), _off_target(group, sigma)
+    return sentences + [text for text in (changing, off) if text]
 
 
-# -- tables --------------------------------------------------------------------------
-def split_cells(runs: Sequence[Run], run: Run) -> Row:
-    """The standard NVT table's 'T split' and 'vs conservative' cells of a run."""
-    if not isinstance(run.get("equipartition"), dict):
-        return ["-", "-"]
-    largest = most_significant(_splits(run))
-    reference = conservative_run(runs, run)
-    against = most_significant(excess(run, reference)) if reference else None
+def findings(runs: Sequence[Run], sigma: float, longer: str = "") -> List[str]:
+    """What the NVT runs resolve, per thermostat, in plain sentences (both reports):
+    the largest species split of each run, resolved beyond ``sigma`` standard errors
+    or not; a resolved split of a conservative run means the runs are not
+    equilibrated (or the time step is too long), and the direct and MTS runs are then
+    read against the conservative run from the same start; splits that still change;
+    runs off the target temperature. ``longer`` (``"; run longer ..."``) is added
+    where nothing a direct force does is resolved."""
+    groups: Dict[str, List[Run]] = {}
+    for run in runs:
+        if run.get("status") == "completed" and isinstance(
+            run.get("equipartition"), dict
+        ):
+            label = thermostat_label(run["ensemble"], run["tau_fs"])
+            groups.setdefault(label, []).append(run)
     return [
-        split_text(*largest) if largest else "-",
-        f"{split_text(*against)} vs {reference['model']}" if against else "-",
+        f"{label}: {sentence}"
+        for label, group in groups.items()
+        for sentence in _group_findings(group, sigma, longer)
     ]
 
 

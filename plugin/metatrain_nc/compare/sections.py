@@ -8,6 +8,7 @@ paper protocol's sections are in :mod:`.paper_sections`.
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ..dynamics.monitor import RESOLVED_SIGMA
 from ..reports.render import (
     Block,
     Column,
@@ -19,8 +20,9 @@ from ..reports.render import (
     table,
 )
 from ..reports.viewer import MAX_FRAMES
-from .nvt_reading import nvt_runs, nvt_verdict, split_cells
+from .nvt_reading import findings, nvt_runs
 from .results import lambda_entries, md_entries, section_items, section_results
+from .tables import table_2_columns
 
 Figures = Dict[str, Optional[str]]
 
@@ -219,50 +221,63 @@ def nve(data: Dict[str, Any], figures: Figures) -> List[Block]:
     return section_blocks(
         "NVE: energy conservation",
         [text],
-        md_table(data, "nve"),
+        columns_table(list(NVE_COLUMNS) + RUN_COLUMNS, nvt_runs(data, "nve")),
         figure_block(figures, "nve", caption),
     )
 
 
+def nvt_sigma(runs) -> float:
+    """The runs' threshold of a resolved difference, in standard errors."""
+    checks = [r.get("equipartition") for r in runs]
+    found = [c.get("sigma_threshold") for c in checks if isinstance(c, dict)]
+    return (found[0] if found else None) or RESOLVED_SIGMA
+
+
+def nvt_findings(data: Dict[str, Any]) -> List[str]:
+    """What the standard report's NVT runs resolve (:func:`.nvt_reading.findings`),
+    with the advice to run longer where nothing is."""
+    runs = nvt_runs(data)
+    longer = (
+        f"; these {data['settings']['nvt_time_fs'] / 1000:g} ps runs are too short: "
+        "run longer (--nvt-time)"
+    )
+    return findings(runs, nvt_sigma(runs), longer)
+
+
 def nvt(data: Dict[str, Any], figures: Figures) -> List[Block]:
-    """Deviations of the mean and per-species temperatures (the paper's Table 2),
-    and what of them is resolved beyond the error bars (:func:`nvt_verdict`)."""
+    """Deviations of the mean and per-species temperatures and their splits, with
+    what of them is resolved beyond the error bars (the paper's Table 2)."""
     s = data["settings"]
     text = (
         f"Stochastic velocity rescaling (Bussi) at {s['temperature_K']:g} K, "
         f"tau {s['tau_fs']:g} fs, {s['nvt_time_fs'] / 1000:g} ps. A thermostat "
         "keeps the mean temperature but direct forces heat some degrees of "
         "freedom and the thermostat cools all of them: the species "
-        "temperatures drift apart (the paper's Table 2). Deviations from the "
-        "target in K, averaged over the run."
+        "temperatures drift apart (the paper's Table 2). Temperatures: block "
+        "averages over the last part of the run, ± standard error; 'split - "
+        "conservative split': what the direct forces add to the split of a "
+        "conservative run from the same start (the model's own, else another "
+        "model's)."
     )
-    if any(isinstance(r.get("equipartition"), dict) for r in nvt_runs(data)):
-        text += (
-            " 'T split': the difference of two species' temperatures over the "
-            "last part of the run (block averages: ± standard error, and how many "
-            "standard errors from zero); 'vs conservative': that split minus the "
-            "split of a conservative run from the same start (the model's own, "
-            "else another model's), what the direct forces add to an "
-            "equilibration that may still be going on."
-        )
+    runs = nvt_runs(data)
+    columns = table_2_columns(runs, nvt_sigma(runs)) + RUN_COLUMNS
     return section_blocks(
         "NVT: does the thermostat hide the problem?",
-        [text] + nvt_verdict(data),
-        md_table(data, "nvt"),
+        [text] + nvt_findings(data),
+        columns_table(columns, runs),
         figure_block(figures, "nvt", "Temperature per species in NVT."),
     )
-
-
-#: the per-species temperature deviations of an NVT run (``..._H_K``)
-SPECIES_DEVIATION = "deviation_temperature_"
 
 
 def _error_column(header: str, key: str, error: str) -> Column:
     return header, lambda run: fmt_error(run[key], run[error])
 
 
-#: the result columns of an NVE run: rates from linear fits
+#: the columns of an NVE run: status, rates from linear fits
 NVE_COLUMNS: Tuple[Column, ...] = (
+    ("model", lambda run: run["model"]),
+    ("forces", lambda run: run["mode"]),
+    ("status", lambda run: run["status"]),
     _error_column(
         "heating (K/ps)", "heating_rate_K_per_ps", "heating_rate_error_K_per_ps"
     ),
@@ -273,41 +288,11 @@ NVE_COLUMNS: Tuple[Column, ...] = (
     ),
     ("drift ratio", lambda run: fmt(run.get("drift_ratio"))),
 )
-
-
-def md_table(data: Dict[str, Any], section: str) -> List[Block]:
-    """The table of every run of the MD ``section`` (``nve`` or ``nvt``), or none:
-    rates (NVE) or temperature deviations, overall and per species, and splits
-    (NVT)."""
-    runs = nvt_runs(data, section)
-    columns: List[Column] = [
-        ("model", lambda run: run["model"]),
-        ("forces", lambda run: run["mode"]),
-        ("status", lambda run: run["status"]),
-    ]
-    if section == "nve":
-        columns += NVE_COLUMNS
-    else:
-        species = dict.fromkeys(
-            key
-            for run in runs
-            for key in run
-            if key.startswith(SPECIES_DEVIATION) and key != "deviation_temperature_K"
-        )
-        columns.append(("ΔT (K)", lambda run: fmt(run.get("deviation_temperature_K"))))
-        columns += [
-            (
-                f"ΔT {key[len(SPECIES_DEVIATION) : -2]} (K)",
-                lambda run, k=key: fmt(run.get(k)),
-            )
-            for key in species
-        ]
-        if any(isinstance(run.get("equipartition"), dict) for run in runs):
-            columns.append(("T split", lambda run: split_cells(runs, run)[0]))
-            columns.append(("vs conservative", lambda run: split_cells(runs, run)[1]))
-    columns.append(("steps/s", lambda run: fmt(run["inner_steps_per_s"])))
-    columns.append(("run folder", lambda run: run["folder"]))
-    return columns_table(columns, runs)
+#: the last columns of both MD tables
+RUN_COLUMNS: List[Column] = [
+    ("steps/s", lambda run: fmt(run["inner_steps_per_s"])),
+    ("run folder", lambda run: run["folder"]),
+]
 
 
 def relax(data: Dict[str, Any], figures: Figures) -> List[Block]:

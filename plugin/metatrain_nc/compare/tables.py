@@ -252,7 +252,9 @@ def _split_cells(run: Run, sigma: float) -> Tuple[str, str]:
         return "-", "-"
     pair, s = split
     difference, error = s["difference"], s.get("error")
-    return f"{pair}: {fmt_error(difference, error)}", verdict(difference, error, sigma)
+    few = s.get("resolved", False) is None  # too few records for a verdict
+    reading = "too few records" if few else verdict(difference, error, sigma)
+    return f"{pair}: {fmt_error(difference, error)}", reading
 
 
 def _excess_cell(runs: Sequence[Run], run: Run, sigma: float) -> str:
@@ -283,9 +285,10 @@ def table_2_columns(runs: Sequence[Run], sigma: float) -> List[Column]:
     """Table 2, a row per NVT run: deviations from the target (overall and per
     species) with block-average errors, the largest species split and its verdict,
     what it adds to the conservative run's, diffusion per species and its slow-down
-    against the SVR run, and the paper's numbers. A run that did not complete shows
-    its status."""
+    against the SVR run (when the runs have it), and the paper's numbers. A run that
+    did not complete shows its status."""
     symbols = species_of(runs)
+    diffusion = symbols if any(run.get("diffusion") for run in runs) else []
     return [
         ("model", lambda run: run["model"]),
         ("forces", lambda run: run["mode"]),
@@ -303,14 +306,14 @@ def table_2_columns(runs: Sequence[Run], sigma: float) -> List[Column]:
         ),
         *[
             (f"D_{s} (Å²/ps)", _completed(lambda r, s=s: _diffusion_cell(r, s)))
-            for s in symbols
+            for s in diffusion
         ],
         *[
             (
                 f"slow-down of D_{s} vs SVR",
                 _completed(lambda r, s=s: _slow_down_cell(runs, r, s, sigma)),
             )
-            for s in symbols
+            for s in diffusion
         ],
         ("paper: all / H / O (K)", lambda run: paper_table_2(run) or "-"),
     ]
