@@ -59,7 +59,7 @@ def test_compare_tiny_models(tiny_compare):
         assert set(model["antisymmetry"]) == set(heads)
         assert set(model["nve"]) == set(model["info"]["md_modes"])
         assert set(model["nvt"]) == set(model["info"]["md_modes"])
-        assert set(model["relax"]["fractions"]) == set(heads)
+        assert set(model["relax"]["summary"]) == set(heads)
         assert "conservative" in model["cost"]["ms"] or "direct" in model["cost"]["ms"]
         for where, number in _finite_numbers(model):
             assert math.isfinite(number), f"{name}{where} = {number}"
@@ -414,12 +414,15 @@ def test_ase_calculator_next_to_an_exported_model(analytic, ethanol_frames, tmp_
         run = lj[section]["conservative"]
         assert run["status"] == "completed" and (out / run["folder"]).is_dir()
     assert lj["nve"]["conservative"]["model_forward_passes"] == 41  # 40 steps + 1
-    assert set(lj["relax"]["fractions"]) == {"conservative"}
+    assert set(lj["relax"]["summary"]) == {"conservative"}
     # the exported model, not the analytic potential, is the cost reference
     assert report["cost_reference"] == "pair"
     markdown = (out / "report.md").read_text()
     assert "| lj | LennardJones (ASE calculator) | conservative |" in markdown
-    for table_row in ("| lj | conservative |", "| lj | conservative | LBFGS |"):
+    for table_row in (
+        "| lj | conservative |",
+        "| lj | conservative | bulk (0.05 eV/Å) | LBFGS |",
+    ):
         assert table_row in markdown
 
 

@@ -1,7 +1,6 @@
 """The MD runs and relaxations of both protocols, one model each, as JSON-ready
-records (MD folders below the report): :func:`md_stage` and :func:`relax_stage`
-(standard), :func:`nvt_run` and :func:`relax_set` (paper); the paper's
-relaxation starts are in :mod:`metatrain_nc.dynamics.starts`.
+records (MD folders below the report): :func:`md_stage` (standard), :func:`nvt_run`
+(paper) and :func:`relax_set` (both; starts from :mod:`metatrain_nc.dynamics.starts`).
 
 Units: times in fs (records: ps where named), temperatures in K, forces in eV/A.
 """
@@ -248,48 +247,6 @@ def add_diffusion(record: Dict[str, Any], settings: CompareSettings) -> Dict[str
     return record
 
 
-def relax(
-    entry: ModelEntry, starts, settings: CompareSettings, fmax: float, sigma=0.0
-) -> Dict[str, Any]:
-    """Every start (displaced by ``sigma`` A) relaxed to ``fmax`` (eV/A) with every
-    head and optimiser: :func:`~metatrain_nc.dynamics.relax.relaxation_check`'s
-    result (per head and optimiser its ``summary``: successes, trials, rate with its
-    Wilson 95% interval, stop reasons and mean steps)."""
-    from ..dynamics.relax import relaxation_check
-
-    return relaxation_check(
-        entry.model,
-        starts,
-        force_modes=entry.heads,
-        optimizers=settings.relax_optimizers,
-        fmax=fmax,
-        steps=settings.relax_steps,
-        sigma=sigma,
-        seed=settings.seed,
-    )
-
-
-def relax_stage(
-    entry: ModelEntry, frames: Sequence[ase.Atoms], settings: CompareSettings
-) -> Dict[str, Any]:
-    """Fraction of displaced structures converged per head and optimiser (Table 7)."""
-    frames = list(frames[: settings.relax_structures])
-    fmax, sigma = settings.relax_fmax, settings.relax_sigma_A
-    result = relax(entry, frames, settings, fmax, sigma)
-    return {
-        "n_structures": len(frames),
-        "fmax_eV_per_A": fmax,
-        "max_steps": settings.relax_steps,
-        "sigma_A": sigma,
-        "fractions": result["fractions"],
-        "mean_steps": {
-            head: {name: s["mean_steps"] for name, s in per.items()}
-            for head, per in result["summary"].items()
-        },
-        "records": result["records"],
-    }
-
-
 def round_off_floor(entry: ModelEntry, atoms: ase.Atoms) -> Dict[str, float]:
     """Largest change of any force component (eV/A) under a rigid translation, per
     head: the noise floor of the model's arithmetic (float32: ~1e-5 to 1e-4 eV/A).
@@ -315,14 +272,27 @@ def relax_set(
     kind: str,
     dtype_note: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Relax every start with every head and optimiser to ``fmax`` (paper protocol).
+    """Relax every start with every head and optimiser to ``fmax`` (both protocols).
 
     :return: ``records`` (one per relaxation, with its ``stop_reason``), ``summary``
-        (per head and optimiser, see :func:`relax`), ``round_off_floor_eV_per_A``
-        per head, and whether the floor is above ``fmax``.
+        (per head and optimiser: successes, trials, rate with its Wilson 95%
+        interval, stop reasons and mean steps;
+        :func:`~metatrain_nc.dynamics.relax.relaxation_check`),
+        ``round_off_floor_eV_per_A`` per head, and whether the floor is above
+        ``fmax``.
     """
+    from ..dynamics.relax import relaxation_check
+
     floor = round_off_floor(entry, starts[0])
-    result = relax(entry, starts, settings, fmax)
+    result = relaxation_check(
+        entry.model,
+        starts,
+        force_modes=entry.heads,
+        optimizers=settings.relax_optimizers,
+        fmax=fmax,
+        steps=settings.relax_steps,
+        seed=settings.seed,
+    )
     return {
         "model": entry.name,
         "kind": kind,

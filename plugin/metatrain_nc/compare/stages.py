@@ -47,9 +47,14 @@ def _export_checkpoints(entries: Sequence[ModelEntry], folder: Path) -> None:
 
 def stage_functions(job, path: Path, accuracy_note: Optional[str]):
     """``stage -> function(entry)`` of the standard protocol."""
-    from .runs import md_stage, relax_stage
+    from ..dynamics.starts import bulk_starts
+    from .runs import md_stage, relax_set
 
     s, frames, md_atoms = job.settings, job.frames, job.md_atoms
+
+    def starts():
+        count = min(s.relax_structures, len(frames))
+        return bulk_starts(frames, count, s.relax_sigma_A, s.seed)
 
     def accuracy(entry):
         if accuracy_note:
@@ -64,7 +69,7 @@ def stage_functions(job, path: Path, accuracy_note: Optional[str]):
         ),
         "nve": lambda e: md_stage(e, md_atoms, s, path / "md", "nve"),
         "nvt": lambda e: md_stage(e, md_atoms, s, path / "md", "svr"),
-        "relax": lambda e: relax_stage(e, frames, s),
+        "relax": lambda e: relax_set(e, starts(), s.relax_fmax, s, "bulk"),
     }
 
 
