@@ -45,19 +45,14 @@ def test_quick_run_with_the_demo_teacher(tmp_path, capsys):
     assert str(out / "report.md") in captured.out
 
 
-def test_a_calculator_teacher_found_in_the_current_folder(
-    tmp_path, monkeypatch, capsys
-):
-    """A module:callable teacher that lives where the user runs the command is found
-    by every step (mtt-nc md subprocesses, the timing), here with its reference set
-    given as --data."""
-    (tmp_path / "my_teacher.py").write_text(
+def _emt_teacher_and_its_set(folder: Path) -> None:
+    """``my_teacher:make`` (EMT) in ``folder`` and its labelled set ``set/`` (``mtt-nc
+    reference``: 3 trajectories of 32 Cu atoms, 4 frames each)."""
+    (folder / "my_teacher.py").write_text(
         "from ase.calculators.emt import EMT\n\ndef make():\n    return EMT()\n"
     )
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
-    ase.io.write(tmp_path / "cu.xyz", atoms)
-    monkeypatch.chdir(tmp_path)
-    # its labelled set first (mtt-nc reference), then the distillation on it (--data)
+    ase.io.write(folder / "cu.xyz", atoms)
     code = main(
         ["reference", "my_teacher:make", "cu.xyz", "--out", "set", "--no-progress",
          "--trajectories", "3", "--temperatures", "300:900",
@@ -65,6 +60,17 @@ def test_a_calculator_teacher_found_in_the_current_folder(
          "--interval-steps", "4"]
     )  # fmt: skip
     assert code == 0
+
+
+def test_a_calculator_teacher_found_in_the_current_folder(
+    tmp_path, monkeypatch, capsys
+):
+    """A module:callable teacher that lives where the user runs the command is found
+    by every step (mtt-nc md subprocesses, the timing), here with its reference set
+    given as --data."""
+    monkeypatch.chdir(tmp_path)
+    # its labelled set first (mtt-nc reference), then the distillation on it (--data)
+    _emt_teacher_and_its_set(tmp_path)
     code = main(
         ["distill", "--teacher", "my_teacher:make", "--data", "set",
          "--out", "run", "--quick"]
@@ -153,3 +159,56 @@ def test_student_options_take_the_learning_rate_and_batch_size(tmp_path):
     assert chosen["architecture"]["training"]["learning_rate"] == 1e-3
     assert chosen["architecture"]["training"]["batch_size"] == 10
     assert chosen["architecture"]["model"]["num_gnn_layers"] == 2
+
+
+def test_a_failed_step_keeps_the_finished_ones_and_resumes(
+    tmp_path, monkeypatch, capsys
+):
+    """Students that cannot train (options metatrain refuses) fail the run after its
+    data step: the finished steps stay, the message says --resume; once the options
+    are fixed, --resume runs the remaining steps only."""
+    import yaml
+
+    from metatrain_nc.distill.stages import STUDENT_OPTIONS
+
+    monkeypatch.chdir(tmp_path)
+    _emt_teacher_and_its_set(tmp_path)
+    options = yaml.safe_load(STUDENT_OPTIONS.read_text())
+    broken = yaml.safe_load(STUDENT_OPTIONS.read_text())
+    broken["architecture"]["model"]["no_such_hyper"] = 1
+    Path("students.yaml").write_text(yaml.safe_dump(broken))
+    command = [
+        "distill",
+        "--teacher",
+        "my_teacher:make",
+        "--data",
+        "set",
+        "--out",
+        "run",
+        "--quick",
+        "--student-options",
+        "students.yaml",
+    ]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "step 'train_" in err and "run the same command with --resume" in err
+    units = tmp_path / "run" / "units"
+    assert sorted(p.stem for p in units.glob("*.json")) == ["data", "teacher"]
+    data_record = (units / "data.json").stat().st_mtime_ns
+    assert not (tmp_path / "run" / "report.json").exists()
+
+    # the folder is not replaced or continued without --resume
+    assert main(command) == 2
+    assert "continue the distillation in it with --resume" in capsys.readouterr().err
+    # nor with other settings
+    assert main([*command, "--epochs", "7", "--resume"]) == 2
+    assert "was started with other ['settings.epochs']" in capsys.readouterr().err
+
+    Path("students.yaml").write_text(yaml.safe_dump(options))
+    assert main([*command, "--resume"]) == 0, capsys.readouterr().err[-3000:]
+    assert (units / "data.json").stat().st_mtime_ns == data_record  # not run again
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    names = [job["name"] for job in report["commands"]]
+    assert names[0].startswith("train_") and "accuracy" in names
+    assert report["nve"]["teacher"]["status"] == "completed"
+    assert report["cpu_time_min"] > 0 and report["wall_time_min"] > 0

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, Dict
 
 from ..reports.render import render_html, render_markdown
+from ..unit_store import write_atomic
 from .figures import write_figures
 from .sections import build_blocks
-from .store import write_atomic
 
 __all__ = ["build_blocks", "write_report"]
 

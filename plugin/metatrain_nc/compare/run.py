@@ -18,9 +18,15 @@ import ase
 
 from ..errors import UserInputError
 from ..files import read_structure, read_structures
+from ..unit_store import UnitStore, check_target, unit_id
 from .models import ModelEntry, describe_model, missing_species, unique_names
 from .settings import CompareSettings
-from .store import UnitStore, check_target, unit_id
+
+#: settings that may change between the parts of one comparison (units are keyed by
+#: them, or only the report uses them); every other setting must stay the same
+RESUMABLE_SETTINGS = ("parts", "stages", "thermostats", "modes", "sigma")
+#: settings a folder made before they existed ran with
+LEGACY_SETTINGS = {"equilibration_thermostat": "same"}
 
 
 @dataclass
@@ -166,5 +172,6 @@ def compare(
     }
     if not paper:
         protocol.update(pairs=[str(p) for p in pairs], labels=[energy_key, forces_key])
-    with UnitStore(outdir, protocol, resume, force) as store:
+    options = dict(resumable=RESUMABLE_SETTINGS, legacy=LEGACY_SETTINGS)
+    with UnitStore(outdir, protocol, resume, force, **options) as store:
         return run_protocol(job, store, progress=progress, log=log)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import UserInputError
 from ..evaluation.accuracy import has_labels
+from ..unit_store import Records, Unit, UnitStore, run_units, unit_id, write_atomic
 from .measurements import (
     SkippedStage,
     accuracy_stage,
@@ -25,8 +26,8 @@ from .measurements import (
     cost_stage,
 )
 from .models import ModelEntry, compatibility_notes, describe_model, missing_species
+from .report import write_report
 from .settings import PAPER_STAGES, STAGES, THERMOSTATS, CompareSettings
-from .store import Records, Unit, UnitStore, run_units, unit_id, write_atomic
 
 #: a protocol's units and the function that makes its results of their records
 Plan = Tuple[List[Unit], Callable[[Records, Dict[str, str]], Dict[str, Any]]]
@@ -286,9 +287,10 @@ def run_protocol(
     report: the standard protocol's at the end (a unit that fails is a failed
     section), the paper protocol's after every unit (a :class:`UserInputError`
     stops it)."""
-    if job.settings.protocol != "paper":
+    options: Dict[str, Any] = dict(progress=progress, log=log)
+    if job.settings.protocol == "paper":
+        units, collect = paper_plan(job, store, log)
+        options.update(live=True, fatal=(UserInputError,), desc="paper protocol")
+    else:
         units, collect = standard_plan(job, store, log)
-        return run_units(units, store, collect, progress=progress, log=log)
-    units, collect = paper_plan(job, store, log)
-    options = dict(live=True, fatal=(UserInputError,), desc="paper protocol")
-    return run_units(units, store, collect, progress=progress, log=log, **options)
+    return run_units(units, store, collect, write_report, **options)

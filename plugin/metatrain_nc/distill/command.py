@@ -11,15 +11,16 @@
 4. the chosen pair's speed per simulated ps against the teacher's own MD at its own
    step (``report.md``, ``report.html``, ``report.json``).
 
-Every argument is checked before any work starts; a run that fails leaves no output
-folder behind.
+Every argument is checked before any work starts. Each step is stored when it
+finishes (:mod:`metatrain_nc.unit_store`): a run that is interrupted or fails keeps
+its finished steps and continues with ``--resume``; one that fails before any step
+finished leaves no output folder behind.
 """
 
 import argparse
 import os
 import shutil
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -41,7 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="conservative teacher: .pt, .ckpt (exported here) or module:callable "
         "returning an ASE calculator (found from the current folder)",
     )
-    parser.add_argument("--out", required=True, help="output folder (new)")
+    parser.add_argument(
+        "--out", required=True, help="output folder (new, or one to --resume)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted or failed distillation in --out from its "
+        "finished steps (same teacher, data and settings; --jobs may change)",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--structures", help="structures the teacher's trajectories start from"
@@ -124,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         settings=settings_from_args(args),
         student_options=args.student_options,
         quick=args.quick,
+        resume=args.resume,
     )
     print()
     print(result["markdown"])
@@ -139,14 +149,18 @@ def _check(
     data: Optional[str],
     settings: DistillSettings,
     student_options: Optional[str],
+    resume: bool = False,
 ) -> str:
     """Every argument, before any work; returns the teacher as the steps name it
     (files made absolute)."""
     from ..force_models.loading import load_force_model
 
     settings.check()
-    if out.exists():
-        raise UserInputError(f"--out '{out}' exists: choose a new folder")
+    if out.exists() and not resume:
+        raise UserInputError(
+            f"--out '{out}' exists: choose a new folder, or continue the "
+            "distillation in it with --resume"
+        )
     if student_options is not None and not Path(student_options).is_file():
         raise UserInputError(f"--student-options '{student_options}' does not exist")
     spec = teacher
@@ -181,115 +195,65 @@ def distill(
     settings: Optional[DistillSettings] = None,
     student_options: Optional[str] = None,
     quick: bool = False,
+    resume: bool = False,
 ) -> Dict[str, Any]:
-    """Run the whole distillation (see the module docstring) into the new folder
-    ``out``; returns the report (``report["markdown"]``: its text).
+    """Run the whole distillation (see the module docstring) into the folder ``out``
+    (new, or continued with ``resume`` from its finished steps: the same teacher,
+    inputs and settings, ``jobs`` aside); returns the report (``report["markdown"]``:
+    its text).
+
+    Each step of :data:`.pipeline.STEPS` is a unit of :class:`~metatrain_nc.unit_store.
+    UnitStore`: stored when it finishes, so an interrupted or failed run continues
+    with ``resume`` where it stopped.
 
     :raises UserInputError: a bad argument (nothing written) or a failed step (the
-        output folder removed).
+        finished steps kept, or the new folder removed when none had finished).
     """
-    from . import stages
-    from .jobs import Runner
-    from .measure import force_call_ms, md_step_ms
-    from .report import choose, md_numbers, write_report
+    import json
+
+    from ..unit_store import UnitStore, run_units
+    from .pipeline import STEPS, Steps, publish
 
     settings = settings or DistillSettings()
     if (structures is None) == (data is None):
         raise UserInputError("give either --structures or --data")
     out_path = Path(out).resolve()
-    spec = _check(teacher, out_path, structures, data, settings, student_options)
-    template = Path(student_options) if student_options else stages.STUDENT_OPTIONS
-    out_path.mkdir(parents=True)
-    began_wall, began_cpu = time.perf_counter(), time.process_time()
+    spec = _check(
+        teacher, out_path, structures, data, settings, student_options, resume
+    )
+    template = Path(student_options) if student_options else None
+    protocol = {
+        "teacher": spec,
+        "structures": str(Path(structures).resolve()) if structures else None,
+        "data": str(Path(data).resolve()) if data else None,
+        "student_options": str(template.resolve()) if template else None,
+        "quick": quick,
+        "settings": json.loads(json.dumps(asdict(settings))),
+    }
+    new = not out_path.exists()
     try:
-        runner = Runner(out_path, settings.jobs, Path.cwd())
-        print(f"[distill] 1/4 teacher {spec}; data", flush=True)
-        model = stages.prepare_teacher(spec, out_path, runner)
-        labelled = stages.make_data(
-            model,
-            Path(structures).resolve() if structures else None,
-            settings,
-            out_path,
-            Path(data).resolve() if data else None,
-        )
-        print(f"[distill] 2/4 training students {list(settings.sizes)}", flush=True)
-        trained = stages.train_students(
-            settings, labelled, out_path, runner, template.resolve()
-        )
-        print("[distill] 3/4 accuracy, cost and stride scans", flush=True)
-        errors = stages.accuracy(settings, labelled, out_path, runner)
-        paths = {
-            s: str(out_path / "students" / s / "student.pt") for s in settings.sizes
-        }
-        costs = force_call_ms(model, paths, out_path, settings.cost_repeats)
-        ms = {name: cost.ms_per_call for name, cost in costs.items()}
-        summaries = stages.scan_strides(model, settings, out_path, runner)
-        students = {}
-        for size in settings.sizes:
-            run_ = summaries[size]
-            completed = run_["status"] == "completed"
-            students[size] = {
-                "model": paths[size],
-                "hypers": SIZES[size],
-                "parameters": _parameters(trained[size].log),
-                "train_cpu_s": trained[size].cpu_s,
-                **errors[size],
-                "ms_per_call": ms[size],
-                "cost": costs[size].as_dict(),
-                "stride": run_["settings"]["stride"] if completed else None,
-                "stride_scan": run_.get("stride_scan"),
-            }
-        chosen = choose(students, ms["teacher"])
-        timing = None
-        if chosen is not None:
-            print(f"[distill] 4/4 timing the teacher and the pair ({chosen})")
-            timing = md_step_ms(
-                model, paths[chosen], students[chosen]["stride"], settings, out_path
-            )
-        report: Dict[str, Any] = {
-            "date": time.strftime("%Y-%m-%d %H:%M"),
-            "quick": quick,
-            "jobs": settings.jobs,
-            "settings": asdict(settings),
-            "teacher": {
-                "model": model,
-                "source": spec,
-                "ms_per_call": ms["teacher"],
-                "cost": costs["teacher"].as_dict(),
-            },
-            "data": labelled,
-            "students": students,
-            "chosen": chosen,
-            "nve": {name: md_numbers(s) for name, s in summaries.items()},
-            "timing": timing,
-            "commands": [
-                {
-                    "name": j.name,
-                    "command": j.command,
-                    "cpu_s": j.cpu_s,
-                    "wall_s": j.wall_s,
-                }
-                for j in runner.done
-            ],  # fmt: skip
-        }
-        import resource
-
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = time.process_time() - began_cpu + children.ru_utime + children.ru_stime
-        report["cpu_time_min"] = cpu / 60
-        report["wall_time_min"] = (time.perf_counter() - began_wall) / 60
-        report["markdown"] = write_report(report, out_path)
-        return report
-    except BaseException:
-        shutil.rmtree(out_path, ignore_errors=True)
-        raise
-
-
-def _parameters(log: Path) -> Optional[int]:
-    import re
-
-    match = re.search(r"actual number: (\d+)", log.read_text(errors="replace"))
-    return int(match.group(1)) if match else None
+        options = dict(tool="mtt-nc distill", resumable=("jobs",))
+        with UnitStore(out_path, protocol, resume, False, **options) as store:
+            steps = Steps(store, protocol, settings)
+            units = [(name, steps.unit(name)) for name in STEPS]
+            report = run_units(
+                units, store, steps.collect, publish, fatal=(Exception,),
+                progress=False, desc="distill",
+            )  # fmt: skip
+    except Exception as error:
+        finished = list((out_path / "units").glob("*.json"))
+        if new and not finished:
+            shutil.rmtree(out_path, ignore_errors=True)
+            raise
+        if not isinstance(error, UserInputError):
+            raise
+        raise UserInputError(
+            f"{error}\n[distill] the finished steps ({len(finished)} of "
+            f"{len(STEPS)}) are kept in '{out_path}': run the same command with "
+            "--resume to continue"
+        ) from error
+    report.pop("output_dir", None)
+    return report
 
 
 if __name__ == "__main__":  # pragma: no cover

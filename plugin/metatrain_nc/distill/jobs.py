@@ -26,6 +26,11 @@ class Job:
     cpu_s: float = 0.0
     wall_s: float = 0.0
 
+    def as_dict(self) -> Dict[str, object]:
+        """JSON-ready: name, command, log, CPU and wall time (s)."""
+        return {"name": self.name, "command": self.command, "log": str(self.log),
+                "cpu_s": self.cpu_s, "wall_s": self.wall_s}  # fmt: skip
+
 
 def tool(name: str) -> str:
     """A console script of this interpreter's environment (``mtt``, ``mtt-nc``)."""

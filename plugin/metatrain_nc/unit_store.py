@@ -1,16 +1,18 @@
-"""The resumable unit store of ``mtt-nc compare`` (both protocols).
+"""A resumable store of units of work, for jobs that run for hours (``mtt-nc
+compare``, ``mtt-nc distill``).
 
 Layout of the output folder::
 
-    protocol.json     models, structures and settings of the comparison
+    protocol.json     what the job was started with (inputs and settings)
     units/<id>.json   the record of each finished unit
     .running          held (locked) by the process working in the folder
 
-A unit is one piece of work cached by its id (a stage of one model, an NVT run, a set
-of relaxations). :func:`run_units` runs the units not stored yet, stores each one when
-it finishes and writes the report: an interrupted comparison continues with
-``--resume`` from the units that finished; a unit that failed runs again. MD runs cut
-short leave hidden staging folders, removed when the folder is opened again.
+A unit is one piece of work cached by its id (a stage of one model, an NVT run, the
+training of the students, ...). :func:`run_units` runs the units not stored yet,
+stores each one when it finishes and publishes the results: an interrupted job
+continues with ``--resume`` from the units that finished; a unit that failed runs
+again. Hidden staging folders (``.*.partial-*``) of work cut short are removed when
+the folder is opened again.
 """
 
 import json
@@ -21,18 +23,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from ..errors import UserInputError
-from ..files import clean_json, write_json
+from .errors import UserInputError
+from .files import clean_json, write_json
 
 #: a unit: its id and the function that makes its record
 Unit = Tuple[str, Callable[[], Dict[str, Any]]]
 #: the records of units by id (``None``: not finished)
 Records = Dict[str, Optional[Dict[str, Any]]]
-#: settings that may change between the parts of one comparison (units are keyed by
-#: them, or only the report uses them); every other setting must stay the same
-RESUMABLE_SETTINGS = ("parts", "stages", "thermostats", "modes", "sigma")
-#: settings a folder made before they existed ran with
-LEGACY_SETTINGS = {"equilibration_thermostat": "same"}
 LOCK_FILE = ".running"
 
 
@@ -65,14 +62,30 @@ def check_target(outdir: Path, resume: bool, force: bool) -> None:
 
 
 class UnitStore:
-    """The output folder of a comparison, opened (created, replaced with ``force``
-    or reopened with ``resume``) and locked by this process from then to the end of
-    its ``with`` block."""
+    """The output folder of a job, opened (created, replaced with ``force`` or
+    reopened with ``resume``) and locked by this process from then to the end of its
+    ``with`` block.
+
+    :param protocol: what the job is started with (JSON-ready); resuming needs the
+        same, but for ``settings`` named in ``resumable``, settings missing from an
+        older folder that had the value ``legacy`` gives them, and ``models`` (more
+        may be added; those run must stay).
+    :param tool: the command, for messages (``"mtt-nc compare"``).
+    """
 
     def __init__(
-        self, outdir: Path, protocol: Dict[str, Any], resume: bool, force: bool
+        self,
+        outdir: Path,
+        protocol: Dict[str, Any],
+        resume: bool,
+        force: bool,
+        *,
+        tool: str = "mtt-nc compare",
+        resumable: Sequence[str] = (),
+        legacy: Optional[Dict[str, Any]] = None,
     ):
         self.path = Path(outdir)
+        self.tool, self.resumable, self.legacy = tool, resumable, legacy or {}
         check_target(self.path, resume, force)
         self.replaced: Optional[Path] = None
         if self.path.exists() and resume:
@@ -100,7 +113,7 @@ class UnitStore:
         saved_path = self.path / "protocol.json"
         if not saved_path.is_file():
             raise UserInputError(
-                f"'{self.path}' is not a folder of `mtt-nc compare` (no "
+                f"'{self.path}' is not a folder of `{self.tool}` (no "
                 "protocol.json): nothing to resume; choose another -o"
             )
         saved = json.loads(saved_path.read_text())
@@ -117,14 +130,15 @@ class UnitStore:
         differences += [
             f"settings.{k}"
             for k, v in protocol["settings"].items()
-            if k not in RESUMABLE_SETTINGS and fixed.get(k, LEGACY_SETTINGS.get(k)) != v
+            if k not in self.resumable and fixed.get(k, self.legacy.get(k)) != v
         ]
         if differences:
+            may = ", ".join(self.resumable)
             raise UserInputError(
                 f"--resume: '{self.path}' was started with other {differences} than "
-                "given now; resume with the same models (more may be added), "
-                "structures and settings (only the stages, parts and thermostats may "
-                "change), or use another -o"
+                "given now; resume with the same inputs and settings"
+                + (f" (only {may} may change)" if may else "")
+                + ", or use another output folder"
             )
 
     def _lock(self):
@@ -141,7 +155,7 @@ class UnitStore:
             owner = handle.read().strip() or "?"
             handle.close()
             raise UserInputError(
-                f"another `mtt-nc compare` (process {owner}) is working in "
+                f"another `{self.tool}` (process {owner}) is working in "
                 f"'{self.path}'; wait for it to finish, or stop it and --resume"
             ) from None
         handle.seek(0)
@@ -180,6 +194,7 @@ def run_units(
     units: Sequence[Unit],
     store: UnitStore,
     collect: Callable[[Records, Dict[str, str]], Dict[str, Any]],
+    publish: Callable[[Dict[str, Any], Path], None],
     *,
     live: bool = False,
     fatal: Tuple[type, ...] = (),
@@ -188,26 +203,23 @@ def run_units(
     desc: str = "compare",
 ) -> Dict[str, Any]:
     """Run the units not stored yet, each on its own, and store their records (with
-    ``unit_wall_time_s``); then write the report (:func:`.report.write_report`) of
-    the results ``collect(records, failed)`` (``failed``: ``uid -> message``), also
-    after every unit with ``live``.
+    ``unit_wall_time_s``); then ``publish(results, folder)`` the results
+    ``collect(records, failed)`` (``failed``: ``uid -> message``), also after every
+    unit with ``live``.
 
-    :param fatal: exceptions that stop the comparison (any other one fails its unit
-        only).
-    :return: the results (``report.json``'s content) and ``output_dir``.
+    :param fatal: exceptions that stop the job (any other one fails its unit only).
+    :return: the results and ``output_dir``.
     """
     from tqdm.auto import tqdm
-
-    from .report import write_report
 
     failed: Dict[str, str] = {}
     data: Dict[str, Any] = {}
 
-    def publish() -> None:
+    def write() -> None:
         data.clear()
         records = store.records([uid for uid, _ in units])
         data.update(clean_json(collect(records, failed)))
-        write_report(data, store.path)
+        publish(data, store.path)
 
     bar = tqdm(total=len(units), desc=desc, unit="unit", disable=not progress)
     try:
@@ -229,9 +241,9 @@ def run_units(
                     record["unit_wall_time_s"] = time.perf_counter() - start
                     store.save(uid, record)
                     if live:
-                        publish()
+                        write()
             bar.update()
     finally:
         bar.close()
-    publish()
+    write()
     return dict(data, output_dir=str(store.path))
