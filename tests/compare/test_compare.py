@@ -305,12 +305,23 @@ def test_resume_runs_only_the_new_units(analytic, ethanol_frames, tmp_path):
 
 
 def test_unreadable_checkpoint_is_an_error(tmp_path):
-    from metatrain_nc.compare.models import checkpoint_architecture
+    from metatrain_nc.compare.models import describe_model
 
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserInputError, match="cannot read the checkpoint"):
-        checkpoint_architecture(str(bad))
+    with pytest.raises(UserInputError, match="cannot load metatrain checkpoint"):
+        describe_model(str(bad))
+
+
+def test_a_stock_pet_checkpoint_names_its_architecture():
+    """Stock ``pet`` exports record no architecture: the force layer reads it from
+    the checkpoint (once), so reports and summaries name it."""
+    from metatrain_nc.compare.models import describe_model
+
+    from ..conftest import ROOT
+
+    entry = describe_model(str(ROOT / "recipes" / "demo" / "pretrained" / "pet_c.ckpt"))
+    assert entry.architecture == "pet" and entry.heads == ["conservative"]
 
 
 def test_stock_pet_with_a_direct_target_is_a_hybrid(ethanol_frames, tmp_path):

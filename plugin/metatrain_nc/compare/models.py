@@ -160,9 +160,6 @@ def describe_model(
         return entry
     capabilities = force_model.model.capabilities()
     outputs = dict(capabilities.outputs)
-    if not force_model.architecture and entry.path.endswith(".ckpt"):
-        # trained_heads reads it
-        force_model.architecture = checkpoint_architecture(entry.path)
     entry.architecture = force_model.architecture
     entry.heads = list(force_model.trained_heads)
     if not entry.heads:
@@ -177,23 +174,6 @@ def describe_model(
             entry.units[key] = str(outputs[output].unit)
     entry.outputs = sorted(outputs)
     return entry
-
-
-def checkpoint_architecture(path: str) -> str:
-    """The ``architecture_name`` a metatrain checkpoint records (``""`` if none),
-    read once per file (:func:`~metatrain_nc.checkpoint_name.architecture_of`).
-
-    :raises UserInputError: the checkpoint cannot be read.
-    """
-    from ..checkpoint_name import architecture_of
-
-    try:
-        return architecture_of(path) or ""
-    except Exception as error:
-        raise UserInputError(
-            f"cannot read the checkpoint '{path}' ({type(error).__name__}: {error}); "
-            "give a metatrain checkpoint or an exported model"
-        ) from error
 
 
 def unique_names(models: Sequence[Any], names: Optional[Sequence[str]]) -> List[str]:

@@ -69,6 +69,10 @@ class MetatomicModel(ForceModel):
         self.dtype = str(capabilities.dtype)
         self.torch_dtype = getattr(torch, capabilities.dtype)
         self.architecture = str(model.metadata().extra.get("architecture", ""))
+        if not self.architecture and self.source.endswith(".ckpt"):
+            from ..checkpoint_name import architecture_of  # stock `pet` says nothing
+
+            self.architecture = architecture_of(self.source) or ""
         if ENERGY not in self.outputs and DIRECT_FORCE not in self.outputs:
             raise UserInputError(
                 f"model '{self.source}' has neither an 'energy' nor a "
