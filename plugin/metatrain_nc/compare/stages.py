@@ -8,7 +8,6 @@ a unit per NVT run (one model, force mode and thermostat; its ``mtt-nc md`` fold
 :mod:`~metatrain_nc.dynamics.starts`), the report rewritten after every unit.
 """
 
-import json
 import time
 from datetime import datetime, timezone
 from functools import partial
@@ -17,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import UserInputError
 from ..evaluation.accuracy import has_labels
-from ..unit_store import Records, Unit, UnitStore, run_units, unit_id, write_atomic
+from ..unit_store import Records, Unit, UnitStore, run_units, unit_id
 from .measurements import (
     SkippedStage,
     accuracy_stage,
@@ -163,25 +162,6 @@ def standard_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
 
 
 # -- paper protocol ------------------------------------------------------------------
-def _update_diffusion(store: UnitStore, settings: CompareSettings) -> None:
-    """Recompute the diffusion of finished NVT units made with another estimator,
-    where their trajectory is still there (:data:`~metatrain_nc.dynamics.diffusion.
-    METHOD`)."""
-    from ..dynamics.diffusion import METHOD
-    from ..dynamics.outputs import FILES
-    from .runs import add_diffusion
-
-    for path in sorted(store.units.glob("nvt-*.json")):
-        record = json.loads(path.read_text())
-        if record.get("diffusion_method") == METHOD or record.get("status") != (
-            "completed"
-        ):
-            continue
-        if not (Path(record["folder"]) / FILES["trajectory"]).is_file():
-            continue
-        write_atomic(path, add_diffusion(record, settings))
-
-
 def _relax_entry(entry: ModelEntry, settings: CompareSettings, device: str):
     """The model for relaxations: float64 when it allows it, with a note if not."""
     if not settings.relax_float64 or entry.model_kind != "metatomic":
@@ -240,7 +220,6 @@ def paper_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
     notes: List[str] = []
     relax_entries: Dict[str, Any] = {}
     units = paper_units(job, runs_dir, notes, relax_entries)
-    _update_diffusion(store, job.settings)
 
     def collect(records: Records, failed: Dict[str, str]) -> Dict[str, Any]:
         done = {k: v for k, v in records.items() if v is not None}
