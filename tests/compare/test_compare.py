@@ -58,13 +58,15 @@ def test_compare_tiny_models(tiny_compare):
         assert model["accuracy"]["energy"]["rmse"] > 0
         assert set(model["antisymmetry"]) == set(heads)
         assert set(model["nve"]) == set(model["info"]["md_modes"])
-        assert set(model["nvt"]) == set(model["info"]["md_modes"])
-        assert set(model["relax"]["summary"]) == set(heads)
+        nvt = {r["mode"]: r for r in report["nvt"] if r["model"] == name}
+        assert set(nvt) == set(model["info"]["md_modes"])
+        (relax,) = [r for r in report["relax"] if r["model"] == name]
+        assert set(relax["summary"]) == set(heads)
         assert "conservative" in model["cost"]["ms"] or "direct" in model["cost"]["ms"]
         for where, number in _finite_numbers(model):
             assert math.isfinite(number), f"{name}{where} = {number}"
-        for section, steps in (("nve", 10), ("nvt", 5)):
-            for mode, run in model[section].items():
+        for runs, steps in ((model["nve"], 10), (nvt, 5)):
+            for mode, run in runs.items():
                 assert (out / run["folder"] / "md_log.csv").is_file()
                 if mode == "direct" and run["status"] == "runaway":
                     # a 2-epoch direct head heats thousands of K in femtoseconds:
@@ -103,10 +105,11 @@ def test_compare_tiny_models(tiny_compare):
         assert title in markdown
     # NVT: species splits of every run with their error bars; 10 fs runs are far
     # too short for error bars (<= 3 records analysed), and the report says so
-    for model in models.values():
-        for run in model["nvt"].values():
-            assert 0 < run["equipartition"]["n_records"] <= 3
-            assert run["equipartition"]["resolved"] is None
+    modes = [mode for m in models.values() for mode in m["info"]["md_modes"]]
+    assert len(report["nvt"]) == len(modes)  # a row per mode of every model
+    for run in report["nvt"]:
+        assert 0 < run["equipartition"]["n_records"] <= 3
+        assert run["equipartition"]["resolved"] is None
     assert "Nothing can be resolved: too few records" in markdown
     for figure in ("nve_temperature.png", "nvt_temperature.png", "lambda_pairs.png"):
         assert (out / figure).stat().st_size > 1000
@@ -421,11 +424,13 @@ def test_ase_calculator_next_to_an_exported_model(analytic, ethanol_frames, tmp_
     assert lj["antisymmetry"]["conservative"]["method"] == "finite-difference"
     assert lj["antisymmetry"]["conservative"]["lambda_mean"] < 1e-4
     assert pair["antisymmetry"]["conservative"]["method"] == "exact"
-    for section in ("nve", "nvt"):
-        run = lj[section]["conservative"]
+    nvt = [r for r in report["nvt"] if r["model"] == "lj"]
+    for run in [lj["nve"]["conservative"], *nvt]:
         assert run["status"] == "completed" and (out / run["folder"]).is_dir()
+    assert [r["mode"] for r in nvt] == ["conservative"]
     assert lj["nve"]["conservative"]["model_forward_passes"] == 41  # 40 steps + 1
-    assert set(lj["relax"]["summary"]) == {"conservative"}
+    relax = [r for r in report["relax"] if r["model"] == "lj"]
+    assert set(relax[0]["summary"]) == {"conservative"}
     # the exported model, not the analytic potential, is the cost reference
     assert report["cost_reference"] == "pair"
     markdown = (out / "report.md").read_text()

@@ -52,11 +52,11 @@ def test_pair_next_to_a_hybrid(
     assert nve["model_backward_passes"] == steps + 1
     assert nve["fast_model_forward_passes"] == 4 * steps + 1
     # the pair's NVT row carries the equipartition check as a hybrid model's does
-    hybrid_nvt = report["models"]["pet_m"]["nvt"]["mts"]
+    nvt = {(r["model"], r["mode"]): r for r in report["nvt"]}
+    hybrid_nvt, pair_nvt = nvt["pet_m", "mts"], nvt[pair["info"]["name"], "mts"]
     assert isinstance(hybrid_nvt.get("equipartition"), dict)
-    assert pair["nvt"]["mts"]["equipartition"].keys() == (
-        hybrid_nvt["equipartition"].keys()
-    )
+    assert pair_nvt["teacher"] == "pet_c"
+    assert pair_nvt["equipartition"].keys() == hybrid_nvt["equipartition"].keys()
     # the pair starts from the teacher's own equilibrated state: the teacher's
     # conservative run and the pair's run begin with the same potential energy
     start_teacher = _first_row(
@@ -129,26 +129,28 @@ def test_label_a_head_the_model_lacks(tiny_pet, ethanol_frames, tmp_path, capsys
 def test_pair_nvt_is_read_against_its_teacher():
     """A pair's NVT splits are read against its teacher's conservative run, not the
     first conservative model of the comparison."""
-    from metatrain_nc.compare.nvt_reading import conservative_run, nvt_runs
+    from metatrain_nc.compare.nvt_reading import conservative_run
 
-    def run(split):
+    def run(model, mode, split, teacher=None):
         return {
+            "model": model,
+            "mode": mode,
+            "teacher": teacher,
+            "ensemble": "svr",
+            "tau_fs": 10.0,
             "status": "completed",
             "equipartition": {"splits": {"H-O": {"difference": split}}},
         }
 
-    data = {
-        "models": {
-            "other": {"info": {}, "nvt": {"conservative": run(-5.0)}},
-            "teacher": {"info": {}, "nvt": {"conservative": run(-40.0)}},
-            "teacher+student": {
-                "info": {"slow": "teacher", "kind": "pair"},
-                "nvt": {"mts": run(-42.0)},
-            },
-            "hybrid": {"info": {}, "nvt": {"mts": run(3.0)}},
-        }
+    runs = {
+        r["model"]: r
+        for r in [
+            run("other", "conservative", -5.0),
+            run("teacher", "conservative", -40.0),
+            run("teacher+student", "mts", -42.0, teacher="teacher"),
+            run("hybrid", "mts", 3.0),
+        ]
     }
-    runs = {r["model"]: r for r in nvt_runs(data)}
     reference = conservative_run(list(runs.values()), runs["teacher+student"])
     assert reference["model"] == "teacher"
     assert reference["equipartition"]["splits"]["H-O"]["difference"] == -40.0

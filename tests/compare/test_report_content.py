@@ -76,7 +76,16 @@ def _data(models, stages=("nvt",)):
         "elapsed_s": 6.0,
         "quick": False,
         "notes": [],
-        "models": models,
+        # the runs of every model, as report.json lists them (a row per run)
+        "models": {
+            name: {key: v for key, v in model.items() if key != "nvt"}
+            for name, model in models.items()
+        },
+        "nvt": [
+            dict(run, model=name, mode=mode, ensemble="svr", tau_fs=20.0)
+            for name, model in models.items()
+            for mode, run in model.get("nvt", {}).items()
+        ],
     }
 
 

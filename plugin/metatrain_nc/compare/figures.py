@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..dynamics.outputs import FILES as MD_FILES
 from ..dynamics.outputs import read_log
-from .nvt_reading import nvt_runs, thermostat_label
+from .nvt_reading import md_runs, thermostat_label
 from .results import section_results
 
 #: file name of each figure in the report folder
@@ -53,7 +53,7 @@ def _md_runs(
     data: Dict[str, Any], section: str, outdir: Path
 ) -> Iterator[Tuple[str, str, List[Dict[str, float]]]]:
     """``(model, mode, log rows)`` of every MD run of ``section`` with a log file."""
-    for run in nvt_runs(data, section):
+    for run in data.get("nvt", []) if section == "nvt" else md_runs(data, section):
         log = outdir / run["folder"] / MD_FILES["log"]
         if log.is_file():
             yield run["model"], run["mode"], read_log(log)

@@ -6,9 +6,9 @@ of both reports: :func:`.tables.table_2_columns`.
 A number is *resolved* when it lies beyond ``sigma`` standard errors from what it is
 compared with (zero for a species split, the target temperature, 1 for a diffusion
 ratio); otherwise it is within its error, and the report says so instead of reading
-a difference into it. Runs are records as the paper protocol stores them (``model``,
-``mode``, ``ensemble``, ``tau_fs``, ``status``, ``equipartition``, ...); the standard
-report's runs are read into that form by :func:`nvt_runs`.
+a difference into it. Runs are the records of ``report.json``'s ``nvt`` list (both
+protocols): ``model``, ``mode``, ``ensemble``, ``tau_fs``, ``status``,
+``equipartition``, ...
 """
 
 import math
@@ -109,20 +109,11 @@ def conservative_run(runs: Sequence[Run], run: Run) -> Optional[Run]:
     return (mine or candidates or [None])[0]
 
 
-def nvt_runs(data: Dict[str, Any], section: str = "nvt") -> List[Run]:
-    """The standard report's NVT runs (SVR; or those of another MD ``section``) as
-    records of the paper protocol."""
-    tau = data.get("settings", {}).get("tau_fs")
-    teachers = {k: m.get("info", {}).get("slow") for k, m in data["models"].items()}
+def md_runs(data: Dict[str, Any], section: str = "nve") -> List[Run]:
+    """The runs of a per-model MD section of the standard report (``nve``) as run
+    records; NVT runs are such records already (``data["nvt"]``, both protocols)."""
     return [
-        dict(
-            run,
-            model=name,
-            mode=mode,
-            teacher=teachers[name],
-            ensemble="svr",
-            tau_fs=tau,
-        )
+        dict(run, model=name, mode=mode)
         for name, mode, run in section_items(data, section)
     ]
 

@@ -46,11 +46,13 @@ MD_SECTIONS = (("nve", "NVE"), ("nvt", "NVT (SVR)"))
 
 def md_entries(data: Dict[str, Any]) -> List[Entry]:
     """The MD runs of every model (NVE, then NVT), direct-forces NVE runs first."""
+    nvt = [(r["model"], r["mode"], r["folder"]) for r in data.get("nvt", [])]
     found = [
         (rank, ensemble, *folder)
         for rank, (section, ensemble) in enumerate(MD_SECTIONS)
         if section in data["settings"]["stages"]
-        for folder in _folders(data, section)
+        for folder in (nvt if section == "nvt" else _folders(data, section))
+        if folder[2]
     ]
     found.sort(key=lambda f: (f[0], f[3] != "direct"))
     return [

@@ -20,7 +20,7 @@ from ..reports.render import (
     table,
 )
 from ..reports.viewer import MAX_FRAMES
-from .nvt_reading import findings, nvt_runs
+from .nvt_reading import findings, md_runs
 from .results import lambda_entries, md_entries, section_items, section_results
 from .tables import TABLE_7, comparisons, relaxation_findings, table_2_columns
 
@@ -221,7 +221,7 @@ def nve(data: Dict[str, Any], figures: Figures) -> List[Block]:
     return section_blocks(
         "NVE: energy conservation",
         [text],
-        columns_table(list(NVE_COLUMNS) + RUN_COLUMNS, nvt_runs(data, "nve")),
+        columns_table(list(NVE_COLUMNS) + RUN_COLUMNS, md_runs(data, "nve")),
         figure_block(figures, "nve", caption),
     )
 
@@ -236,7 +236,7 @@ def nvt_sigma(runs) -> float:
 def nvt_findings(data: Dict[str, Any]) -> List[str]:
     """What the standard report's NVT runs resolve (:func:`.nvt_reading.findings`),
     with the advice to run longer where nothing is."""
-    runs = nvt_runs(data)
+    runs = data.get("nvt", [])
     longer = (
         f"; these {data['settings']['nvt_time_fs'] / 1000:g} ps runs are too short: "
         "run longer (--nvt-time)"
@@ -259,7 +259,7 @@ def nvt(data: Dict[str, Any], figures: Figures) -> List[Block]:
         "conservative run from the same start (the model's own, else another "
         "model's)."
     )
-    runs = nvt_runs(data)
+    runs = data.get("nvt", [])
     columns = table_2_columns(runs, nvt_sigma(runs)) + RUN_COLUMNS
     return section_blocks(
         "NVT: does the thermostat hide the problem?",
@@ -306,7 +306,7 @@ def relax(data: Dict[str, Any], figures: Figures) -> List[Block]:
         "assume the forces are the gradient of an energy: with direct forces they "
         "can stall."
     )
-    sets = [result for _, result in section_results(data, "relax")]
+    sets = data.get("relax", [])
     return section_blocks(
         "Geometry optimisation",
         [text] + relaxation_findings(sets),

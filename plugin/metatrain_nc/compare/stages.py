@@ -137,6 +137,7 @@ def standard_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
         if accuracy_note:
             data["accuracy_note"] = accuracy_note
         failures: List[str] = []
+        data.update(nvt=[], relax=[])  # rows of Tables 2 and 7, as in the paper's
         for stage, entry in plan:
             section = data["models"][entry.name]
             record = records.get(unit_id(stage, entry.name))
@@ -150,6 +151,14 @@ def standard_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
                     f"The {stage} section of '{entry.name}' is skipped: "
                     f"{record['skipped']}."
                 )
+            elif stage == "nvt":
+                data["nvt"] += [
+                    dict(run, model=entry.name, mode=mode, teacher=entry.slow_name,
+                         ensemble="svr", tau_fs=settings.tau_fs)
+                    for mode, run in record["result"].items()
+                ]  # fmt: skip
+            elif stage == "relax":
+                data["relax"].append(record["result"])
             else:
                 section[stage] = record["result"]
         costs = {n: m["cost"] for n, m in data["models"].items() if "cost" in m}
