@@ -177,7 +177,8 @@ def test_nvt_split_of_a_conservative_run_means_not_equilibrated():
     assert paragraphs[1].endswith("run longer (--nvt-time).")
     assert "PET-NC direct: 320.4 ± 3.9 K, +20.4 K, 5.2σ" in paragraphs[2]
     assert paragraphs[2].endswith(
-        "Direct forces can heat faster than the thermostat cools them."
+        "The direct forces of a direct or MTS run do work faster than the "
+        "thermostat restores the target."
     )
 
     markdown = render_markdown(build_blocks(_data(models), figures={}))

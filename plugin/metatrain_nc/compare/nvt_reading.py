@@ -167,7 +167,10 @@ def _off_target(runs: Sequence[Run], sigma: float) -> Optional[str]:
         return None
     why = []
     if modes - {"conservative"}:
-        why.append("direct forces can heat faster than the thermostat cools them")
+        why.append(
+            "the direct forces of a direct or MTS run do work faster than the "
+            "thermostat restores the target"
+        )
     if "conservative" in modes:
         why.append(
             "a conservative run off its target has not equilibrated (or its time "
