@@ -177,18 +177,8 @@ def test_a_failed_step_keeps_the_finished_ones_and_resumes(
     broken = yaml.safe_load(STUDENT_OPTIONS.read_text())
     broken["architecture"]["model"]["no_such_hyper"] = 1
     Path("students.yaml").write_text(yaml.safe_dump(broken))
-    command = [
-        "distill",
-        "--teacher",
-        "my_teacher:make",
-        "--data",
-        "set",
-        "--out",
-        "run",
-        "--quick",
-        "--student-options",
-        "students.yaml",
-    ]
+    command = ["distill", "--teacher", "my_teacher:make", "--data", "set", "--out",
+               "run", "--quick", "--student-options", "students.yaml"]  # fmt: skip
     assert main(command) == 2
     err = capsys.readouterr().err
     assert "step 'train_" in err and "run the same command with --resume" in err
