@@ -18,8 +18,6 @@ import ase.data
 
 from ..errors import UserInputError
 
-DIRECT_FORCE = "non_conservative_force"
-
 
 @dataclass
 class ModelEntry:
@@ -31,22 +29,15 @@ class ModelEntry:
     :ivar architecture: metatrain architecture from the metadata (``""`` if unknown),
         or the class of an ASE calculator.
     :ivar heads: force heads, from ``("conservative", "direct")``.
-    :ivar atomic_types: atomic numbers the model knows (``None``: any, an ASE
-        calculator).
-    :ivar units: declared units of ``energy`` and of the direct forces.
-    :ivar model_kind: ``"metatomic"`` or ``"ase"``.
     :ivar model: the loaded :class:`~metatrain_nc.force_models.ForceModel`, used by
-        every stage.
+        every stage; its kind (``"metatomic"`` or ``"ase"``), atomic types (``None``:
+        any) and declared units are the entry's.
     """
 
     name: str
     path: str
     architecture: str = ""
     heads: List[str] = field(default_factory=list)
-    atomic_types: Optional[List[int]] = field(default_factory=list)
-    units: Dict[str, str] = field(default_factory=dict)
-    outputs: List[str] = field(default_factory=list)
-    model_kind: str = "metatomic"
     model: Any = field(default=None, repr=False, compare=False)
     #: a pair only: the fast (inner-step) model, what the user named it, its label
     fast: Any = field(default=None, repr=False, compare=False)
@@ -55,6 +46,18 @@ class ModelEntry:
     slow_name: Optional[str] = None
     #: what the report's header says about this entry (a pair's cutoff mismatch)
     notes: List[str] = field(default_factory=list)
+
+    @property
+    def model_kind(self) -> str:
+        return self.model.kind
+
+    @property
+    def atomic_types(self) -> Optional[List[int]]:
+        return self.model.atomic_types
+
+    @property
+    def units(self) -> Dict[str, str]:
+        return self.model.units
 
     @property
     def is_pair(self) -> bool:
@@ -109,7 +112,7 @@ class ModelEntry:
             "md_modes": self.modes,
             "species": species,
             "units": self.units,
-            "outputs": self.outputs,
+            "outputs": getattr(self.model, "outputs", []),
             "dtype": getattr(self.model, "dtype", None),
         } | (
             {
@@ -138,7 +141,8 @@ def describe_model(
     :param name: label (default: from the file name or ``module.callable``).
     :param direct: every ASE calculator's forces are direct (``--direct``).
     :param float64: evaluate metatomic models in float64.
-    :raises UserInputError: missing file, unloadable model, or no force output.
+    :raises UserInputError: missing file, unloadable model, or no force output (the
+        force-model layer refuses it).
     """
     from ..force_models.specs import load_listed_model, model_label
 
@@ -146,34 +150,14 @@ def describe_model(
         model, direct=direct, float64=float64, device=device
     )
     source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
-    entry = ModelEntry(
+    kind = "" if force_model.kind == "metatomic" else " (ASE calculator)"
+    return ModelEntry(
         name=name or model_label(model),
         path=source or str(force_model.source),
-        architecture=f"{force_model.architecture} (ASE calculator)",
-        heads=list(force_model.heads),
-        atomic_types=None,
-        units={"length": "angstrom", "energy": "eV"},
-        model_kind=force_model.kind,
+        architecture=force_model.architecture + kind,
+        heads=list(force_model.trained_heads),
         model=force_model,
     )
-    if force_model.kind != "metatomic":
-        return entry
-    capabilities = force_model.model.capabilities()
-    outputs = dict(capabilities.outputs)
-    entry.architecture = force_model.architecture
-    entry.heads = list(force_model.trained_heads)
-    if not entry.heads:
-        raise UserInputError(
-            f"model '{entry.path}' has neither an 'energy' nor a '{DIRECT_FORCE}' "
-            f"output (it has {sorted(outputs)}): nothing to compare"
-        )
-    entry.atomic_types = list(force_model.atomic_types)
-    entry.units = {"length": str(capabilities.length_unit)}
-    for key, output in (("energy", "energy"), ("direct_forces", DIRECT_FORCE)):
-        if output in outputs:
-            entry.units[key] = str(outputs[output].unit)
-    entry.outputs = sorted(outputs)
-    return entry
 
 
 def unique_names(models: Sequence[Any], names: Optional[Sequence[str]]) -> List[str]:

@@ -146,6 +146,8 @@ class ForceModel(abc.ABC):
     :ivar heads: the force heads it can compute, from :data:`~.names.HEADS`.
     :ivar atomic_types: atomic numbers it knows (``None``: any).
     :ivar dtype: ``"float32"`` or ``"float64"``.
+    :ivar units: the declared ``length`` and ``energy`` units (and a metatomic
+        model's ``direct_forces`` unit); every result is converted to eV and A.
     :ivar n_forward: model calls so far (forward passes).
     :ivar n_backward: backward passes so far (gradients of the energy).
     """
@@ -155,6 +157,7 @@ class ForceModel(abc.ABC):
     heads: List[str]
     atomic_types: Optional[List[int]] = None
     dtype: str = "float64"
+    units: Dict[str, str] = {"length": "angstrom", "energy": "eV"}
     has_direct_stress: bool = False
     architecture: str = ""
     #: wrap what the model raises in a :class:`ModelError` naming the model and the
@@ -300,6 +303,7 @@ class ForceModel(abc.ABC):
             "dtype": self.dtype,
             "heads": list(self.heads),
             "atomic_types": self.atomic_types,
+            "units": dict(self.units),
         }
 
     def _require_output(self, output: str) -> str:

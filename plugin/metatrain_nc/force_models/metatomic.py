@@ -65,6 +65,10 @@ class MetatomicModel(ForceModel):
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.outputs: List[str] = sorted(capabilities.outputs.keys())
+        self.units = {"length": str(capabilities.length_unit)}
+        for key, output in (("energy", ENERGY), ("direct_forces", DIRECT_FORCE)):
+            if output in capabilities.outputs:
+                self.units[key] = str(capabilities.outputs[output].unit)
         self.atomic_types = sorted(int(t) for t in capabilities.atomic_types)
         self.dtype = str(capabilities.dtype)
         self.torch_dtype = getattr(torch, capabilities.dtype)
