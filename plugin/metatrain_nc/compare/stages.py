@@ -45,6 +45,25 @@ def _export_checkpoints(entries: Sequence[ModelEntry], folder: Path) -> None:
             entry.path = str(target)
 
 
+def header(job) -> Dict[str, Any]:
+    """What both protocols' results begin with: versions, settings, the structures."""
+    from .run import versions
+
+    atoms = job.md_atoms
+    return {
+        "versions": versions(),
+        "settings": job.settings.as_dict(),
+        "structures": {"path": job.structures, "count": len(job.frames)},
+        "md_structure": {
+            "path": job.md_source,
+            "index": job.md_index,
+            "n_atoms": len(atoms),
+            "formula": atoms.get_chemical_formula(),
+            "periodic": bool(atoms.pbc.all()),
+        },
+    }
+
+
 def stage_functions(job, path: Path, accuracy_note: Optional[str]):
     """``stage -> function(entry)`` of the standard protocol."""
     from ..dynamics.starts import bulk_starts
@@ -77,7 +96,6 @@ def standard_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
     """The standard protocol's units (a model that misses species of the structures
     loses its sections) and their results."""
     from .pairs import PAIR_STAGES
-    from .run import versions
 
     path, settings, entries = store.path, job.settings, job.entries
     infos = {e.name: e.as_dict() for e in entries}
@@ -119,21 +137,12 @@ def standard_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
     ]
 
     def collect(records: Records, failed: Dict[str, str]) -> Dict[str, Any]:
-        data: Dict[str, Any] = {
-            "versions": versions(),
-            "quick": job.quick,
-            "settings": settings.as_dict(),
-            "structures": {"path": job.structures, "count": len(job.frames)},
-            "md_structure": {
-                "path": job.md_source,
-                "index": job.md_index,
-                "n_atoms": len(job.md_atoms),
-                "formula": job.md_atoms.get_chemical_formula(),
-                "periodic": bool(job.md_atoms.pbc.all()),
-            },
-            "notes": compatibility_notes(entries, job.species),
-            "models": {name: {"info": info} for name, info in infos.items()},
-        }
+        data: Dict[str, Any] = header(job)
+        data.update(
+            quick=job.quick,
+            notes=compatibility_notes(entries, job.species),
+            models={name: {"info": info} for name, info in infos.items()},
+        )
         if accuracy_note:
             data["accuracy_note"] = accuracy_note
         failures: List[str] = []
@@ -222,7 +231,6 @@ def paper_units(job, runs_dir: Path, notes: List[str], relax_entries: Dict):
 def paper_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
     """The paper protocol's units (:meth:`~.settings.CompareSettings.paper`) and
     their results."""
-    from .run import versions
 
     runs_dir = store.path / "runs" / "nvt"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -234,14 +242,8 @@ def paper_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
         done = {k: v for k, v in records.items() if v is not None}
         wall_time_s = sum(v.get("unit_wall_time_s", 0.0) for v in done.values())
         return dict(
-            versions=versions(),
-            settings=job.settings.as_dict(),
+            header(job),
             models={e.name: e.as_dict() for e in job.entries},
-            structures={"path": job.structures, "count": len(job.frames)},
-            md_structure={
-                "n_atoms": len(job.md_atoms),
-                "formula": job.md_atoms.get_chemical_formula(),
-            },
             nvt=sorted(
                 (v for k, v in done.items() if k.startswith("nvt-")),
                 key=lambda r: _rank(THERMOSTATS, (r["ensemble"], float(r["tau_fs"]))),
