@@ -71,6 +71,7 @@ class UnitStore:
         older folder that had the value ``legacy`` gives them, and ``models`` (more
         may be added; those run must stay).
     :param tool: the command, for messages (``"mtt-nc compare"``).
+    :param option: its output-folder option, for messages (``"-o"``).
     """
 
     def __init__(
@@ -81,11 +82,13 @@ class UnitStore:
         force: bool,
         *,
         tool: str = "mtt-nc compare",
+        option: str = "-o",
         resumable: Sequence[str] = (),
         legacy: Optional[Dict[str, Any]] = None,
     ):
         self.path = Path(outdir)
-        self.tool, self.resumable, self.legacy = tool, resumable, legacy or {}
+        self.tool, self.option = tool, option
+        self.resumable, self.legacy = resumable, legacy or {}
         check_target(self.path, resume, force)
         self.replaced: Optional[Path] = None
         if self.path.exists() and resume:
@@ -100,7 +103,8 @@ class UnitStore:
         except OSError as error:
             raise UserInputError(
                 f"cannot create the output folder '{self.path}': "
-                f"{error.strerror or error}; choose a folder you can write to (-o)"
+                f"{error.strerror or error}; choose a folder you can write to "
+                f"({self.option})"
             ) from error
         self.lock = self._lock()
         write_atomic(self.path / "protocol.json", protocol)
@@ -114,7 +118,7 @@ class UnitStore:
         if not saved_path.is_file():
             raise UserInputError(
                 f"'{self.path}' is not a folder of `{self.tool}` (no "
-                "protocol.json): nothing to resume; choose another -o"
+                f"protocol.json): nothing to resume; choose another {self.option}"
             )
         saved = json.loads(saved_path.read_text())
         differences = [
@@ -138,7 +142,7 @@ class UnitStore:
                 f"--resume: '{self.path}' was started with other {differences} than "
                 "given now; resume with the same inputs and settings"
                 + (f" (only {may} may change)" if may else "")
-                + ", or use another output folder"
+                + f", or choose another {self.option}"
             )
 
     def _lock(self):

@@ -211,13 +211,10 @@ def unsteady(runs: Sequence[Run]) -> Optional[str]:
     )
 
 
-def _readable(split: Optional[Split]) -> bool:
-    """A split with an error bar from enough records for a verdict."""
-    return (
-        bool(split)
-        and split[1].get("error") is not None
-        and (split[1].get("resolved", False) is not None)
-    )
+def has_verdict(split: Dict[str, Any]) -> bool:
+    """A split with an error bar from enough records for a verdict (the
+    equipartition check leaves ``resolved`` ``None`` when there are too few)."""
+    return split.get("error") is not None and split.get("resolved", False) is not None
 
 
 def _beyond(split: Dict[str, Any], sigma: float) -> bool:
@@ -227,7 +224,9 @@ def _beyond(split: Dict[str, Any], sigma: float) -> bool:
 def _group_findings(group: Sequence[Run], sigma: float, longer: str) -> List[str]:
     """The sentences of the runs under one thermostat (:func:`findings`)."""
     how = f"beyond {sigma:g} standard errors"
-    readable = [(run, s) for run in group if _readable(s := largest_split(run))]
+    readable = [
+        (run, s) for run in group if (s := largest_split(run)) and has_verdict(s[1])
+    ]
     if not readable:
         records = max(r["equipartition"].get("n_records", 0) for r in group)
         return [

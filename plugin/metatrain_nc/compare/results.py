@@ -52,7 +52,6 @@ def md_entries(data: Dict[str, Any]) -> List[Entry]:
         for rank, (section, ensemble) in enumerate(MD_SECTIONS)
         if section in data["settings"]["stages"]
         for folder in (nvt if section == "nvt" else _folders(data, section))
-        if folder[2]
     ]
     found.sort(key=lambda f: (f[0], f[3] != "direct"))
     return [

@@ -14,6 +14,7 @@ from ..dynamics.relax import difference_interval, direct_endpoints
 from ..reports.render import Column, fmt, fmt_error
 from .nvt_reading import (
     Run,
+    has_verdict,
     largest_split,
     split_against_conservative,
     thermostat_label,
@@ -259,7 +260,7 @@ def _split_cells(run: Run, sigma: float) -> Tuple[str, str]:
         return "-", "-"
     pair, s = split
     difference, error = s["difference"], s.get("error")
-    few = s.get("resolved", False) is None  # too few records for a verdict
+    few = error is not None and not has_verdict(s)
     reading = "too few records" if few else verdict(difference, error, sigma)
     return f"{pair}: {fmt_error(difference, error)}", reading
 

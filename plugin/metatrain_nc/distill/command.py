@@ -232,7 +232,7 @@ def distill(
     }
     new = not out_path.exists()
     try:
-        options = dict(tool="mtt-nc distill", resumable=("jobs",))
+        options = dict(tool="mtt-nc distill", option="--out", resumable=("jobs",))
         with UnitStore(out_path, protocol, resume, False, **options) as store:
             steps = Steps(store, protocol, settings)
             units = [(name, steps.unit(name)) for name in STEPS]
