@@ -46,9 +46,24 @@ def test_md_and_relax_in_float64(tiny_pet_m, tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["model_dtype"] == "float64"
     out = tmp_path / "relax64"
     argv = ["relax", str(tiny_pet_m.checkpoint), str(structure), "-o", str(out)]
-    argv += ["--steps", "3", "--float64", "--optimizers", "LBFGS"]
-    assert main(argv) == 0
-    capsys.readouterr()
+    argv += ["--steps", "3", "--optimizers", "LBFGS", "--fmax", "1e-8"]
+    assert main(argv + ["--float64"]) == 0
+    # the round-off floor (forces under a rigid translation) of each precision:
+    # a float32 model cannot meet 1e-8 eV/A reliably, and is told so
+    floors = {}
+    for dtype in ("float64", "float32"):
+        if dtype == "float32":
+            argv[argv.index(str(out))] = str(tmp_path / "relax32")
+            out = tmp_path / "relax32"
+            assert main(argv) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        floors[dtype] = summary["round_off_floor_eV_per_A"]
+        printed = capsys.readouterr().out
+        assert ("cannot be met reliably" in printed) == (dtype == "float32")
+    assert set(floors["float32"]) == {"conservative", "direct"}
+    assert max(floors["float32"].values()) > 1e-8
+    for head, floor in floors["float32"].items():
+        assert floor > 1e3 * floors["float64"][head], floors
     out = tmp_path / "refused"
     argv = ["md", str(tiny_pet_m.exported), str(structure), "-o", str(out)]
     assert main(argv + ["--float64"]) == 2

@@ -187,24 +187,17 @@ def unique_label(stem: str, taken: Sequence[str]) -> str:
     return label
 
 
-def unknown_species(entry: ModelEntry, species: Sequence[int]) -> List[str]:
-    """Symbols of the atomic numbers ``species`` that ``entry`` does not know (none
-    for an ASE calculator: any species)."""
-    if entry.atomic_types is None:
-        return []
-    missing = sorted(set(int(z) for z in species) - set(entry.atomic_types))
-    return [ase.data.chemical_symbols[z] for z in missing]
-
-
 def missing_species(entry: ModelEntry, species: Sequence[int]) -> Optional[str]:
-    """Why ``entry`` cannot run on structures of ``species`` (``None``: it can)."""
-    symbols = unknown_species(entry, species)
-    if not symbols:
+    """Why ``entry`` cannot run on structures of the atomic numbers ``species``
+    (``None``: it can; an ASE calculator takes any species)."""
+    known = entry.atomic_types
+    missing = sorted(set(int(z) for z in species) - set(known or species))
+    if not missing:
         return None
-    known = [ase.data.chemical_symbols[z] for z in entry.atomic_types or ()]
+    symbols = [ase.data.chemical_symbols[z] for z in missing]
     return (
         f"model '{entry.name}' does not know species {symbols} of the structures "
-        f"(it knows {known}); compare models trained on these species"
+        f"(it knows {[ase.data.chemical_symbols[z] for z in known]})"
     )
 
 
@@ -225,9 +218,6 @@ def compatibility_notes(
             "in this report is converted to eV and Angstrom."
         )
     for entry in entries:
-        if symbols := unknown_species(entry, species):
-            notes.append(
-                f"Model '{entry.name}' does not know species {symbols} of the test "
-                "structures: its sections are skipped."
-            )
+        if message := missing_species(entry, species):
+            notes.append(f"M{message[1:]}: its sections are skipped.")
     return notes

@@ -145,7 +145,7 @@ def compare(
     )
     for entry in entries if paper else ():
         if message := missing_species(entry, species):
-            raise UserInputError(message)
+            raise UserInputError(f"{message}: compare models trained on them")
     job = Job(
         entries,
         frames,

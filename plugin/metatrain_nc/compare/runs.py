@@ -7,11 +7,10 @@ Units: times in fs (records: ps where named), temperatures in K, forces in eV/A.
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import ase
 import ase.io
-import numpy as np
 
 from .models import ModelEntry
 from .settings import CompareSettings
@@ -24,9 +23,6 @@ MD_KEYS = tuple(
     "drift_error_meV_per_atom_per_ps drift_ratio conserved_fluctuation_meV_per_atom "
     "mean_temperature_K".split()
 )
-#: a rigid translation (A) that changes no physics: the forces it changes show the
-#: model's round-off floor
-FLOOR_SHIFT_A = np.array([0.1234, -0.0567, 0.0891])
 
 
 def md_settings(
@@ -69,36 +65,18 @@ def run_entry(
     return summary
 
 
-def equilibrate(
-    entry: ModelEntry, atoms: ase.Atoms, settings: CompareSettings
-) -> ase.Atoms:
-    """``settings.equilibration_fs`` of SVR dynamics at the target temperature with
-    the model's own forces (conservative when it has them; a pair's: its teacher's);
-    returns the end state with its momenta."""
-    from ase import units
+def equilibrated(
+    entry: ModelEntry, atoms: ase.Atoms, folder: Path, md, settings: CompareSettings
+) -> Tuple[Optional[ase.Atoms], Dict[str, Any]]:
+    """An equilibration run ``md`` into ``folder`` (:func:`run_entry`): its end state
+    with its momenta (``None`` unless it completed) and its summary."""
+    from ..dynamics.outputs import FILES
 
-    from ..dynamics.integrator import MultipleTimeStep
-    from ..dynamics.structures import has_velocities, maxwell_boltzmann
-
-    start = atoms.copy()
-    if not has_velocities(start):
-        maxwell_boltzmann(start, settings.temperature_K, settings.seed)
-    mode = "conservative" if "conservative" in entry.heads else "direct"
-    dyn = MultipleTimeStep(
-        start,
-        settings.mts_outer_fs * units.fs,
-        entry.model,
-        forces=mode,
-        stride=settings.stride,
-        ensemble="svr",
-        temperature_K=settings.temperature_K,
-        tau=min(settings.tau_fs, settings.equilibration_fs / 4) * units.fs,
-        rng=settings.seed + 7,
-    )
-    dyn.run(settings.outer_steps(settings.equilibration_fs))
-    end = ase.Atoms(start.numbers, start.positions, cell=start.cell, pbc=start.pbc)
-    end.set_momenta(start.get_momenta())
-    return end
+    md = dataclasses.replace(md, trajectory_every=md.steps, plots=False)
+    summary = run_entry(entry, atoms, folder, md, settings, force=True)
+    if summary["status"] != "completed":
+        return None, summary
+    return ase.io.read(folder / FILES["trajectory"], -1), summary
 
 
 def md_stage(
@@ -110,7 +88,8 @@ def md_stage(
 ) -> Dict[str, Any]:
     """One MD run per force mode (NVE, or NVT with the SVR thermostat) into
     ``folder/NAME-ENSEMBLE-MODE``; a pair's one ``mts`` run has its fast model drive
-    the inner steps.
+    the inner steps. The NVE runs start from the end of ``equilibration_fs`` of SVR
+    with the model's own forces (``folder/NAME-equilibration``).
 
     :param ensemble: ``"nve"`` or ``"svr"``.
     :return: per mode, the run's summary numbers (:data:`MD_KEYS`, per-species
@@ -118,7 +97,15 @@ def md_stage(
         and its folder relative to the report.
     """
     if ensemble == "nve" and settings.equilibration_fs > 0:
-        atoms = equilibrate(entry, atoms, settings)
+        # SVR with the model's own forces (a pair's: its teacher's), one start for all
+        mode = "conservative" if "conservative" in entry.heads else "direct"
+        time_fs = settings.equilibration_fs
+        tau_fs = min(settings.tau_fs, time_fs / 4)
+        md = md_settings(settings, mode, "svr", time_fs, tau_fs, chemiscope=False)
+        outdir = folder / f"{entry.name}-equilibration"
+        atoms, first = equilibrated(entry, atoms, outdir, md, settings)
+        if atoms is None:
+            raise RuntimeError(f"the equilibration ({outdir}): {first.get('message')}")
     total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
     results: Dict[str, Any] = {}
     for mode in settings.run_modes(entry.modes):
@@ -163,8 +150,6 @@ def nvt_run(
         A^2/ps), ``heating_rate_K_per_ps``, ``wall_time_s``, ``inner_steps_per_s``,
         ``warnings`` and the run's ``folder``.
     """
-    from ..dynamics.outputs import FILES
-
     equilibration = settings.equilibration_ensemble()
     separate = equilibration is not None and settings.equilibration_fs > 0
     total = settings.nvt_time_fs + (0 if separate else settings.equilibration_fs)
@@ -183,22 +168,15 @@ def nvt_run(
     if separate:
         steps = settings.outer_steps(settings.equilibration_fs)
         start = dataclasses.replace(
-            md,
-            ensemble=equilibration[0],
-            tau_fs=equilibration[1],
-            steps=steps,
-            trajectory_every=steps,
-            plots=False,
-            equilibration_fraction=0.0,
+            md, ensemble=equilibration[0], tau_fs=equilibration[1], steps=steps
         )
         folder = outdir.with_name(outdir.name + ".equilibration")
-        first = run_entry(entry, atoms, folder, start, settings, force=True)
-        if first["status"] != "completed":
+        atoms, first = equilibrated(entry, atoms, folder, start, settings)
+        if atoms is None:
             message = f"during the equilibration: {first.get('message')}"
             return dict(
                 unit, status=first["status"], message=message, folder=str(outdir)
             )
-        atoms = ase.io.read(folder / FILES["trajectory"], -1)
         md = dataclasses.replace(md, velocities="structure")
     summary = run_entry(entry, atoms, outdir, md, settings)
     record: Dict[str, Any] = {
@@ -247,23 +225,6 @@ def add_diffusion(record: Dict[str, Any], settings: CompareSettings) -> Dict[str
     return record
 
 
-def round_off_floor(entry: ModelEntry, atoms: ase.Atoms) -> Dict[str, float]:
-    """Largest change of any force component (eV/A) under a rigid translation, per
-    head: the noise floor of the model's arithmetic (float32: ~1e-5 to 1e-4 eV/A).
-
-    A relaxation threshold below it cannot be met reliably whatever the optimiser.
-    """
-    shifted = atoms.copy()
-    shifted.positions = shifted.positions + FLOOR_SHIFT_A
-    floor = {}
-    for head in entry.heads:
-        flags = {"conservative": head == "conservative", "direct": head == "direct"}
-        first = entry.model.evaluate(atoms, **flags).forces(head)
-        second = entry.model.evaluate(shifted, **flags).forces(head)
-        floor[head] = float(np.abs(np.asarray(first) - np.asarray(second)).max())
-    return floor
-
-
 def relax_set(
     entry: ModelEntry,
     starts: Sequence[ase.Atoms],
@@ -278,12 +239,12 @@ def relax_set(
         (per head and optimiser: successes, trials, rate with its Wilson 95%
         interval, stop reasons and mean steps;
         :func:`~metatrain_nc.dynamics.relax.relaxation_check`),
-        ``round_off_floor_eV_per_A`` per head, and whether the floor is above
-        ``fmax``.
+        ``round_off_floor_eV_per_A`` per head
+        (:func:`~metatrain_nc.dynamics.relax.round_off_floor`), and whether the
+        floor is above ``fmax``.
     """
     from ..dynamics.relax import relaxation_check
 
-    floor = round_off_floor(entry, starts[0])
     result = relaxation_check(
         entry.model,
         starts,
@@ -302,8 +263,10 @@ def relax_set(
         "n_atoms": [len(a) for a in starts],
         "dtype": getattr(entry.model, "dtype", None),
         "dtype_note": dtype_note,
-        "round_off_floor_eV_per_A": floor,
-        "floor_above_threshold": {h: v > fmax for h, v in floor.items()},
+        "round_off_floor_eV_per_A": result["round_off_floor_eV_per_A"],
+        "floor_above_threshold": {
+            h: v > fmax for h, v in result["round_off_floor_eV_per_A"].items()
+        },
         "summary": result["summary"],
         "records": result["records"],
     }

@@ -226,22 +226,13 @@ def nve(data: Dict[str, Any], figures: Figures) -> List[Block]:
     )
 
 
-def nvt_sigma(runs) -> float:
-    """The runs' threshold of a resolved difference, in standard errors."""
-    checks = [r.get("equipartition") for r in runs]
-    found = [c.get("sigma_threshold") for c in checks if isinstance(c, dict)]
-    return (found[0] if found else None) or RESOLVED_SIGMA
-
-
 def nvt_findings(data: Dict[str, Any]) -> List[str]:
     """What the standard report's NVT runs resolve (:func:`.nvt_reading.findings`),
     with the advice to run longer where nothing is."""
-    runs = data.get("nvt", [])
-    longer = (
-        f"; these {data['settings']['nvt_time_fs'] / 1000:g} ps runs are too short: "
-        "run longer (--nvt-time)"
-    )
-    return findings(runs, nvt_sigma(runs), longer)
+    s = data["settings"]
+    time_ps = s["nvt_time_fs"] / 1000
+    longer = f"; these {time_ps:g} ps runs are too short: run longer (--nvt-time)"
+    return findings(data.get("nvt", []), s.get("sigma", RESOLVED_SIGMA), longer)
 
 
 def nvt(data: Dict[str, Any], figures: Figures) -> List[Block]:
@@ -260,7 +251,7 @@ def nvt(data: Dict[str, Any], figures: Figures) -> List[Block]:
         "model's)."
     )
     runs = data.get("nvt", [])
-    columns = table_2_columns(runs, nvt_sigma(runs)) + RUN_COLUMNS
+    columns = table_2_columns(runs, s.get("sigma", RESOLVED_SIGMA)) + RUN_COLUMNS
     return section_blocks(
         "NVT: does the thermostat hide the problem?",
         [text] + nvt_findings(data),

@@ -33,7 +33,7 @@ KEYS: Dict[str, Tuple[str, ...]] = {
         "square_loops square_eps_A timestep_fs stride nve_time_fs equilibration_fs "
         "nvt_time_fs temperature_K tau_fs max_temperature_K seed relax_structures "
         "relax_steps relax_fmax relax_sigma_A relax_optimizers cost_repeats "
-        "float64".split()
+        "float64 sigma".split()
     ),
     "paper": tuple(
         "stages thermostats temperature_K timestep_fs stride equilibration_fs "
@@ -201,39 +201,28 @@ class CompareSettings:
             raise UserInputError(
                 f"unknown {what} {unknown}; choose from {list(allowed or PROTOCOLS)}"
             )
-        if not self.timestep_fs > 0:
-            raise UserInputError(f"--timestep must be > 0 fs, got {self.timestep_fs}")
         if self.stride < 1:
             raise UserInputError(f"--stride must be >= 1, got {self.stride}")
-        unknown_modes = [m for m in self.modes if m not in FORCE_MODES]
-        if unknown_modes:
-            raise UserInputError(
-                f"unknown force mode(s) {unknown_modes} in --modes; choose from "
-                f"{list(FORCE_MODES)}"
-            )
-        positive = "nvt_time_fs temperature_K relax_fmax " + (
+        for name, values, known in (
+            ("force mode", self.modes, FORCE_MODES),
+            ("optimiser", self.relax_optimizers, ("LBFGS", "FIRE")),
+        ):
+            if unknown := [v for v in values if v not in known]:
+                raise UserInputError(f"unknown {name} {unknown}; use {list(known)}")
+        positive = "timestep_fs nvt_time_fs temperature_K relax_fmax " + (
             "gas_fmax sample_fs sigma" if paper else "nve_time_fs tau_fs"
         )
-        for name in positive.split():
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise UserInputError(f"{name} must be > 0, got {value}")
-        at_least = dict.fromkeys(
-            ["equilibration_fs", "gas_sigma_A", "relax_sigma_A"], 0
-        )
-        at_least["relax_steps"] = 1
+        # the lowest value of each setting (the smallest float above 0: "> 0")
+        at_least = dict.fromkeys(positive.split(), math.ulp(0.0))
+        at_least.update(equilibration_fs=0, gas_sigma_A=0, relax_sigma_A=0)
+        at_least.update(relax_steps=1, stochastic_probes=2)
         if not paper:
             at_least.update(lambda_structures=1, relax_structures=1, cost_repeats=1)
         for name, lowest in at_least.items():
-            if getattr(self, name) < lowest:
-                raise UserInputError(
-                    f"{name} must be >= {lowest}, got {getattr(self, name)}"
-                )
-        if self.stochastic_probes < 2:
-            raise UserInputError("the stochastic lambda needs at least 2 probes")
-        for name in self.relax_optimizers:
-            if name not in ("LBFGS", "FIRE"):
-                raise UserInputError(f"unknown optimiser '{name}'; use LBFGS or FIRE")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= lowest):
+                limit = "> 0" if lowest == math.ulp(0.0) else f">= {lowest}"
+                raise UserInputError(f"{name} must be {limit}, got {value}")
         if paper:
             self._check_paper()
 

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             "fraction_converged": result["fractions"],
             "fraction_interval_95": result["intervals_95"],
             "stop_reasons": result["stop_reasons"],
+            "round_off_floor_eV_per_A": result["round_off_floor_eV_per_A"],
             "files": {"table": FILES["relax_table"], "summary": FILES["summary"]},
         }
         write_json(folder.path / FILES["summary"], summary)
@@ -134,6 +135,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {mode:<14}{name:<7}{text}")
     for line in _direct_endpoints(result["records"], model.heads):
         print(line)
+    for mode, floor in result["round_off_floor_eV_per_A"].items():
+        if floor > args.fmax:
+            print(
+                f"note: the {mode} forces change by up to {floor:.2g} eV/A under a "
+                f"rigid translation ({model.dtype} round-off), more than --fmax "
+                f"{args.fmax}: that threshold cannot be met reliably; use a larger "
+                "--fmax or a float64 model (--float64)"
+            )
     print(f"results in {target}")
     return 0
 

@@ -41,6 +41,9 @@ STOP_REASONS = (
 )
 #: an energy rise counts beyond this many eV per atom
 ENERGY_RISE_EV_PER_ATOM = 1e-5
+#: a rigid translation (A) that changes no physics: the forces it changes show the
+#: model's round-off floor (:func:`round_off_floor`)
+FLOOR_SHIFT_A = np.array([0.1234, -0.0567, 0.0891])
 #: steps have collapsed below this largest displacement per step (A) ...
 COLLAPSED_STEP_A = 1e-6
 #: ... or below this fraction of the largest displacement of the first steps
@@ -109,6 +112,17 @@ def stop_reason(
     return "force_stalled"
 
 
+def round_off_floor(model, atoms: ase.Atoms, heads: Sequence[str]) -> Dict[str, float]:
+    """Largest change of any force component (eV/A) under a rigid translation, per
+    head of ``model`` (a force model): the noise floor of its arithmetic (float32:
+    ~1e-5 to 1e-4 eV/A). A threshold below it cannot be met reliably, whatever the
+    optimiser."""
+    shifted = atoms.copy()
+    shifted.positions = shifted.positions + FLOOR_SHIFT_A
+    change = {h: model.forces(atoms, h) - model.forces(shifted, h) for h in heads}
+    return {head: float(np.abs(value).max()) for head, value in change.items()}
+
+
 def _optimizer(name: str):
     from ase.optimize import FIRE, LBFGS
 
@@ -147,7 +161,8 @@ def relaxation_check(
         ``structure``, ``forces``, ``optimizer``, ``converged``, ``stop_reason`` (see
         :func:`stop_reason`), ``steps``, ``fmax_final`` (eV/A, of the driving forces),
         ``fmax_lowest`` (eV/A, the lowest on the way), ``conservative_fmax_final``
-        (eV/A), ``energy_final`` (eV).
+        (eV/A), ``energy_final`` (eV); ``round_off_floor_eV_per_A`` per force mode
+        (:func:`round_off_floor`, on the first start).
     """
     provider = load_force_model(model)
     for mode in force_modes:
@@ -175,6 +190,7 @@ def relaxation_check(
 
     rng = np.random.default_rng(seed)
     starts = [displaced(atoms, sigma, rng) for atoms in structures]
+    floor = round_off_floor(provider, starts[0], force_modes)
 
     records: List[Dict[str, Any]] = []
     conservative_calc = (
@@ -251,6 +267,7 @@ def relaxation_check(
         "fractions": _per(summary, "rate"),
         "intervals_95": _per(summary, "interval_95"),
         "stop_reasons": _per(summary, "stop_reasons"),
+        "round_off_floor_eV_per_A": floor,
     }
 
 
