@@ -10,7 +10,7 @@ the resumable unit store (:func:`.store.run_units`).
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -38,15 +38,14 @@ class Job:
     md_atoms: ase.Atoms
     settings: CompareSettings
     species: List[int]
-    structures: str
-    md_source: str
-    md_index: int
+    #: what both protocols' results begin with: versions, settings, the structures
+    header: Dict[str, Any]
     energy_key: str = "energy"
     forces_key: str = "forces"
     device: str = "cpu"
     quick: bool = False
     #: when the comparison started (``time.perf_counter()``)
-    start: float = 0.0
+    start: float = field(default_factory=time.perf_counter)
 
 
 def versions() -> Dict[str, str]:
@@ -146,29 +145,29 @@ def compare(
     for entry in entries if paper else ():
         if message := missing_species(entry, species):
             raise UserInputError(f"{message}: compare models trained on them")
-    job = Job(
-        entries,
-        frames,
-        md_atoms,
-        settings,
-        species,
-        os.fspath(structures),
-        os.fspath(md_structure or structures),
-        md_index,
-        energy_key,
-        forces_key,
-        device,
-        quick,
-        time.perf_counter(),
-    )
+    header = {
+        "versions": versions(),
+        "settings": settings.as_dict(),
+        "structures": {"path": os.fspath(structures), "count": len(frames)},
+        "md_structure": {
+            "path": os.fspath(md_structure or structures),
+            "index": md_index,
+            "n_atoms": len(md_atoms),
+            "formula": md_atoms.get_chemical_formula(),
+            "periodic": bool(md_atoms.pbc.all()),
+        },
+    }
+    keys = dict(energy_key=energy_key, forces_key=forces_key)
+    given = dict(keys, device=device, quick=quick)
+    job = Job(entries, frames, md_atoms, settings, species, header, **given)
     protocol = {
         "models": {
             e.name: os.fspath(m) if isinstance(m, (str, os.PathLike)) else repr(m)
             for e, m in zip(entries, models, strict=False)
         },
-        "structures": job.structures,
-        "md_structure": [job.md_source, md_index],
-        "settings": settings.as_dict(),
+        "structures": header["structures"]["path"],
+        "md_structure": [header["md_structure"]["path"], md_index],
+        "settings": header["settings"],
     }
     if not paper:
         protocol.update(pairs=[str(p) for p in pairs], labels=[energy_key, forces_key])

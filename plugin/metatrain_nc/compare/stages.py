@@ -45,25 +45,6 @@ def _export_checkpoints(entries: Sequence[ModelEntry], folder: Path) -> None:
             entry.path = str(target)
 
 
-def header(job) -> Dict[str, Any]:
-    """What both protocols' results begin with: versions, settings, the structures."""
-    from .run import versions
-
-    atoms = job.md_atoms
-    return {
-        "versions": versions(),
-        "settings": job.settings.as_dict(),
-        "structures": {"path": job.structures, "count": len(job.frames)},
-        "md_structure": {
-            "path": job.md_source,
-            "index": job.md_index,
-            "n_atoms": len(atoms),
-            "formula": atoms.get_chemical_formula(),
-            "periodic": bool(atoms.pbc.all()),
-        },
-    }
-
-
 def stage_functions(job, path: Path, accuracy_note: Optional[str]):
     """``stage -> function(entry)`` of the standard protocol."""
     from ..dynamics.starts import bulk_starts
@@ -137,7 +118,7 @@ def standard_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
     ]
 
     def collect(records: Records, failed: Dict[str, str]) -> Dict[str, Any]:
-        data: Dict[str, Any] = header(job)
+        data: Dict[str, Any] = dict(job.header)
         data.update(
             quick=job.quick,
             notes=compatibility_notes(entries, job.species),
@@ -242,7 +223,7 @@ def paper_plan(job, store: UnitStore, log: Callable[[str], None]) -> Plan:
         done = {k: v for k, v in records.items() if v is not None}
         wall_time_s = sum(v.get("unit_wall_time_s", 0.0) for v in done.values())
         return dict(
-            header(job),
+            job.header,
             models={e.name: e.as_dict() for e in job.entries},
             nvt=sorted(
                 (v for k, v in done.items() if k.startswith("nvt-")),
