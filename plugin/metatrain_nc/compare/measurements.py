@@ -148,7 +148,7 @@ def antisymmetry_stage(
     frames = list(frames[: settings.lambda_structures])
     stochastic = any(3 * len(a) > settings.max_exact_rows for a in frames)
     for index, atoms in enumerate(frames):
-        if not entry.differentiable and 3 * len(atoms) > settings.max_exact_rows:
+        if entry.model_kind == "ase" and 3 * len(atoms) > settings.max_exact_rows:
             raise SkippedStage(
                 "the Jacobian of an ASE calculator comes from finite differences "
                 "of its forces: exact lambda only (the stochastic estimator needs "

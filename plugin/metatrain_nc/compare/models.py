@@ -52,14 +52,6 @@ class ModelEntry:
         return self.model.kind
 
     @property
-    def atomic_types(self) -> Optional[List[int]]:
-        return self.model.atomic_types
-
-    @property
-    def units(self) -> Dict[str, str]:
-        return self.model.units
-
-    @property
     def is_pair(self) -> bool:
         """A teacher (``model``) with a separate fast model for MTS inner steps."""
         return self.fast is not None
@@ -83,12 +75,6 @@ class ModelEntry:
             return "hybrid"
         return self.heads[0]
 
-    @property
-    def differentiable(self) -> bool:
-        """Whether exact Jacobian products exist (metatomic); an ASE calculator's
-        Jacobian comes from finite differences."""
-        return self.model_kind == "metatomic"
-
     def reset_counters(self) -> None:
         """Zero the model's forward/backward counts (each MD run reports its own)."""
         for model in (self.model, self.fast):
@@ -99,8 +85,8 @@ class ModelEntry:
     def as_dict(self) -> Dict[str, Any]:
         species = (
             ["any"]
-            if self.atomic_types is None
-            else [ase.data.chemical_symbols[z] for z in self.atomic_types]
+            if self.model.atomic_types is None
+            else [ase.data.chemical_symbols[z] for z in self.model.atomic_types]
         )
         return {
             "name": self.name,
@@ -111,7 +97,7 @@ class ModelEntry:
             "heads": self.heads,
             "md_modes": self.modes,
             "species": species,
-            "units": self.units,
+            "units": self.model.units,
             "outputs": getattr(self.model, "outputs", []),
             "dtype": getattr(self.model, "dtype", None),
         } | (
@@ -190,7 +176,7 @@ def unique_label(stem: str, taken: Sequence[str]) -> str:
 def missing_species(entry: ModelEntry, species: Sequence[int]) -> Optional[str]:
     """Why ``entry`` cannot run on structures of the atomic numbers ``species``
     (``None``: it can; an ASE calculator takes any species)."""
-    known = entry.atomic_types
+    known = entry.model.atomic_types
     missing = sorted(set(int(z) for z in species) - set(known or species))
     if not missing:
         return None
@@ -210,7 +196,7 @@ def compatibility_notes(
     """
     notes = [note for e in entries for note in e.notes]
     entries = [e for e in entries if not e.is_pair]
-    energy_units = {e.name: e.units.get("energy", "") for e in entries}
+    energy_units = {e.name: e.model.units.get("energy", "") for e in entries}
     if len(set(energy_units.values())) > 1:
         listed = ", ".join(f"{k}: {v or 'none'}" for k, v in energy_units.items())
         notes.append(
