@@ -65,26 +65,19 @@ def largest_split(run: Run) -> Optional[Split]:
 def excess(run: Run, reference: Run) -> Dict[str, Dict[str, Any]]:
     """Per species pair: the split of ``run`` minus that of ``reference`` (what the
     direct forces add to an equilibration the conservative run shares), its error
-    (independent runs), ``sigma`` and ``resolved`` (``None``: too few records for a
-    verdict in either run)."""
-    threshold = (run.get("equipartition") or {}).get("sigma_threshold") or 4.0
+    (independent runs) and ``sigma`` (``None``: too few records for a verdict in
+    either run, :func:`has_verdict`)."""
     out = {}
     for pair, split in _splits(run).items():
         other = _splits(reference).get(pair)
         if other is None or split.get("difference") is None:
             continue
-        entry: Dict[str, Any] = {
-            "difference": split["difference"] - other["difference"],
-            "error": None,
-            "sigma": None,
-            "resolved": None,
-        }
+        entry = {"difference": split["difference"] - other["difference"]}
+        entry.update(error=None, sigma=None)
         if split.get("error") is not None and other.get("error") is not None:
             entry["error"] = math.hypot(split["error"], other["error"])
-            if split.get("resolved") is not None and other.get("resolved") is not None:
-                if entry["error"] > 0:
-                    entry["sigma"] = abs(entry["difference"]) / entry["error"]
-                entry["resolved"] = (entry["sigma"] or 0.0) > threshold
+            if has_verdict(split) and has_verdict(other) and entry["error"] > 0:
+                entry["sigma"] = abs(entry["difference"]) / entry["error"]
         out[pair] = entry
     return out
 
