@@ -265,7 +265,8 @@ def relax_set(
         "dtype_note": dtype_note,
         "round_off_floor_eV_per_A": result["round_off_floor_eV_per_A"],
         "floor_above_threshold": {
-            h: v > fmax for h, v in result["round_off_floor_eV_per_A"].items()
+            h: v is not None and v > fmax
+            for h, v in result["round_off_floor_eV_per_A"].items()
         },
         "summary": result["summary"],
         "records": result["records"],

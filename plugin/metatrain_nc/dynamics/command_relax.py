@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     for line in _direct_endpoints(result["records"], model.heads):
         print(line)
     for mode, floor in result["round_off_floor_eV_per_A"].items():
-        if floor > args.fmax:
+        if floor is not None and floor > args.fmax:
             print(
                 f"note: the {mode} forces change by up to {floor:.2g} eV/A under a "
                 f"rigid translation ({model.dtype} round-off), more than --fmax "

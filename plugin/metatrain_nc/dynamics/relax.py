@@ -112,15 +112,24 @@ def stop_reason(
     return "force_stalled"
 
 
-def round_off_floor(model, atoms: ase.Atoms, heads: Sequence[str]) -> Dict[str, float]:
+def round_off_floor(
+    model, atoms: ase.Atoms, heads: Sequence[str]
+) -> Dict[str, Optional[float]]:
     """Largest change of any force component (eV/A) under a rigid translation, per
     head of ``model`` (a force model): the noise floor of its arithmetic (float32:
     ~1e-5 to 1e-4 eV/A). A threshold below it cannot be met reliably, whatever the
-    optimiser."""
+    optimiser. ``None`` for a head whose forces are not finite (the relaxations say
+    so, each with its ``error``)."""
     shifted = atoms.copy()
     shifted.positions = shifted.positions + FLOOR_SHIFT_A
-    change = {h: model.forces(atoms, h) - model.forces(shifted, h) for h in heads}
-    return {head: float(np.abs(value).max()) for head, value in change.items()}
+    floor: Dict[str, Optional[float]] = {}
+    for head in heads:
+        try:
+            change = model.forces(atoms, head) - model.forces(shifted, head)
+            floor[head] = float(np.abs(change).max())
+        except NonFiniteError:
+            floor[head] = None
+    return floor
 
 
 def _optimizer(name: str):
