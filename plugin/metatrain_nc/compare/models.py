@@ -177,7 +177,7 @@ def missing_species(entry: ModelEntry, species: Sequence[int]) -> Optional[str]:
     """Why ``entry`` cannot run on structures of the atomic numbers ``species``
     (``None``: it can; an ASE calculator takes any species)."""
     known = entry.model.atomic_types
-    missing = sorted(set(int(z) for z in species) - set(known or species))
+    missing = [] if known is None else sorted({int(z) for z in species} - set(known))
     if not missing:
         return None
     symbols = [ase.data.chemical_symbols[z] for z in missing]

@@ -72,8 +72,8 @@ def excess(run: Run, reference: Run) -> Dict[str, Dict[str, Any]]:
         other = _splits(reference).get(pair)
         if other is None or split.get("difference") is None:
             continue
-        entry = {"difference": split["difference"] - other["difference"]}
-        entry.update(error=None, sigma=None)
+        difference = split["difference"] - other["difference"]
+        entry = dict(difference=difference, error=None, sigma=None)
         if split.get("error") is not None and other.get("error") is not None:
             entry["error"] = math.hypot(split["error"], other["error"])
             if has_verdict(split) and has_verdict(other) and entry["error"] > 0:
