@@ -151,9 +151,10 @@ def run_one(args, name: str) -> dict:
     target = None if name == "nve" else args.temperature
     summary = {"status": "completed", "segments": len(folders)}
     topology = topology_check(atoms, folders)
+    tau = float(RUNS[name][3]) if len(RUNS[name]) > 3 else None
     summary.update(
         assess(rows, len(atoms), "conservative", ensemble, target, scale,
-               topology=topology)
+               topology=topology, tau_fs=tau)
     )  # fmt: skip
     return summary
 

@@ -41,7 +41,12 @@ from metatrain_nc.dynamics.integrator import MultipleTimeStep
 from metatrain_nc.dynamics.statistics import block_average
 from metatrain_nc.dynamics.stride import find_stride
 from metatrain_nc.dynamics.structures import maxwell_boltzmann
-from metatrain_nc.dynamics.verdicts import RESOLVED_SIGMA, diagnose, equipartition
+from metatrain_nc.dynamics.verdicts import (
+    RESOLVED_SIGMA,
+    correlation_time_fs,
+    diagnose,
+    equipartition,
+)
 
 from ..analytic_models import export_pair_model
 from .conftest import molecules_in_box, run_nve
@@ -265,6 +270,72 @@ def test_a_split_still_growing_is_reported_as_not_stationary():
     assert "equipartition" in kinds and "not_stationary" not in kinds
     # too few records: no verdict either way
     assert equipartition(rows[:40], 300.0)["stationary"] is None
+
+
+def _slow_temperature_rows(rng, n: int, tau_fs: float, interval_fs: float = 2.0):
+    """Records of a weakly thermostatted run: a temperature around 300 K that
+    relaxes in ``tau_fs`` (an exactly sampled Ornstein-Uhlenbeck process, 10 K wide)
+    plus fast noise, both species alike."""
+    from scipy.signal import lfilter
+
+    phi = math.exp(-interval_fs / tau_fs)
+    slow = lfilter([math.sqrt(1 - phi**2)], [1.0, -phi], rng.standard_normal(n))
+    slow += rng.standard_normal() * phi ** np.arange(n)  # a stationary start
+    temperature = 300.0 + 10.0 * slow + 15.0 * rng.standard_normal(n)
+    return [
+        {
+            "time_fs": interval_fs * i,
+            "temperature_K": t,
+            "temperature_H_K": t + 3.0 * rng.standard_normal(),
+            "temperature_O_K": t + 3.0 * rng.standard_normal(),
+        }
+        for i, t in enumerate(temperature)
+    ]
+
+
+def test_mean_temperature_errors_allow_for_the_thermostat_time():
+    # 10 ps runs under a Langevin thermostat of tau 1 ps, the last 5 ps analysed:
+    # blocks of ~0.5 ps cannot show the 1 ps correlation; the spread of the mean
+    # over independent runs is the error bar's truth
+    rng = np.random.default_rng(1)
+    runs = [_slow_temperature_rows(rng, 5000, 1000.0) for _ in range(60)]
+    plain = [equipartition(rows, 300.0) for rows in runs]
+    widened = [equipartition(rows, 300.0, correlation_fs=1000.0) for rows in runs]
+    spread = np.std([c["temperature"]["mean"] for c in plain], ddof=1)
+    plain_error = np.mean([c["temperature"]["error"] for c in plain])
+    widened_error = np.mean([c["temperature"]["error"] for c in widened])
+    assert plain_error < 0.75 * spread  # too sure without the thermostat's time
+    assert 0.8 * spread < widened_error < 2.0 * spread
+    factor = widened[0]["temperature"]["error_widened_by"]
+    assert factor > 1.2 and plain[0]["temperature"]["error_widened_by"] == 1.0
+    species = widened[0]["species"]["H"]
+    assert species["error_widened_by"] > 1.2
+    # the split cancels what both species share: its error is left as it was
+    assert widened[0]["splits"]["H-O"] == plain[0]["splits"]["H-O"]
+    # diagnose takes it from the thermostat: Langevin tau, SVR 2 tau
+    assert correlation_time_fs("langevin", 1000.0) == 1000.0
+    assert correlation_time_fs("svr", 10.0) == 20.0
+    assert correlation_time_fs("nve", 10.0) is None
+    assert correlation_time_fs("svr", None) is None
+    false_alarms = {}
+    for tau in (None, 1000.0):
+        kinds = [
+            w["kind"]
+            for rows in runs
+            for w in diagnose(rows, {}, "conservative", "langevin", 300.0, tau_fs=tau)[
+                "warnings"
+            ]
+        ]
+        false_alarms[tau] = kinds.count("thermostat_target")
+    assert false_alarms[1000.0] <= 1 < false_alarms[None]
+    # a strong SVR thermostat (tau 10 fs) keeps blocks far longer than 20 fs
+    check = equipartition(runs[0], 300.0, correlation_fs=20.0)
+    assert check["temperature"]["error_widened_by"] == 1.0
+    # a real miss is still a miss, and the message says the error was widened
+    hot = [dict(r, temperature_K=r["temperature_K"] + 40.0) for r in runs[0]]
+    warnings = diagnose(hot, {}, "conservative", "langevin", 300.0, tau_fs=1000.0)
+    message = [w for w in warnings["warnings"] if w["kind"] == "thermostat_target"]
+    assert message and "error widened" in message[0]["message"]
 
 
 # -- NVE: drift warnings ---------------------------------------------------------------

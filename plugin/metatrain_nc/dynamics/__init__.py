@@ -30,6 +30,7 @@ _EXPORTS = {
     "RunawayError": "observer",
     "summarise": "statistics",
     "block_average": "statistics",
+    "widen_for_correlation": "statistics",
     "equipartition": "verdicts",
     "census": "topology",
     "TopologyWatch": "topology",

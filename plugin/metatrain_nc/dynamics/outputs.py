@@ -332,6 +332,7 @@ def run_summary(
             monitor.species_scale,
             equilibration=settings.equilibration_fraction,
             topology=None if topology is None else topology.result(),
+            tau_fs=settings.tau_fs,
         )
     )
     return summary

@@ -9,7 +9,9 @@ while a run's results are written (``mtt-nc md`` prints them and puts them in
   species and of their differences over the last half of the run; a warning when two
   species differ beyond :data:`RESOLVED_SIGMA` standard errors, when their
   difference still changes between the halves of that part (not stationary), or
-  when the overall mean misses the target;
+  when the overall mean misses the target (the means' errors widened when the
+  blocks are shorter than the thermostat keeps the temperature correlated:
+  :func:`correlation_time_fs`);
 - in NVE, :func:`drift_verdict`: a drift of the conserved energy that a t test of
   the fitted slope resolves (Student t, ``n - 2`` degrees of freedom, p below
   :data:`DRIFT_P_VALUE`, from :data:`MIN_DRIFT_RECORDS` records on: short runs get a
@@ -25,7 +27,7 @@ non-finite) is :func:`~.observer.runaway_message`.
 """
 
 import math
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .advice import (
     drift_advice,
@@ -39,6 +41,7 @@ from .statistics import (
     halves_change,
     species_temperatures,
     summarise,
+    widen_for_correlation,
 )
 
 #: share of each run treated as equilibration by :func:`equipartition` (the first half)
@@ -64,6 +67,35 @@ DRIFT_FLOOR_MEV_PER_ATOM_PS = 1.0
 DRIFT_RATIO_FLOOR = 0.1
 
 
+def correlation_time_fs(ensemble: str, tau_fs: Optional[float]) -> Optional[float]:
+    """How long a thermostatted run's temperature stays correlated at least (fs):
+    the relaxation time of its total energy. Langevin (friction ``1 / tau``) takes the
+    kinetic energy's excess out at ``2 / tau`` and, with the potential energy holding
+    about as much, the total energy's at ``1 / tau``: ``tau``; SVR relaxes the
+    kinetic energy in ``tau``, the total energy in ``2 tau``. ``None`` in NVE or
+    without a ``tau``."""
+    if not tau_fs or not tau_fs > 0:
+        return None
+    return {"langevin": 1.0, "svr": 2.0}.get(ensemble, 0.0) * float(tau_fs) or None
+
+
+def widened_note(entry: Mapping[str, Any]) -> str:
+    """``", error widened 1.8x for the thermostat's correlation time"`` when
+    :func:`equipartition` widened the error of ``entry``, else ``""``."""
+    factor = entry.get("error_widened_by") or 1.0
+    if factor <= 1.0:
+        return ""
+    return f", error widened {factor:.1f}x for the thermostat's correlation time"
+
+
+def record_interval_fs(rows: List[Dict[str, float]]) -> float:
+    """Mean time between consecutive records (fs; ``nan`` without ``time_fs`` or
+    with fewer than two records)."""
+    if len(rows) < 2 or "time_fs" not in rows[0]:
+        return math.nan
+    return (rows[-1]["time_fs"] - rows[0]["time_fs"]) / (len(rows) - 1)
+
+
 def equipartition(
     rows: List[Dict[str, float]],
     target_temperature_K: Optional[float] = None,
@@ -71,6 +103,7 @@ def equipartition(
     equilibration: float = EQUILIBRATION_FRACTION,
     sigma: float = RESOLVED_SIGMA,
     min_records: int = MIN_RECORDS,
+    correlation_fs: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Is the kinetic energy shared evenly between species (and is the target held)?
 
@@ -87,9 +120,16 @@ def equipartition(
     :param equilibration: fraction of the records left out at the start.
     :param sigma: a difference is resolved beyond ``sigma`` standard errors.
     :param min_records: fewest analysed records for a verdict.
+    :param correlation_fs: how long the temperature itself stays correlated when the
+        blocks cannot show it (:func:`correlation_time_fs`: the thermostat's energy
+        relaxation time; needs ``time_fs`` in the records): the errors of the mean
+        temperature and of each species' mean are widened for it
+        (:func:`~.statistics.widen_for_correlation`; ``error_widened_by`` says by how
+        much). The splits are not: the fluctuations both species share cancel in them.
     :return: a JSON-ready dictionary: ``temperature`` (``mean``, ``error``,
-        ``n_blocks``, and with a target ``target``, ``deviation``, ``sigma``,
-        ``resolved``), ``species`` (``{symbol: {mean, error, n_blocks}}``),
+        ``n_blocks``, ``error_widened_by``, and with a target ``target``,
+        ``deviation``, ``sigma``, ``resolved``), ``species`` (``{symbol: {mean,
+        error, n_blocks, error_widened_by}}``),
         ``splits`` (``{"A-B": {difference, error, sigma, resolved}}``, ``T_A - T_B``),
         ``max_split_K`` / ``max_split_error_K`` / ``max_split_pair`` (the largest
         difference), ``resolved`` (some split is resolved; ``None`` when there are
@@ -123,9 +163,16 @@ def equipartition(
         ratio = abs(value) / error
         return {"sigma": ratio, "resolved": bool(ratio > sigma)}
 
+    interval = record_interval_fs(analysed)
+
+    def widened(error: float, blocks: int) -> Tuple[float, float]:
+        block_fs = interval * len(analysed) / blocks if blocks else math.nan
+        return widen_for_correlation(error, blocks, block_fs, correlation_fs)
+
     mean, error, blocks = block_average([r["temperature_K"] for r in analysed])
+    error, factor = widened(error, blocks)
     overall: Dict[str, Any] = {"mean": mean, "error": finite(error)}
-    overall["n_blocks"] = blocks
+    overall.update(n_blocks=blocks, error_widened_by=factor)
     if target_temperature_K is not None:
         deviation = mean - float(target_temperature_K)
         overall.update(target=float(target_temperature_K), deviation=deviation)
@@ -135,10 +182,12 @@ def equipartition(
     series = species_temperatures(analysed, species_scale)
     for symbol, values in series.items():
         mean, error, blocks = block_average(values)
+        error, factor = widened(error, blocks)
         result["species"][symbol] = {
             "mean": mean,
             "error": finite(error),
             "n_blocks": blocks,
+            "error_widened_by": factor,
         }
     symbols = list(series)
     largest = None
@@ -179,6 +228,7 @@ def diagnose(
     species_scale: Optional[Mapping[str, float]] = None,
     equilibration: float = EQUILIBRATION_FRACTION,
     topology: Optional[Mapping[str, Any]] = None,
+    tau_fs: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Warnings about a run, each with its way out.
 
@@ -199,6 +249,8 @@ def diagnose(
     :param equilibration: fraction of the records :func:`equipartition` leaves out.
     :param topology: the run's bonded-topology check,
         :meth:`~.topology.TopologyWatch.result` (``None``: not checked).
+    :param tau_fs: the thermostat's time constant (fs): the mean temperatures' errors
+        allow for the correlation it implies (:func:`correlation_time_fs`).
     :return: ``{"equipartition": ... or None, "drift": ... or None (NVE:
         :func:`drift_verdict`), "warnings": [{"kind", "message"}]}``; kinds:
         ``"equipartition"``, ``"not_stationary"``, ``"thermostat_target"``,
@@ -208,7 +260,11 @@ def diagnose(
     check = None
     if ensemble != "nve" and rows:
         check = equipartition(
-            rows, target_temperature_K, species_scale, equilibration=equilibration
+            rows,
+            target_temperature_K,
+            species_scale,
+            equilibration=equilibration,
+            correlation_fs=correlation_time_fs(ensemble, tau_fs),
         )
         if check["resolved"]:
             resolved = [
@@ -261,7 +317,7 @@ def diagnose(
                         "the thermostat misses its target: mean temperature "
                         f"{overall['mean']:.1f} +- {overall['error']:.1f} K against "
                         f"{overall['target']:.1f} K ({overall['sigma']:.1f} standard "
-                        "errors): " + target_advice(forces)
+                        f"errors{widened_note(overall)}): " + target_advice(forces)
                     ),
                 }
             )
@@ -303,6 +359,7 @@ def assess(
     species_scale: Optional[Mapping[str, float]] = None,
     equilibration: float = EQUILIBRATION_FRACTION,
     topology: Optional[Mapping[str, Any]] = None,
+    tau_fs: Optional[float] = None,
 ) -> Dict[str, Any]:
     """What a run's ``summary.json`` says of its records: :func:`~.statistics.summarise`
     and, from :func:`diagnose`, ``equipartition``, ``drift_check`` and ``warnings``
@@ -318,6 +375,7 @@ def assess(
         species_scale,
         equilibration=equilibration,
         topology=topology,
+        tau_fs=tau_fs,
     )
     summary["equipartition"] = checks["equipartition"]
     summary["drift_check"] = checks["drift"]
