@@ -300,7 +300,10 @@ def test_mean_temperature_errors_allow_for_the_thermostat_time():
     rng = np.random.default_rng(1)
     runs = [_slow_temperature_rows(rng, 5000, 1000.0) for _ in range(60)]
     plain = [equipartition(rows, 300.0) for rows in runs]
-    widened = [equipartition(rows, 300.0, correlation_fs=1000.0) for rows in runs]
+    widened = [
+        equipartition(rows, 300.0, correlation_fs=1000.0, degrees_of_freedom=576)
+        for rows in runs
+    ]
     spread = np.std([c["temperature"]["mean"] for c in plain], ddof=1)
     plain_error = np.mean([c["temperature"]["error"] for c in plain])
     widened_error = np.mean([c["temperature"]["error"] for c in widened])
@@ -317,25 +320,42 @@ def test_mean_temperature_errors_allow_for_the_thermostat_time():
     assert correlation_time_fs("svr", 10.0) == 20.0
     assert correlation_time_fs("nve", 10.0) is None
     assert correlation_time_fs("svr", None) is None
-    false_alarms = {}
-    for tau in (None, 1000.0):
-        kinds = [
-            w["kind"]
-            for rows in runs
-            for w in diagnose(rows, {}, "conservative", "langevin", 300.0, tau_fs=tau)[
-                "warnings"
-            ]
-        ]
-        false_alarms[tau] = kinds.count("thermostat_target")
+
+    def target_warnings(rows, tau):
+        found = diagnose(
+            rows,
+            {},
+            "conservative",
+            "langevin",
+            300.0,
+            tau_fs=tau,
+            degrees_of_freedom=576,
+        )
+        return [w for w in found["warnings"] if w["kind"] == "thermostat_target"]
+
+    false_alarms = {
+        tau: sum(len(target_warnings(rows, tau)) for rows in runs)
+        for tau in (None, 1000.0)
+    }
     assert false_alarms[1000.0] <= 1 < false_alarms[None]
     # a strong SVR thermostat (tau 10 fs) keeps blocks far longer than 20 fs
-    check = equipartition(runs[0], 300.0, correlation_fs=20.0)
+    check = equipartition(runs[0], 300.0, correlation_fs=20.0, degrees_of_freedom=576)
     assert check["temperature"]["error_widened_by"] == 1.0
     # a real miss is still a miss, and the message says the error was widened
     hot = [dict(r, temperature_K=r["temperature_K"] + 40.0) for r in runs[0]]
-    warnings = diagnose(hot, {}, "conservative", "langevin", 300.0, tau_fs=1000.0)
-    message = [w for w in warnings["warnings"] if w["kind"] == "thermostat_target"]
+    message = target_warnings(hot, 1000.0)
     assert message and "error widened" in message[0]["message"]
+    # a run that heats is a trend, not slow noise: the widening stops at what
+    # equilibrium fluctuations of 576 degrees of freedom give (10 K here)
+    heating = [
+        dict(r, temperature_K=r["temperature_K"] + 0.02 * r["time_fs"]) for r in runs[0]
+    ]
+    check = equipartition(
+        heating, 300.0, correlation_fs=1000.0, degrees_of_freedom=576
+    )["temperature"]
+    assert check["error"] == pytest.approx(10.0, rel=0.1)
+    assert 1.0 < check["error_widened_by"] < factor
+    assert target_warnings(heating, 1000.0)
 
 
 # -- NVE: drift warnings ---------------------------------------------------------------

@@ -61,7 +61,11 @@ def block_average(
 
 
 def widen_for_correlation(
-    error: float, n_blocks: int, block_fs: float, correlation_fs: Optional[float]
+    error: float,
+    n_blocks: int,
+    block_fs: float,
+    correlation_fs: Optional[float],
+    ceiling: Optional[float] = None,
 ) -> Tuple[float, float]:
     """Standard error of a mean whose series is known to stay correlated over
     ``correlation_fs``, from a :func:`block_average` error with ``n_blocks`` blocks of
@@ -78,12 +82,17 @@ def widen_for_correlation(
     ``factor = sqrt((n - 1) g(T / tau) / (g(L / tau) - g(T / tau)))``. Applied when
     ``L < 2 tau`` (a run of 5 ps under a Langevin thermostat of tau 1 ps, blocks of
     ~0.5 ps: ``factor`` ~2.2); ``factor`` is 1 otherwise, or when a time is unknown.
+    The model holds for fluctuations about a steady mean, not for a run that heats
+    or cools: ``ceiling``, the largest error equilibrium fluctuations can give
+    (:func:`canonical_temperature_error`), bounds the widened error (never below
+    ``error``), so that a trend is not read as noise.
 
     :param error: standard error from :func:`block_average` (same unit as returned).
     :param n_blocks: the number of blocks it used (at least 2).
     :param block_fs: length of its blocks (fs).
     :param correlation_fs: slowest relaxation time the series is known to have (fs),
         or ``None``.
+    :param ceiling: the most the widened error may be (same unit), or ``None``.
     """
     if not (
         correlation_fs
@@ -95,13 +104,34 @@ def widen_for_correlation(
     ):
         return error, 1.0
 
-    def g(x: float) -> float:
-        return 2.0 * (x - 1.0 + math.exp(-x)) / (x * x)
-
-    block = g(block_fs / correlation_fs)
-    window = g(n_blocks * block_fs / correlation_fs)
+    block = correlation_shrink(block_fs / correlation_fs)
+    window = correlation_shrink(n_blocks * block_fs / correlation_fs)
     factor = max(1.0, math.sqrt((n_blocks - 1) * window / (block - window)))
+    if ceiling is not None and math.isfinite(ceiling) and error > 0:
+        factor = max(1.0, min(factor, ceiling / error))
     return error * factor, factor
+
+
+def correlation_shrink(x: float) -> float:
+    """``g(x) = 2 (x - 1 + exp(-x)) / x^2``: the variance of the mean of an
+    exponentially correlated series over ``x`` correlation times, over the
+    variance of one sample (1 at ``x -> 0``, ``2 / x`` for long means)."""
+    return 2.0 * (x - 1.0 + math.exp(-x)) / (x * x)
+
+
+def canonical_temperature_error(
+    temperature_K: float,
+    degrees_of_freedom: int,
+    window_fs: float,
+    correlation_fs: float,
+) -> float:
+    """The largest standard error of a mean kinetic temperature that equilibrium
+    fluctuations give (K): the canonical spread of the instantaneous kinetic
+    temperature, ``T sqrt(2 / n_dof)``, as if all of it relaxed as slowly as
+    ``correlation_fs``, averaged over ``window_fs`` (:func:`correlation_shrink`).
+    192 atoms at 300 K over 5 ps of a 1 ps relaxation: 10 K."""
+    spread = temperature_K * math.sqrt(2.0 / max(degrees_of_freedom, 1))
+    return spread * math.sqrt(correlation_shrink(window_fs / correlation_fs))
 
 
 def halves_change(values: Sequence[float]) -> Tuple[float, float]:

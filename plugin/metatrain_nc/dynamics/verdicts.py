@@ -27,7 +27,7 @@ non-finite) is :func:`~.observer.runaway_message`.
 """
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from .advice import (
     drift_advice,
@@ -37,6 +37,7 @@ from .advice import (
 )
 from .statistics import (
     block_average,
+    canonical_temperature_error,
     finite,
     halves_change,
     species_temperatures,
@@ -104,6 +105,7 @@ def equipartition(
     sigma: float = RESOLVED_SIGMA,
     min_records: int = MIN_RECORDS,
     correlation_fs: Optional[float] = None,
+    degrees_of_freedom: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Is the kinetic energy shared evenly between species (and is the target held)?
 
@@ -125,7 +127,12 @@ def equipartition(
         relaxation time; needs ``time_fs`` in the records): the errors of the mean
         temperature and of each species' mean are widened for it
         (:func:`~.statistics.widen_for_correlation`; ``error_widened_by`` says by how
-        much). The splits are not: the fluctuations both species share cancel in them.
+        much; each species' by the overall temperature's factor, its slow part being
+        shared), at most to what equilibrium fluctuations of ``degrees_of_freedom``
+        give (:func:`~.statistics.canonical_temperature_error`): a run that heats is
+        not excused. The splits are not widened: what both species share cancels.
+    :param degrees_of_freedom: kinetic degrees of freedom of the system; without it
+        (or ``correlation_fs``) nothing is widened.
     :return: a JSON-ready dictionary: ``temperature`` (``mean``, ``error``,
         ``n_blocks``, ``error_widened_by``, and with a target ``target``,
         ``deviation``, ``sigma``, ``resolved``), ``species`` (``{symbol: {mean,
@@ -163,14 +170,16 @@ def equipartition(
         ratio = abs(value) / error
         return {"sigma": ratio, "resolved": bool(ratio > sigma)}
 
-    interval = record_interval_fs(analysed)
-
-    def widened(error: float, blocks: int) -> Tuple[float, float]:
-        block_fs = interval * len(analysed) / blocks if blocks else math.nan
-        return widen_for_correlation(error, blocks, block_fs, correlation_fs)
-
     mean, error, blocks = block_average([r["temperature_K"] for r in analysed])
-    error, factor = widened(error, blocks)
+    factor = 1.0
+    window_fs = record_interval_fs(analysed) * len(analysed)
+    if correlation_fs and degrees_of_freedom and blocks and math.isfinite(window_fs):
+        ceiling = canonical_temperature_error(
+            target_temperature_K or mean, degrees_of_freedom, window_fs, correlation_fs
+        )
+        error, factor = widen_for_correlation(
+            error, blocks, window_fs / blocks, correlation_fs, ceiling
+        )
     overall: Dict[str, Any] = {"mean": mean, "error": finite(error)}
     overall.update(n_blocks=blocks, error_widened_by=factor)
     if target_temperature_K is not None:
@@ -182,7 +191,7 @@ def equipartition(
     series = species_temperatures(analysed, species_scale)
     for symbol, values in series.items():
         mean, error, blocks = block_average(values)
-        error, factor = widened(error, blocks)
+        error *= factor
         result["species"][symbol] = {
             "mean": mean,
             "error": finite(error),
@@ -229,6 +238,7 @@ def diagnose(
     equilibration: float = EQUILIBRATION_FRACTION,
     topology: Optional[Mapping[str, Any]] = None,
     tau_fs: Optional[float] = None,
+    degrees_of_freedom: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Warnings about a run, each with its way out.
 
@@ -249,8 +259,10 @@ def diagnose(
     :param equilibration: fraction of the records :func:`equipartition` leaves out.
     :param topology: the run's bonded-topology check,
         :meth:`~.topology.TopologyWatch.result` (``None``: not checked).
-    :param tau_fs: the thermostat's time constant (fs): the mean temperatures' errors
-        allow for the correlation it implies (:func:`correlation_time_fs`).
+    :param tau_fs: the thermostat's time constant (fs) and
+    :param degrees_of_freedom: the system's kinetic degrees of freedom: with both,
+        the mean temperatures' errors allow for the correlation the thermostat
+        implies (:func:`correlation_time_fs`, :func:`equipartition`).
     :return: ``{"equipartition": ... or None, "drift": ... or None (NVE:
         :func:`drift_verdict`), "warnings": [{"kind", "message"}]}``; kinds:
         ``"equipartition"``, ``"not_stationary"``, ``"thermostat_target"``,
@@ -265,6 +277,7 @@ def diagnose(
             species_scale,
             equilibration=equilibration,
             correlation_fs=correlation_time_fs(ensemble, tau_fs),
+            degrees_of_freedom=degrees_of_freedom,
         )
         if check["resolved"]:
             resolved = [
@@ -376,6 +389,7 @@ def assess(
         equilibration=equilibration,
         topology=topology,
         tau_fs=tau_fs,
+        degrees_of_freedom=3 * n_atoms,
     )
     summary["equipartition"] = checks["equipartition"]
     summary["drift_check"] = checks["drift"]
