@@ -259,10 +259,11 @@ def diagnose(
     :param equilibration: fraction of the records :func:`equipartition` leaves out.
     :param topology: the run's bonded-topology check,
         :meth:`~.topology.TopologyWatch.result` (``None``: not checked).
-    :param tau_fs: the thermostat's time constant (fs) and
-    :param degrees_of_freedom: the system's kinetic degrees of freedom: with both,
-        the mean temperatures' errors allow for the correlation the thermostat
-        implies (:func:`correlation_time_fs`, :func:`equipartition`).
+    :param tau_fs: the thermostat's time constant (fs); with ``degrees_of_freedom``
+        the mean temperatures' errors allow for the correlation it implies
+        (:func:`correlation_time_fs`, :func:`equipartition`).
+    :param degrees_of_freedom: the system's kinetic degrees of freedom (:func:`assess`
+        passes ``3 N``).
     :return: ``{"equipartition": ... or None, "drift": ... or None (NVE:
         :func:`drift_verdict`), "warnings": [{"kind", "message"}]}``; kinds:
         ``"equipartition"``, ``"not_stationary"``, ``"thermostat_target"``,
