@@ -29,6 +29,7 @@ discussion around it is kept.
 """
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -193,13 +194,25 @@ def main() -> int:
         if (ROOT / OUT / "protocol.json").exists():
             command.append("--resume")
         print(f"[paper_tables] part {part}: {' '.join(command[1:])}", flush=True)
-        status = subprocess.run(command, cwd=ROOT).returncode
+        status = run_child(command)
         if status != 0:
             print(f"[paper_tables] part {part} exited with {status}", flush=True)
             return status
         if DOC.exists():
             refresh_doc()
     return 0
+
+
+def run_child(command) -> int:
+    """Run ``command`` in the repository and return its exit status; a SIGTERM to
+    this script is passed on to it (``kill`` of the script stops the compare run,
+    which resumes from its finished units), instead of leaving it running alone."""
+    child = subprocess.Popen(command, cwd=ROOT)
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
