@@ -14,21 +14,12 @@ same ``compare --resume`` command (or let a running one do it after its next uni
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from metatrain_nc.dynamics.outputs import read_log
 from metatrain_nc.dynamics.verdicts import assess
-
-
-def write_json(path: Path, data) -> None:
-    """Write ``data`` to ``path`` atomically (a reader never sees half a file)."""
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(data, stream, indent=2)
-    os.replace(name, path)
+from metatrain_nc.unit_store import write_atomic
 
 
 def reanalyse(unit_path: Path, root: Path) -> str:
@@ -66,8 +57,8 @@ def reanalyse(unit_path: Path, root: Path) -> str:
     for data in (summary, unit):
         data["equipartition"] = result["equipartition"]
         data["warnings"] = result["warnings"]
-    write_json(summary_path, summary)
-    write_json(unit_path, unit)
+    write_atomic(summary_path, summary)
+    write_atomic(unit_path, unit)
     return (
         f"{unit_path.name}: T {before['mean']:.1f} +- {before['error']:.1f} K -> "
         f"{after['mean']:.1f} +- {after['error']:.1f} K "

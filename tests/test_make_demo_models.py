@@ -1,21 +1,15 @@
 """The resumable training driver (scripts/make_demo_models.py) restarts from model
 checkpoints only."""
 
-import importlib.util
 import os
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from .script_loading import load_script
 
 
 def _driver():
-    spec = importlib.util.spec_from_file_location(
-        "make_demo_models", ROOT / "scripts" / "make_demo_models.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_demo_models")
 
 
 def _touch(path: Path, mtime: float, size: int = 10) -> Path:

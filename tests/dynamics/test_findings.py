@@ -41,12 +41,8 @@ from metatrain_nc.dynamics.integrator import MultipleTimeStep
 from metatrain_nc.dynamics.statistics import block_average
 from metatrain_nc.dynamics.stride import find_stride
 from metatrain_nc.dynamics.structures import maxwell_boltzmann
-from metatrain_nc.dynamics.verdicts import (
-    RESOLVED_SIGMA,
-    correlation_time_fs,
-    diagnose,
-    equipartition,
-)
+from metatrain_nc.dynamics.thermostats import correlation_time_fs
+from metatrain_nc.dynamics.verdicts import RESOLVED_SIGMA, diagnose, equipartition
 
 from ..analytic_models import export_pair_model
 from .conftest import molecules_in_box, run_nve

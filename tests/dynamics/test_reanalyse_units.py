@@ -2,22 +2,15 @@
 their records with the current verdicts, as ``mtt-nc md`` writes them."""
 
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 from metatrain_nc.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..script_loading import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "reanalyse_nvt_units", ROOT / "scripts" / "reanalyse_nvt_units.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reanalyse_nvt_units")
 
 
 def test_reanalysis_restores_the_current_verdicts(

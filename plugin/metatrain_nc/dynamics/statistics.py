@@ -134,6 +134,14 @@ def canonical_temperature_error(
     return spread * math.sqrt(correlation_shrink(window_fs / correlation_fs))
 
 
+def record_interval_fs(rows: List[Dict[str, float]]) -> float:
+    """Mean time between consecutive records (fs; ``nan`` without ``time_fs`` or
+    with fewer than two records)."""
+    if len(rows) < 2 or "time_fs" not in rows[0]:
+        return math.nan
+    return (rows[-1]["time_fs"] - rows[0]["time_fs"]) / (len(rows) - 1)
+
+
 def halves_change(values: Sequence[float]) -> Tuple[float, float]:
     """How much the mean of a series changes from its first half to its second:
     ``(change, error)``, the difference of the halves' :func:`block_average` means

@@ -16,6 +16,8 @@ ASE's ``Langevin`` leaves the momenta with these constraints.
 - :class:`LangevinThermostat`: per-atom Ornstein-Uhlenbeck update
   ``v <- c v + sqrt((1 - c^2) kT / m) xi`` with ``c = exp(-dt / tau)`` (friction
   ``1/tau``), exact for the free particle; on the free atoms only with ``FixAtoms``.
+- :func:`correlation_time_fs`: how long each keeps the temperature correlated (what
+  the error bars of a thermostatted run's mean temperature must allow for).
 """
 
 import math
@@ -151,3 +153,15 @@ class LangevinThermostat(Thermostat):
         noise = self.rng.standard_normal(momenta.shape)
         new = c * momenta + sigma * noise
         return self._taken(before, new, masses, constrain)
+
+
+def correlation_time_fs(ensemble: str, tau_fs: Optional[float]) -> Optional[float]:
+    """How long a thermostatted run's temperature stays correlated at least (fs):
+    the relaxation time of its total energy. Langevin (friction ``1 / tau``) takes the
+    kinetic energy's excess out at ``2 / tau`` and, with the potential energy holding
+    about as much, the total energy's at ``1 / tau``: ``tau``; SVR relaxes the
+    kinetic energy in ``tau``, the total energy in ``2 tau``. ``None`` in NVE or
+    without a ``tau``."""
+    if not tau_fs or not tau_fs > 0:
+        return None
+    return {"langevin": 1.0, "svr": 2.0}.get(ensemble, 0.0) * float(tau_fs) or None

@@ -11,7 +11,7 @@ while a run's results are written (``mtt-nc md`` prints them and puts them in
   difference still changes between the halves of that part (not stationary), or
   when the overall mean misses the target (the means' errors widened when the
   blocks are shorter than the thermostat keeps the temperature correlated:
-  :func:`correlation_time_fs`);
+  :func:`~.thermostats.correlation_time_fs`);
 - in NVE, :func:`drift_verdict`: a drift of the conserved energy that a t test of
   the fitted slope resolves (Student t, ``n - 2`` degrees of freedom, p below
   :data:`DRIFT_P_VALUE`, from :data:`MIN_DRIFT_RECORDS` records on: short runs get a
@@ -40,10 +40,12 @@ from .statistics import (
     canonical_temperature_error,
     finite,
     halves_change,
+    record_interval_fs,
     species_temperatures,
     summarise,
     widen_for_correlation,
 )
+from .thermostats import correlation_time_fs
 
 #: share of each run treated as equilibration by :func:`equipartition` (the first half)
 EQUILIBRATION_FRACTION = 0.5
@@ -68,18 +70,6 @@ DRIFT_FLOOR_MEV_PER_ATOM_PS = 1.0
 DRIFT_RATIO_FLOOR = 0.1
 
 
-def correlation_time_fs(ensemble: str, tau_fs: Optional[float]) -> Optional[float]:
-    """How long a thermostatted run's temperature stays correlated at least (fs):
-    the relaxation time of its total energy. Langevin (friction ``1 / tau``) takes the
-    kinetic energy's excess out at ``2 / tau`` and, with the potential energy holding
-    about as much, the total energy's at ``1 / tau``: ``tau``; SVR relaxes the
-    kinetic energy in ``tau``, the total energy in ``2 tau``. ``None`` in NVE or
-    without a ``tau``."""
-    if not tau_fs or not tau_fs > 0:
-        return None
-    return {"langevin": 1.0, "svr": 2.0}.get(ensemble, 0.0) * float(tau_fs) or None
-
-
 def widened_note(entry: Mapping[str, Any]) -> str:
     """``", error widened 1.8x for the thermostat's correlation time"`` when
     :func:`equipartition` widened the error of ``entry``, else ``""``."""
@@ -87,14 +77,6 @@ def widened_note(entry: Mapping[str, Any]) -> str:
     if factor <= 1.0:
         return ""
     return f", error widened {factor:.1f}x for the thermostat's correlation time"
-
-
-def record_interval_fs(rows: List[Dict[str, float]]) -> float:
-    """Mean time between consecutive records (fs; ``nan`` without ``time_fs`` or
-    with fewer than two records)."""
-    if len(rows) < 2 or "time_fs" not in rows[0]:
-        return math.nan
-    return (rows[-1]["time_fs"] - rows[0]["time_fs"]) / (len(rows) - 1)
 
 
 def equipartition(
@@ -123,10 +105,10 @@ def equipartition(
     :param sigma: a difference is resolved beyond ``sigma`` standard errors.
     :param min_records: fewest analysed records for a verdict.
     :param correlation_fs: how long the temperature itself stays correlated when the
-        blocks cannot show it (:func:`correlation_time_fs`: the thermostat's energy
-        relaxation time; needs ``time_fs`` in the records): the errors of the mean
-        temperature and of each species' mean are widened for it
-        (:func:`~.statistics.widen_for_correlation`; ``error_widened_by`` says by how
+        blocks cannot show it (the thermostat's energy relaxation time,
+        :func:`~.thermostats.correlation_time_fs`; needs ``time_fs`` in the records):
+        the errors of the mean temperature and of each species' mean are widened for
+        it (:func:`~.statistics.widen_for_correlation`; ``error_widened_by`` says by how
         much; each species' by the overall temperature's factor, its slow part being
         shared), at most to what equilibrium fluctuations of ``degrees_of_freedom``
         give (:func:`~.statistics.canonical_temperature_error`): a run that heats is
@@ -261,7 +243,7 @@ def diagnose(
         :meth:`~.topology.TopologyWatch.result` (``None``: not checked).
     :param tau_fs: the thermostat's time constant (fs); with ``degrees_of_freedom``
         the mean temperatures' errors allow for the correlation it implies
-        (:func:`correlation_time_fs`, :func:`equipartition`).
+        (:func:`~.thermostats.correlation_time_fs`, :func:`equipartition`).
     :param degrees_of_freedom: the system's kinetic degrees of freedom (:func:`assess`
         passes ``3 N``).
     :return: ``{"equipartition": ... or None, "drift": ... or None (NVE:
