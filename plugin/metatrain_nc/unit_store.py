@@ -5,7 +5,8 @@ Layout of the output folder::
 
     protocol.json     what the job was started with (inputs and settings)
     units/<id>.json   the record of each finished unit
-    .running          held (locked) by the process working in the folder
+    .running          the process id of the run working in the folder (a note for
+                      messages; the lock is held on the folder itself)
 
 A unit is one piece of work cached by its id (a stage of one model, an NVT run, the
 training of the students, ...). :func:`run_units` runs the units not stored yet,
@@ -30,7 +31,8 @@ from .files import clean_json, write_json
 Unit = Tuple[str, Callable[[], Dict[str, Any]]]
 #: the records of units by id (``None``: not finished)
 Records = Dict[str, Optional[Dict[str, Any]]]
-LOCK_FILE = ".running"
+#: the file naming the process that works in a folder
+OWNER_FILE = ".running"
 
 
 def unit_id(*parts: Any) -> str:
@@ -91,13 +93,38 @@ class UnitStore:
         self.resumable, self.legacy = resumable, legacy or {}
         check_target(self.path, resume, force)
         self.replaced: Optional[Path] = None
-        if self.path.exists() and resume:
-            self._check_resume(protocol)
-        elif self.path.exists():
-            self.replaced = Path(
-                tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.path.parent)
-            )
-            os.replace(self.path, self.replaced / "old")
+        self.lock: Optional[int] = None
+        if self.path.exists():
+            # refuse before anything is read or moved if another run works here
+            self.lock = self._lock()
+        try:
+            if self.path.exists() and resume:
+                self._check_resume(protocol)
+            elif self.path.exists():
+                self.replaced = Path(
+                    tempfile.mkdtemp(
+                        prefix=f".{self.path.name}.old-", dir=self.path.parent
+                    )
+                )
+                os.replace(self.path, self.replaced / "old")
+            if self.replaced is not None or self.lock is None:
+                self._create_and_lock()
+        except BaseException:
+            self._release()
+            if self.replaced is not None and not self.path.exists():
+                os.replace(self.replaced / "old", self.path)  # put it back
+                self.replaced.rmdir()
+            raise
+        write_atomic(self.path / OWNER_FILE, str(os.getpid()))
+        write_atomic(self.path / "protocol.json", protocol)
+        self.units = self.path / "units"
+        self.units.mkdir(exist_ok=True)
+        for leftover in list(self.path.rglob(".*.partial-*")):  # runs cut short
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def _create_and_lock(self) -> None:
+        """Create the folder (the one replaced has moved away) and lock it, releasing
+        the lock held on the folder it replaces."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -106,12 +133,9 @@ class UnitStore:
                 f"{error.strerror or error}; choose a folder you can write to "
                 f"({self.option})"
             ) from error
-        self.lock = self._lock()
-        write_atomic(self.path / "protocol.json", protocol)
-        self.units = self.path / "units"
-        self.units.mkdir(exist_ok=True)
-        for leftover in list(self.path.rglob(".*.partial-*")):  # runs cut short
-            shutil.rmtree(leftover, ignore_errors=True)
+        old, self.lock = self.lock, self._lock()
+        if old is not None:
+            os.close(old)
 
     def _check_resume(self, protocol: Dict[str, Any]) -> None:
         saved_path = self.path / "protocol.json"
@@ -145,28 +169,33 @@ class UnitStore:
                 + f", or choose another {self.option}"
             )
 
-    def _lock(self):
-        """An exclusive lock on the folder while this process works in it (released
-        when the process ends): two runs in one folder would remove each other's
-        unfinished MD runs."""
+    def _lock(self) -> int:
+        """An exclusive lock on the folder itself while this process works in it
+        (released when the process ends, whatever happens to the files inside): two
+        runs in one folder would remove each other's unfinished MD runs, and a
+        ``--force`` would move a running job's folder away. Returns the folder's
+        descriptor, which holds the lock."""
         import fcntl
 
-        handle = open(self.path / LOCK_FILE, "a+")
+        descriptor = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            handle.seek(0)
-            owner = handle.read().strip() or "?"
-            handle.close()
+            os.close(descriptor)
+            try:
+                owner = (self.path / OWNER_FILE).read_text().strip() or "?"
+            except OSError:
+                owner = "?"
             raise UserInputError(
                 f"another `{self.tool}` (process {owner}) is working in "
                 f"'{self.path}'; wait for it to finish, or stop it and --resume"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        return handle
+        return descriptor
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
 
     def load(self, uid: str) -> Optional[Dict[str, Any]]:
         """The record of unit ``uid``, ``None`` if it has not finished."""
@@ -189,7 +218,7 @@ class UnitStore:
 
     def __exit__(self, error_type, *_) -> None:
         """Release the lock; without an error, remove the folder this one replaced."""
-        self.lock.close()
+        self._release()
         if error_type is None and self.replaced is not None:
             shutil.rmtree(self.replaced, ignore_errors=True)
 

@@ -230,11 +230,15 @@ def test_bad_protocol_input(protocol, tmp_path):
     # a second process in the same folder would remove the first one's unfinished
     # runs: refused while the first holds the folder
     import fcntl
+    import os
 
-    with open(out / ".running", "a+") as held:
+    held = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         code, stdout, stderr = _run(base + ["-o", out, *QUICK, "--resume"])
         assert code == 2 and "is working in" in stderr, stderr
+    finally:
+        os.close(held)
     assert sorted(p.name for p in out.rglob("*")) == before
     assert not any((tmp_path / name).exists() for name in "abcdefg")
 
