@@ -15,6 +15,9 @@
 Run through ``scripts/demo.sh`` (which installs first) or directly:
 
     python scripts/demo.py [--quick | --train] [--nvt-time FS] [--out demo]
+
+A demo cut short (a long ``--nvt-time`` or ``--train`` takes hours) continues with
+the same options and ``--resume``: finished trainings and compare runs are kept.
 """
 
 import argparse
@@ -25,6 +28,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Optional
 
 import ase.io
 from make_demo_models import train  # scripts/ is on sys.path
@@ -46,6 +50,8 @@ TEST = ROOT / "recipes" / "data" / "water_chgnet" / "test.xyz.gz"
 #: ``--quick``: the bundled 40-frame water and its toy recipes
 QUICK_DATA = ROOT / "recipes" / "data" / "water_64h2o_40frames.xyz"
 MODELS = ("pet_c", "pet_nc", "pet_m")
+#: the demo's options, saved in its folder so that ``--resume`` continues the same demo
+DEMO_OPTIONS = "demo.json"
 #: the committed paper-protocol runs of these models (SVR tau 10 fs, 5 and 20 ps;
 #: PET-M's MTS at the stride 4 its NVE scan chose), with the models read from each
 LONG_RUNS = (
@@ -117,13 +123,25 @@ def main() -> int:
         "the short default cannot (hours)",
     )
     parser.add_argument("--out", default="demo", help="output folder (new)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the demo stopped in --out (same options): its finished "
+        "trainings and runs are kept",
+    )
     args = parser.parse_args()
     if args.nvt_time is not None and args.nvt_time <= 0:
         parser.error(f"--nvt-time must be positive, got {args.nvt_time:g}")
 
     out = Path(args.out).resolve()
-    if out.exists():
-        sys.exit(f"[demo] '{out}' exists: remove it or pass --out NEW_FOLDER")
+    options = {"quick": args.quick, "train": args.train, "nvt_time": args.nvt_time}
+    if args.resume:
+        check_resumable(out, options)
+    elif out.exists():
+        sys.exit(
+            f"[demo] '{out}' exists: remove it, pass --out NEW_FOLDER, or continue "
+            "the demo stopped there with the same options and --resume"
+        )
     missing = [str(p.relative_to(ROOT)) for p in SHIPPED.values() if not p.is_file()]
     if missing and not (args.quick or args.train):
         sys.exit(
@@ -131,31 +149,36 @@ def main() -> int:
             "them (`git checkout -- recipes`) or train here with `python "
             "scripts/demo.py --train`"
         )
-    out.mkdir(parents=True)
     start = time.perf_counter()
     models_dir = out / "models"
-    models_dir.mkdir()
-    if args.quick:
-        checkpoints = {name: train(name, out / "training", epochs=3) for name in MODELS}
-        split = next((out / "training").glob("pet_m/outputs/*/*/indices/test.txt"))
-    elif args.train:
+    models_dir.mkdir(parents=True, exist_ok=args.resume)
+    (out / DEMO_OPTIONS).write_text(json.dumps(options, indent=2) + "\n")
+    if args.quick or args.train:
+        epochs, recipes = (3, None) if args.quick else (0, RECIPES)
         checkpoints = {
-            name: train(name, out / "training", recipes=RECIPES) for name in MODELS
+            name: trained(name, out / "training", epochs, recipes, args.resume)
+            for name in MODELS
         }
+        if args.quick:
+            split = next((out / "training").glob("pet_m/outputs/*/*/indices/test.txt"))
     else:
         checkpoints = dict(SHIPPED)
     for name, checkpoint in checkpoints.items():
+        if args.resume and (models_dir / f"{name}.pt").is_file():
+            continue  # exported before the demo stopped
         print(f"[demo] mtt export {checkpoint.name} -> models/{name}.pt", flush=True)
         local = models_dir / f"{name}.ckpt"
         shutil.copyfile(checkpoint, local)
-        run([mtt("mtt"), "export", local.name, "-o", f"{name}.pt"], models_dir,
+        partial = f"partial_{name}.pt"  # renamed when whole: a resume trusts it
+        run([mtt("mtt"), "export", local.name, "-o", partial], models_dir,
             models_dir / f"export_{name}.log")  # fmt: skip
+        (models_dir / partial).replace(models_dir / f"{name}.pt")
 
     test = read_test_split(split) if args.quick else ase.io.read(TEST, ":")
     ase.io.write(out / "test.xyz", test)
-    options = list(QUICK_OPTIONS if args.quick else COMPARE_OPTIONS)
+    compare_options = list(QUICK_OPTIONS if args.quick else COMPARE_OPTIONS)
     if not args.quick or args.nvt_time is not None:
-        options += ["--nvt-time", f"{args.nvt_time or NVT_TIME:g}"]
+        compare_options += ["--nvt-time", f"{args.nvt_time or NVT_TIME:g}"]
     print(f"[demo] mtt-nc compare on {len(test)} test structures ...", flush=True)
     command = [
         mtt("mtt-nc"),
@@ -164,8 +187,10 @@ def main() -> int:
         "--names", "PET-C,PET-NC,PET-M",
         "--structures", str(out / "test.xyz"),
         "-o", str(out / "report"),
-        *options,
+        *compare_options,
     ]  # fmt: skip
+    if args.resume and (out / "report" / "protocol.json").is_file():
+        command.append("--resume")
     status = subprocess.run(command)
     report_file = out / "report" / "report.json"
     if not report_file.is_file():
@@ -190,6 +215,47 @@ def main() -> int:
         "chemiscope viewers embedded, offline)"
     )
     return 0 if status.returncode == 0 else status.returncode
+
+
+def check_resumable(out: Path, options: dict) -> None:
+    """Exit with a message unless ``out`` holds a demo started with ``options``."""
+    saved_file = out / DEMO_OPTIONS
+    if not saved_file.is_file():
+        sys.exit(
+            f"[demo] --resume: '{out}' holds no demo ({DEMO_OPTIONS} is missing): "
+            "nothing to resume; run without --resume in a new --out"
+        )
+    saved = json.loads(saved_file.read_text())
+    if saved != options:
+        differ = ", ".join(
+            f"--{k.replace('_', '-')} {_shown(saved.get(k))} (now {_shown(v)})"
+            for k, v in options.items()
+            if saved.get(k) != v
+        )
+        sys.exit(
+            f"[demo] --resume: the demo in '{out}' was started with other options: "
+            f"{differ}; resume with the same options, or run in a new --out"
+        )
+
+
+def _shown(value) -> str:
+    """An option's value in a message."""
+    if value is None or value is False:
+        return "not given"
+    return "given" if value is True else f"{value:g}"
+
+
+def trained(
+    name: str, workdir: Path, epochs: int, recipes: Optional[Path], resume: bool
+) -> Path:
+    """The checkpoint of ``name`` trained here (``recipes`` ``None``: the toy
+    recipes), continuing or reusing the training of a resumed demo."""
+    final = workdir / name / f"{name}.ckpt"
+    if resume and final.is_file():
+        print(f"[demo] {name} trained before the demo stopped: {final}", flush=True)
+        return final
+    extra = {"recipes": recipes} if recipes is not None else {}
+    return train(name, workdir, epochs=epochs, resume=resume, **extra)
 
 
 def long_run_lines() -> list:
@@ -232,7 +298,7 @@ def long_run_lines() -> list:
             )
     lines.append(
         "[demo]   run the demo's comparison that long with `--nvt-time 20000` "
-        "(about 6 h on 2 cores)"
+        "(about 6 h on 2 cores; continue a run cut short with `--resume`)"
     )
     return lines
 

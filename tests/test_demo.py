@@ -43,6 +43,41 @@ def test_demo_quick(tmp_path):
     }
     assert f"report: {out / 'report' / 'report.md'}" in result.stdout
 
+    # cut short: one NVT run and the report missing; --resume runs only what is
+    # missing, reusing the trained and exported models and the finished runs
+    units = out / "report" / "units"
+    (lost,) = units.glob("nvt-PET-NC*.json")
+    lost.unlink()
+    (out / "report" / "report.json").unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in units.glob("*.json")}
+    models = {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*.pt")}
+    resumed = _demo("--quick", "--resume", "--out", out)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "[models] training" not in resumed.stdout
+    assert "mtt export" not in resumed.stdout
+    assert lost.is_file() and (out / "report" / "report.json").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in units.glob("*.json")} == {
+        **kept,
+        lost.name: lost.stat().st_mtime_ns,
+    }
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*.pt")} == (
+        models
+    )
+    # a resume with other options is refused before anything changes
+    before = sorted(str(p) for p in out.rglob("*"))
+    other = _demo("--quick", "--nvt-time", "7", "--resume", "--out", out)
+    assert other.returncode != 0 and "--nvt-time not given (now 7)" in other.stderr
+    assert sorted(str(p) for p in out.rglob("*")) == before
+
+
+def _demo(*arguments):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+
 
 def test_demo_pretrained_models_are_shipped():
     """The default demo starts from the committed checkpoints after active learning
@@ -82,8 +117,12 @@ def test_demo_refuses_existing_folder(tmp_path):
         text=True,
     )
     assert result.returncode != 0
-    assert "exists" in result.stderr
+    assert "exists" in result.stderr and "--resume" in result.stderr
     assert (tmp_path / "keep.txt").read_text() == "user data"
+    # nor is a folder that holds no demo resumed
+    resumed = _demo("--resume", "--out", tmp_path)
+    assert resumed.returncode != 0 and "holds no demo" in resumed.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
 def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
