@@ -1,6 +1,8 @@
-"""Is a conservative model stable? NVE and two thermostats, long enough to tell.
+"""Is a model's dynamics stable? NVE and two thermostats, long enough to tell.
 
-Three runs of MODEL from one structure (conservative forces, 0.5 fs), each made of
+Three runs of MODEL from one structure (conservative forces at 0.5 fs by default;
+``--forces direct``, or ``--forces mts --stride M``: M inner steps of ``--timestep``
+per outer step with the conservative correction), each made of
 ``mtt-nc md`` segments of ``--segment`` ps (1) that continue one another (the last
 frame of a segment, with its momenta, starts the next; thermostat seeds
 ``--seed + k``), so that a run interrupted at any point resumes from its last
@@ -20,9 +22,12 @@ segment) and analysed with the package's monitor (``summarise``, ``diagnose``);
 the bonded topology (the census of molecules, ``metatrain_nc.dynamics.topology``)
 of the start is compared with the last frame of each segment, and a change is one
 of the verdicts (the column "molecules (end)": the census of the last frame).
-Writes ``report.md`` and ``report.json`` into ``--out``:
+Writes ``report.md`` and ``report.json`` into ``--out`` (and ``settings.json``: a
+folder continues only with the same model, start and dynamics):
 
     python benchmarks/model_stability.py MODEL.pt START.xyz --out docs/stability/pet_c
+    python benchmarks/model_stability.py PET_M.pt START.xyz --forces mts --stride 4 \
+        --only svr --time 20 --out docs/stability/pet_m_mts4
 
 CPU: 3 x 20000 steps of the model (a demo-size PET: ~1 h per run on one core).
 """
@@ -63,7 +68,8 @@ def run_segment(args, name: str, k: int) -> Path:
     folder = Path(args.out) / name / f"segment_{k:03d}"
     if (folder / "summary.json").exists():
         return folder
-    steps = int(round(args.segment * 1000.0 / args.timestep))
+    outer = args.timestep * args.stride  # fs per outer step
+    steps = int(round(args.segment * 1000.0 / outer))
     if k == 0:
         start = ["--index", str(args.index), "--velocities", "maxwell-boltzmann"]
         structure = args.structure
@@ -75,10 +81,11 @@ def run_segment(args, name: str, k: int) -> Path:
         shutil.rmtree(folder)
     command = [
         str(Path(sys.executable).parent / "mtt-nc"), "md", args.model, structure,
-        *start, "--forces", "conservative",
-        "--timestep", str(args.timestep), "--stride", "1",
+        *start, "--forces", args.forces,
+        "--timestep", f"{outer:g}", "--stride", str(args.stride),
         "--steps", str(steps), "--temperature", str(args.temperature),
-        "--seed", str(args.seed + k), "--log-every", str(args.log_every),
+        "--seed", str(args.seed + k),
+        "--log-every", str(max(1, args.log_every // args.stride)),
         "--trajectory-every", str(steps), "--no-chemiscope",
         "-o", str(folder), *RUNS[name],
     ]  # fmt: skip
@@ -153,7 +160,7 @@ def run_one(args, name: str) -> dict:
     topology = topology_check(atoms, folders)
     tau = float(RUNS[name][3]) if len(RUNS[name]) > 3 else None
     summary.update(
-        assess(rows, len(atoms), "conservative", ensemble, target, scale,
+        assess(rows, len(atoms), args.forces, ensemble, target, scale,
                topology=topology, tau_fs=tau)
     )  # fmt: skip
     return summary
@@ -178,6 +185,47 @@ def _pm(value, error, digits=1) -> str:
     return f"{value:.{digits}f} +/- {error:.{digits}f}"
 
 
+def dynamics_text(args) -> str:
+    """The forces and steps of the runs, in words."""
+    if args.forces == "mts":
+        return (
+            f"Multiple time stepping (direct forces every {args.timestep} fs, the "
+            f"conservative correction every {args.timestep * args.stride:g} fs: "
+            f"stride {args.stride})"
+        )
+    return f"{args.forces.capitalize()} forces, {args.timestep} fs steps"
+
+
+#: what a stability folder must keep to continue (settings.json)
+FIXED = ("model", "structure", "index", "forces", "stride", "timestep", "segment",
+         "temperature", "seed", "log_every")  # fmt: skip
+
+
+def check_settings(args) -> None:
+    """Write ``settings.json`` into a new ``--out``; exit with a message if the
+    folder was started with other settings (its segments would not continue)."""
+    path = Path(args.out) / "settings.json"
+    wanted = {key: getattr(args, key) for key in FIXED}
+    if path.exists():
+        saved = json.loads(path.read_text())
+        differ = [k for k in FIXED if saved.get(k) != wanted[k]]
+        if differ:
+            sys.exit(
+                f"'{args.out}' holds runs made with other {', '.join(differ)} "
+                f"({', '.join(f'{k} {saved.get(k)!r}' for k in differ)}): continue "
+                "with the same settings or choose another --out"
+            )
+        return
+    legacy = any((Path(args.out) / name).is_dir() for name in RUNS)
+    if legacy and args.forces != "conservative":
+        # folders written before settings.json held conservative runs only
+        sys.exit(
+            f"'{args.out}' holds conservative runs: choose another --out for "
+            f"--forces {args.forces}"
+        )
+    path.write_text(json.dumps(wanted, indent=2) + "\n")
+
+
 def report(args, runs: dict) -> str:
     start = next(
         (describe(s["topology"]["start"]) for s in runs.values() if s.get("topology")),
@@ -186,7 +234,7 @@ def report(args, runs: dict) -> str:
     lines = [
         f"# Stability of `{args.model}`",
         "",
-        f"Conservative forces, {args.timestep} fs steps, {args.time} ps per run, from "
+        f"{dynamics_text(args)}, {args.time} ps per run, from "
         f"frame {args.index} of `{args.structure}` with Maxwell-Boltzmann velocities "
         f"at {args.temperature} K (seed {args.seed}).",
         "",
@@ -229,13 +277,30 @@ def main(argv=None) -> int:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--time", type=float, default=10.0, help="ps per run")
     parser.add_argument("--segment", type=float, default=1.0, help="ps per segment")
-    parser.add_argument("--timestep", type=float, default=0.5, help="fs")
+    parser.add_argument(
+        "--timestep", type=float, default=0.5, help="fs (MTS: the inner step)"
+    )
+    parser.add_argument(
+        "--forces", choices=("conservative", "direct", "mts"), default="conservative"
+    )
+    parser.add_argument(
+        "--stride", type=int, default=1, help="MTS: inner steps per outer step"
+    )
     parser.add_argument("--temperature", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=4, help="steps")
     parser.add_argument("--only", action="append", choices=list(RUNS))
     args = parser.parse_args(argv)
+    if args.stride < 1 or (args.stride > 1) != (args.forces == "mts"):
+        parser.error("--stride M > 1 goes with --forces mts (and only with it)")
+    per_segment = args.segment * 1000.0 / (args.timestep * args.stride)
+    if abs(per_segment - round(per_segment)) > 1e-6:
+        parser.error(
+            f"--segment {args.segment} ps is not a whole number of outer steps of "
+            f"{args.timestep * args.stride:g} fs"
+        )
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    check_settings(args)
     # the runs not chosen with --only keep what the last report said of them
     previous = Path(args.out) / "report.json"
     runs = json.loads(previous.read_text()) if previous.exists() else {}
