@@ -28,10 +28,9 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Optional
 
 import ase.io
-from make_demo_models import train  # scripts/ is on sys.path
+from make_demo_models import DEMO, train  # scripts/ is on sys.path
 
 from metatrain_nc.compare.nvt_reading import change_text, largest_split, verdict
 from metatrain_nc.compare.sections import nvt_findings
@@ -154,7 +153,7 @@ def main() -> int:
     models_dir.mkdir(parents=True, exist_ok=args.resume)
     (out / DEMO_OPTIONS).write_text(json.dumps(options, indent=2) + "\n")
     if args.quick or args.train:
-        epochs, recipes = (3, None) if args.quick else (0, RECIPES)
+        epochs, recipes = (3, DEMO) if args.quick else (0, RECIPES)
         checkpoints = {
             name: trained(name, out / "training", epochs, recipes, args.resume)
             for name in MODELS
@@ -245,17 +244,14 @@ def _shown(value) -> str:
     return "given" if value is True else f"{value:g}"
 
 
-def trained(
-    name: str, workdir: Path, epochs: int, recipes: Optional[Path], resume: bool
-) -> Path:
-    """The checkpoint of ``name`` trained here (``recipes`` ``None``: the toy
-    recipes), continuing or reusing the training of a resumed demo."""
+def trained(name: str, workdir: Path, epochs: int, recipes: Path, resume: bool) -> Path:
+    """The checkpoint of ``name`` trained here with ``recipes``, continuing or
+    reusing the training of a resumed demo."""
     final = workdir / name / f"{name}.ckpt"
     if resume and final.is_file():
         print(f"[demo] {name} trained before the demo stopped: {final}", flush=True)
         return final
-    extra = {"recipes": recipes} if recipes is not None else {}
-    return train(name, workdir, epochs=epochs, resume=resume, **extra)
+    return train(name, workdir, epochs=epochs, recipes=recipes, resume=resume)
 
 
 def long_run_lines() -> list:
