@@ -171,6 +171,21 @@ def check_outdir(outdir: PathLike, force: bool) -> Path:
     return path
 
 
+def lock_folder(path: PathLike) -> "int | None":
+    """An exclusive ``flock`` on the folder ``path`` itself, held by the returned
+    descriptor until it is closed or the process ends (whatever happens to the files
+    inside); ``None`` when another process holds it."""
+    import fcntl
+
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
 class StagedFolder:
     """A hidden temporary folder next to ``target`` (write into :attr:`path`) that
     becomes ``target`` on :meth:`commit` and disappears on :meth:`discard`.

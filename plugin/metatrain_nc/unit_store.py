@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from .errors import UserInputError
-from .files import clean_json, write_json
+from .files import clean_json, lock_folder, write_json
 
 #: a unit: its id and the function that makes its record
 Unit = Tuple[str, Callable[[], Dict[str, Any]]]
@@ -175,13 +175,8 @@ class UnitStore:
         runs in one folder would remove each other's unfinished MD runs, and a
         ``--force`` would move a running job's folder away. Returns the folder's
         descriptor, which holds the lock."""
-        import fcntl
-
-        descriptor = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(descriptor)
+        descriptor = lock_folder(self.path)
+        if descriptor is None:
             try:
                 owner = (self.path / OWNER_FILE).read_text().strip() or "?"
             except OSError:

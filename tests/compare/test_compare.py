@@ -497,3 +497,59 @@ def test_modes_restrict_the_md_runs(analytic, ethanol_frames, tmp_path):
     assert not (tmp_path / "none").exists()
     with pytest.raises(UserInputError, match="unknown force mode"):
         _settings(modes=("respa",)).check()
+
+
+def test_resume_continues_an_md_run_cut_short(
+    analytic, ethanol_frames, tmp_path, monkeypatch
+):
+    """A comparison stopped in the middle of an NVT run continues that run from its
+    last restart point on --resume (not from its start), and keeps the runs the
+    unit had finished: the same records as an uninterrupted comparison."""
+    from metatrain_nc.dynamics import restart
+
+    options = dict(progress=False, log=lambda message: None)
+    settings = _settings(stages=("nvt",), nvt_time_fs=40.0)
+    whole = compare(
+        [analytic["nc"]], ethanol_frames, tmp_path / "whole", settings, **options
+    )
+
+    class CutShort(KeyboardInterrupt):
+        pass
+
+    record = restart.RestartRecorder.__call__
+
+    def cut_at_step_6_of_direct(self):  # points at steps 0, 1, ..., 6
+        record(self)
+        if "direct" in self.folder.name and self.saved == 7:
+            raise CutShort
+
+    monkeypatch.setattr(restart, "DEFAULT_INTERVAL_S", 0.0)
+    monkeypatch.setattr(restart.RestartRecorder, "__call__", cut_at_step_6_of_direct)
+    out = tmp_path / "cut"
+    with pytest.raises(CutShort):
+        compare([analytic["nc"]], ethanol_frames, out, settings, **options)
+    md = out / "md"
+    finished = {
+        p.name: p.stat().st_mtime_ns for p in md.iterdir() if not p.name.startswith(".")
+    }
+    (staging,) = md.glob(".*.resumable")
+    assert "direct" in staging.name and restart.load(staging).step == 6
+    assert finished  # the conservative run of the unit had finished
+
+    monkeypatch.setattr(restart.RestartRecorder, "__call__", record)
+    again = compare(
+        [analytic["nc"]], ethanol_frames, out, settings, resume=True, **options
+    )
+    assert again["failures"] == []
+    for name, stamp in finished.items():  # taken as they were, not run again
+        assert (md / name).stat().st_mtime_ns == stamp
+    summary = json.loads(
+        (md / staging.name[1 : -len(".resumable")] / "summary.json").read_text()
+    )
+    assert summary["continued_at_steps"] == [6]
+    assert len(again["nvt"]) == len(whole["nvt"]) == 3  # conservative, direct, mts
+    for run, expected in zip(again["nvt"], whole["nvt"], strict=True):
+        assert run["outer_steps_done"] == expected["outer_steps_done"]
+        assert run["mean_temperature_K"] == pytest.approx(
+            expected["mean_temperature_K"], rel=1e-9
+        )

@@ -6,6 +6,7 @@ Units: times in fs (records: ps where named), temperatures in K, forces in eV/A.
 """
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -14,6 +15,11 @@ import ase.io
 
 from .models import ModelEntry
 from .settings import CompareSettings
+
+#: most trajectory frames of one MD run of the standard protocol: a longer run writes
+#: every k-th outer step (a 20 ps NVT at 2 fs: 1000 frames, ~35 MB for 192 atoms,
+#: instead of 10000)
+MAX_FRAMES = 1000
 
 #: numbers kept from each MD summary of the standard protocol
 MD_KEYS = tuple(
@@ -55,11 +61,15 @@ def run_entry(
     entry: ModelEntry, atoms: ase.Atoms, outdir: Path, md, settings, **options
 ) -> Dict[str, Any]:
     """:func:`~metatrain_nc.dynamics.md.run_md` of ``entry`` (its own model calls
-    counted) into ``outdir``: the run's summary, with ``inner_steps_per_s``."""
+    counted) into ``outdir``: the run's summary, with ``inner_steps_per_s``.
+
+    The run saves restart points (:mod:`~metatrain_nc.dynamics.restart`): a unit
+    of an interrupted comparison that runs again continues its MD runs cut short
+    from their last point and takes the runs it finished as they are."""
     from ..dynamics.md import run_md
 
     entry.reset_counters()
-    summary = run_md(entry.model, atoms, outdir, md, **options)
+    summary = run_md(entry.model, atoms, outdir, md, resume=True, **options)
     inner = summary["outer_steps_done"] * settings.stride
     summary["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
     return summary
@@ -108,8 +118,12 @@ def md_stage(
             raise RuntimeError(f"the equilibration ({outdir}): {first.get('message')}")
     total = settings.nve_time_fs if ensemble == "nve" else settings.nvt_time_fs
     results: Dict[str, Any] = {}
+    steps = settings.outer_steps(total)
+    every = max(1, math.ceil(steps / MAX_FRAMES))
     for mode in settings.run_modes(entry.modes):
-        md = md_settings(settings, mode, ensemble, total, settings.tau_fs)
+        md = md_settings(
+            settings, mode, ensemble, total, settings.tau_fs, trajectory_every=every
+        )
         outdir = folder / f"{entry.name}-{ensemble}-{mode}"
         summary = run_entry(
             entry, atoms, outdir, md, settings, force=True, fast=entry.fast

@@ -112,6 +112,21 @@ OPTIONS = (
         field="equilibration_fraction",
     ),
     switch("--no-chemiscope", "skip the chemiscope dataset", field=False),
+    option(
+        "--restart-interval",
+        default=300.0,
+        help="save a restart point at most every S seconds of wall clock (300; 0: "
+        "every step; negative: none), so that a run cut short (killed, Ctrl-C, a "
+        "wall-time limit) continues with --resume",
+        field=False,
+    ),
+    switch(
+        "--resume",
+        "continue the run cut short in OUTPUT_DIR from its last restart point (same "
+        "model, structure and settings; the trajectory is the one the uninterrupted "
+        "run gives), or report the run finished there; without one, run",
+        field=False,
+    ),
 )
 
 
@@ -158,15 +173,30 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "torch-sim":
         from ..torchsim.command import run as run_torchsim
 
+        if args.resume:
+            from ..errors import UserInputError
+
+            raise UserInputError(
+                "--resume continues runs of the ASE engine; a torch-sim run has no "
+                "restart points: run it again (--force)"
+            )
         return run_torchsim(args, settings)
-    check_outdir(args.output_dir, args.force)
+    interval = args.restart_interval if args.restart_interval >= 0 else None
+    if args.resume and interval is None:
+        from ..errors import UserInputError
+
+        raise UserInputError(
+            "--resume needs restart points: drop the negative --restart-interval"
+        )
+    if not args.resume:
+        check_outdir(args.output_dir, args.force)
     atoms = read_structure(args.structure, args.index)
     model = load_model_from_args(args)
     fast = load_fast_from_args(args)
     model.check(atoms, f"structure {args.index} of '{args.structure}'")
 
     scan = None
-    if settings.stride == "auto":
+    if settings.stride == "auto" and not args.resume:  # a continuation keeps its own
         strides = settings.scan_strides
         scan_bar = tqdm(total=len(strides), unit="stride", desc="stride scan")
         try:
@@ -176,9 +206,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             scan_bar.close()
         print(scan.table())
-        settings = settings.with_stride(scan.stride, scan.inner_timestep_fs)
-
-    bar = tqdm(total=settings.steps, unit="step", desc=f"md {settings.forces}")
+    bar = tqdm(total=_total_steps(args, settings, scan), unit="step")
+    bar.set_description(f"md {settings.forces}")
 
     def progress(row):
         bar.n = int(row["step"])
@@ -195,9 +224,14 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             fast=fast,
             stride_scan=scan,
+            restart_interval_s=interval,
+            resume=args.resume,
         )
     finally:
         bar.close()
+    if summary["continued_at_steps"]:
+        steps = ", ".join(map(str, summary["continued_at_steps"]))
+        print(f"continued from step {steps} (restart points)")
     drift = summary.get("drift_meV_per_atom_per_ps")
     heating = summary.get("heating_rate_K_per_ps")
     print(
@@ -239,6 +273,18 @@ def run(args: argparse.Namespace) -> int:
         )
         return 3
     return 0
+
+
+def _total_steps(args, settings, scan) -> int:
+    """Outer steps of the run for the progress bar: the stride scan's choice, or a
+    continued run's own."""
+    from .restart import load, staging_folder
+
+    if scan is not None:
+        return settings.with_stride(scan.stride, scan.inner_timestep_fs).steps
+    staging = staging_folder(args.output_dir)
+    point = load(staging) if args.resume and staging.is_dir() else None
+    return settings.steps if point is None else point.meta["run_settings"]["steps"]
 
 
 def _fmt(value) -> str:

@@ -230,6 +230,8 @@ def run_md(
     progress: Optional[Callable[[Dict[str, float]], None]] = None,
     fast=None,
     stride_scan=None,
+    restart_interval_s: Optional[float] = None,
+    resume: bool = False,
 ) -> Dict[str, Any]:
     """Run MD and write the output folder; return the summary (``status`` is
     ``"completed"`` or ``"runaway"`` with a ``message``; ``warnings``: the monitors'
@@ -244,34 +246,96 @@ def run_md(
     :param stride_scan: with ``settings.stride == "auto"``, a
         :class:`~.stride.StrideScan` already made by :func:`scan_stride` (else the
         scan runs here).
+    :param restart_interval_s: save a restart point at most this often (s of wall
+        clock; :mod:`.restart`): a run cut short can then be continued. ``None``
+        (default): no restart points, and a run cut short leaves nothing.
+    :param resume: continue the run cut short in ``outdir`` from its last restart
+        point (same settings, models and atoms), or return the summary of the run
+        finished there with them; if there is neither, run (with restart points:
+        ``restart_interval_s``, default :data:`~.restart.DEFAULT_INTERVAL_S`).
+        The summary's ``continued_at_steps`` lists the steps it continued from.
     """
+    from . import restart
+
     settings.check()
     split = force_split(model, settings.forces, fast)
-    if settings.stride == "auto":
-        if stride_scan is None:
+    wanted = restart.identity(settings, split, atoms)
+    if resume:
+        finished = restart.finished_run(outdir, wanted, force)
+        if finished is not None:
+            return finished
+        if restart_interval_s is None:
+            restart_interval_s = restart.DEFAULT_INTERVAL_S
+    point = None
+    if restart_interval_s is None:
+        if settings.stride == "auto" and stride_scan is None:
             stride_scan = scan_stride(split, atoms, settings)
-        settings = settings.with_stride(
-            stride_scan.stride, stride_scan.inner_timestep_fs
-        )
-    before = _calls(split)
-    dyn = prepare(split, atoms, settings)
-    folder = StagedFolder(outdir, force)
+        folder = StagedFolder(outdir, force)
+    else:
+        folder = restart.ResumableFolder(outdir, wanted, force, resume)
+        point = folder.point
     try:
-        writer = TrajectoryWriter(dyn, folder.path / FILES["trajectory"])
+        before = _calls(split)
+        if point is not None:
+            settings = MDSettings(**point.meta["run_settings"])
+            scan = point.meta["stride_scan"]
+            start = atoms.copy()
+            start.set_cell(point.cell)
+            start.set_positions(point.positions, apply_constraint=False)
+            start.set_momenta(point.momenta, apply_constraint=False)
+            dyn = prepare(
+                split, start, dataclasses.replace(settings, velocities="structure")
+            )
+            dyn.velocity_source = point.meta["velocity_source"]
+        else:
+            if settings.stride == "auto":
+                if stride_scan is None:
+                    stride_scan = scan_stride(split, atoms, settings)
+                settings = settings.with_stride(
+                    stride_scan.stride, stride_scan.inner_timestep_fs
+                )
+            scan = None if stride_scan is None else stride_scan.to_dict()
+            dyn = prepare(split, atoms, settings)
+        writer = TrajectoryWriter(
+            dyn,
+            folder.path / FILES["trajectory"],
+            state=None if point is None else point.meta["writer"],
+        )
         monitor = Monitor(dyn, settings.max_temperature_K, callback=progress)
+        if point is not None:
+            restart.restore(point, dyn, monitor)
         dyn.attach(monitor, interval=settings.log_every)
         dyn.attach(writer, interval=settings.trajectory_every)
-        status, message = "completed", None
+        earlier = _Earlier(point)
         clock = WallClock().start()
+        if restart_interval_s is not None:
+            fixed = {
+                "identity": wanted,
+                "run_settings": dict(settings.__dict__),
+                "stride_scan": scan,
+                "velocity_source": dyn.velocity_source,
+                "continued_at": earlier.continued_at,
+            }
+
+            def snapshot() -> "restart.RestartPoint":
+                calls = earlier.calls(_run_calls(before, _calls(split)))
+                elapsed = earlier.elapsed_s + clock.seconds
+                return restart.capture(dyn, monitor, writer, fixed, elapsed, calls)
+
+            recorder = restart.RestartRecorder(
+                folder.path, restart_interval_s, snapshot
+            )
+            dyn.attach(recorder, interval=1)
+        status, message = "completed", None
         try:
-            dyn.run(settings.steps)
+            dyn.run(settings.steps - dyn.nsteps)
         except RunawayError as error:
             status, message = "runaway", str(error)
             if writer.last_step != dyn.nsteps:
                 writer()  # keep the frame that ran away
-        elapsed = clock.stop()
+        elapsed = earlier.elapsed_s + clock.stop()
         writer.close()
-        calls = _run_calls(before, _calls(split))
+        calls = earlier.calls(_run_calls(before, _calls(split)))
         summary = run_summary(
             split.model,
             split,
@@ -284,20 +348,46 @@ def run_md(
             monitor,
             topology=writer.topology,
         )
-        if stride_scan is not None:
-            summary["stride_scan"] = stride_scan.to_dict()
+        summary["stride_scan"] = scan
         summary["warnings"] = [
             {"kind": "pair", "message": message} for message in dyn.pair_warnings
         ] + summary["warnings"]
         if split.fast_model is not None:
             summary["pair"] = split.describe()
+        summary["started_with"] = wanted
+        summary["continued_at_steps"] = earlier.continued_at
         title = f"{settings.forces} forces, {settings.ensemble}"
         write_run(folder.path, summary, monitor, settings, title, writer.n_frames)
         summary["output_dir"] = str(folder.commit())
         return summary
     except BaseException:
-        folder.discard()
+        if isinstance(folder, restart.ResumableFolder):
+            folder.keep()  # a run cut short after a restart point can continue
+        else:
+            folder.discard()
         raise
+
+
+class _Earlier:
+    """What the earlier parts of a continued run did (nothing for a new run): their
+    wall time, model calls and the steps the run continued from."""
+
+    def __init__(self, point) -> None:
+        meta = {} if point is None else point.meta
+        self.elapsed_s = float(meta.get("elapsed_s", 0.0))
+        self.before = meta.get("calls")
+        self.continued_at = list(meta.get("continued_at", []))
+        if point is not None:
+            self.continued_at.append(point.step)
+
+    def calls(self, now: Dict[str, Optional[int]]) -> Dict[str, Optional[int]]:
+        """The calls of the whole run: ``now`` (this part's) plus the earlier ones."""
+        if not self.before:
+            return now
+        return {
+            key: None if value is None else value + (self.before.get(key) or 0)
+            for key, value in now.items()
+        }
 
 
 def _calls(split: ForceSplit) -> Tuple[int, int, Optional[int]]:

@@ -11,7 +11,7 @@ import gzip
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import ase
 import ase.io
@@ -41,17 +41,46 @@ class TrajectoryWriter:
     writer is made, i.e. the start; ``None`` with ``topology=False``) takes the
     census of molecules of every frame written, and :meth:`close` that of the last
     state if it was not written: the bonded-topology check costs nothing between
-    frames."""
+    frames.
 
-    def __init__(self, dyn, path: Path, topology: bool = True):
+    A run that continues from a restart point (:mod:`.restart`) gives the writer's
+    :meth:`state` at that point as ``state``: the file is cut there (frames written
+    after it are dropped) and appended to."""
+
+    def __init__(
+        self,
+        dyn,
+        path: Path,
+        topology: bool = True,
+        state: Optional[Mapping[str, Any]] = None,
+    ):
         from .topology import TopologyWatch
 
         self.dyn = dyn
         self.path = path
         self.topology = TopologyWatch(dyn.atoms) if topology else None
-        self.stream = open(path, "w")
         self.n_frames = 0
         self.last_step = -1
+        if state is None:
+            self.stream = open(path, "w")
+            return
+        with open(path, "r+b") as handle:
+            handle.truncate(int(state["bytes"]))
+        self.stream = open(path, "a")
+        self.n_frames = int(state["n_frames"])
+        self.last_step = int(state["last_step"])
+        if self.topology is not None and state.get("topology") is not None:
+            self.topology.restore(state["topology"])
+
+    def state(self) -> Dict[str, Any]:
+        """Where the writer is (JSON-ready): frames, last step, bytes written, and
+        the topology watch's :meth:`~.topology.TopologyWatch.state`."""
+        return {
+            "n_frames": self.n_frames,
+            "last_step": self.last_step,
+            "bytes": self.stream.tell(),
+            "topology": None if self.topology is None else self.topology.state(),
+        }
 
     def __call__(self) -> None:
         from ase import units

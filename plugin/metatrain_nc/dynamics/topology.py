@@ -354,6 +354,24 @@ class TopologyWatch:
     def change(self) -> TopologyChange:
         return compare(self.start_census, self.series)
 
+    def state(self) -> Dict[str, Any]:
+        """What the watch has seen (JSON-ready), for :meth:`restore` in a run that
+        continues from a restart point (:mod:`.restart`)."""
+        return {
+            "factor": self.factor,
+            "start": dict(self.start_census),
+            "series": [[time, dict(found)] for time, found in self.series],
+            "skipped": self.skipped,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back the :meth:`state` of the run's earlier part (its start census,
+        not that of the structure the run continues from)."""
+        self.factor = float(state["factor"])
+        self.start_census = Counter(state["start"])
+        self.series = [(float(t), Counter(found)) for t, found in state["series"]]
+        self.skipped = state["skipped"]
+
 
 def topology_warning(topology: Optional[Mapping[str, Any]]) -> Optional[Dict[str, str]]:
     """The warning of a bonded-topology check that found molecules broken or formed
