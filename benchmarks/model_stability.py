@@ -87,6 +87,7 @@ def run_segment(args, name: str, k: int) -> Path:
         "--seed", str(args.seed + k),
         "--log-every", str(max(1, args.log_every // args.stride)),
         "--trajectory-every", str(steps), "--no-chemiscope",
+        "--resume",  # a segment cut short continues from its last restart point
         "-o", str(folder), *RUNS[name],
     ]  # fmt: skip
     print("$", " ".join(command), flush=True)

@@ -195,14 +195,16 @@ def accuracy(
 def scan_strides(teacher: str, settings: DistillSettings, out: Path, runner: Runner):
     """``mtt-nc md --forces mts --fast student --stride auto`` for every student (a
     stride scan, then an NVE run of ``run_fs``) and the teacher's conservative NVE,
-    from the same start and Maxwell-Boltzmann velocities (300 K, seed 0)."""
+    from the same start and Maxwell-Boltzmann velocities (300 K, seed 0); with
+    ``--resume``, a run cut short continues and a finished one is kept."""
     import json
 
     start = out / "data" / NVE_START
     steps = int(round(settings.run_fs / settings.inner_fs))
     common = ["--ensemble", "nve", "--velocities", "maxwell-boltzmann",
               "--temperature", 300, "--seed", 0, "--no-chemiscope",
-              "--trajectory-every", 50]  # fmt: skip
+              "--trajectory-every", 50,
+              "--resume"]  # fmt: skip
     batch = [
         ("nve_teacher",
          [tool("mtt-nc"), "md", teacher, start, "--forces", "conservative",

@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     model.check(atoms, f"structure {args.index} of '{args.structure}'")
 
     scan = None
-    if settings.stride == "auto" and not args.resume:  # a continuation keeps its own
+    if settings.stride == "auto" and not _continuing(args):  # that keeps its own
         strides = settings.scan_strides
         scan_bar = tqdm(total=len(strides), unit="stride", desc="stride scan")
         try:
@@ -273,6 +273,20 @@ def run(args: argparse.Namespace) -> int:
         )
         return 3
     return 0
+
+
+def _continuing(args) -> bool:
+    """``--resume`` finds a run to continue or a finished one in OUTPUT_DIR."""
+    from pathlib import Path
+
+    from .restart import RESTART_FILE, staging_folder
+
+    if not args.resume:
+        return False
+    out = Path(args.output_dir)
+    return (staging_folder(out) / RESTART_FILE).is_file() or (
+        out / "summary.json"
+    ).is_file()
 
 
 def _total_steps(args, settings, scan) -> int:

@@ -20,8 +20,9 @@ as if the run had not stopped. In the same process the continuation is the
 uninterrupted trajectory bit for bit; in a new process it agrees to round-off
 (measured with ``mtt-nc md`` killed and continued: the kinetic energy 1e-15 eV off
 a few steps after the point), and the chaos of MD separates the two trajectories
-over picoseconds, as after any restart: the same statistics, not the same frames. A point is written to a temporary file and renamed,
-so a process killed while saving leaves the previous point whole.
+over picoseconds, as after any restart: the same statistics, not the same frames.
+A point is written to a temporary file and renamed, so a process killed while
+saving leaves the previous point whole.
 
 Units: positions in A, momenta in ASE units (amu A / ASE time), times in the records
 as in :data:`~.observer.COLUMNS`, wall time in s.
