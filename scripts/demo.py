@@ -17,7 +17,8 @@ Run through ``scripts/demo.sh`` (which installs first) or directly:
     python scripts/demo.py [--quick | --train] [--nvt-time FS] [--out demo]
 
 A demo cut short (a long ``--nvt-time`` or ``--train`` takes hours) continues with
-the same options and ``--resume``: finished trainings and compare runs are kept.
+the same options and ``--resume``: finished trainings and compare runs are kept, and
+an MD run cut short continues from its last restart point (saved every 5 minutes).
 """
 
 import argparse
@@ -294,7 +295,8 @@ def long_run_lines() -> list:
             )
     lines.append(
         "[demo]   run the demo's comparison that long with `--nvt-time 20000` "
-        "(about 6 h on 2 cores; continue a run cut short with `--resume`)"
+        "(about 6 h on 2 cores; a run cut short continues from its last restart "
+        "point with `--resume`)"
     )
     return lines
 
