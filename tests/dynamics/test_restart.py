@@ -135,7 +135,7 @@ def test_resuming_a_finished_run_returns_it_without_running(
     summary = run_md(
         model, ethanol_box, tmp_path / "whole", MDSettings(**SETTINGS), resume=True
     )
-    assert model.n_forward == before
+    assert model.n_forward == before and summary["already_finished"]
     assert summary["wall_time_s"] == whole["wall_time_s"]
     # another model or settings in a finished folder: refused, kept
     with pytest.raises(UserInputError, match="steps"):
@@ -194,6 +194,10 @@ def test_killed_cli_run_continues_with_resume(models, ethanol_box_file, tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert "continued from step" in done.stdout
+    again = subprocess.run(
+        [*command, "-o", str(outdir), "--resume"], capture_output=True, text=True
+    )
+    assert again.returncode == 0 and "had finished: nothing to run" in again.stdout
     summary = json.loads((outdir / "summary.json").read_text())
     (continued,) = summary["continued_at_steps"]
     assert continued >= 200

@@ -229,7 +229,9 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
-    if summary["continued_at_steps"]:
+    if summary.get("already_finished"):
+        print(f"the run in {summary['output_dir']} had finished: nothing to run")
+    elif summary.get("continued_at_steps"):
         steps = ", ".join(map(str, summary["continued_at_steps"]))
         print(f"continued from step {steps} (restart points)")
     drift = summary.get("drift_meV_per_atom_per_ps")

@@ -91,7 +91,8 @@ def finished_run(
     target: PathLike, wanted: Dict[str, Any], force: bool
 ) -> Optional[Dict[str, Any]]:
     """The summary of the run finished in ``target`` (a ``summary.json`` whose
-    ``started_with`` is ``wanted``), with its ``output_dir``; ``None`` when there is
+    ``started_with`` is ``wanted``), with its ``output_dir`` and
+    ``already_finished``; ``None`` when there is
     none, or (with ``force``) it was made otherwise.
 
     :raises UserInputError: without ``force``, ``target`` holds something else.
@@ -106,6 +107,7 @@ def finished_run(
         summary, saved = None, None
     if saved is not None and not differences(saved, wanted):
         summary["output_dir"] = str(target)
+        summary["already_finished"] = True  # not in the file: this call ran nothing
         return summary
     if force:
         return None
