@@ -276,26 +276,7 @@ def run_md(
         point = folder.point
     try:
         before = _calls(split)
-        if point is not None:
-            settings = MDSettings(**point.meta["run_settings"])
-            scan = point.meta["stride_scan"]
-            start = atoms.copy()
-            start.set_cell(point.cell)
-            start.set_positions(point.positions, apply_constraint=False)
-            start.set_momenta(point.momenta, apply_constraint=False)
-            dyn = prepare(
-                split, start, dataclasses.replace(settings, velocities="structure")
-            )
-            dyn.velocity_source = point.meta["velocity_source"]
-        else:
-            if settings.stride == "auto":
-                if stride_scan is None:
-                    stride_scan = scan_stride(split, atoms, settings)
-                settings = settings.with_stride(
-                    stride_scan.stride, stride_scan.inner_timestep_fs
-                )
-            scan = None if stride_scan is None else stride_scan.to_dict()
-            dyn = prepare(split, atoms, settings)
+        dyn, settings, scan = _dynamics(split, atoms, settings, point, stride_scan)
         writer = TrajectoryWriter(
             dyn,
             folder.path / FILES["trajectory"],
@@ -366,6 +347,29 @@ def run_md(
         else:
             folder.discard()
         raise
+
+
+def _dynamics(split: ForceSplit, atoms: ase.Atoms, settings: MDSettings, point, scan):
+    """The dynamics of a run (:func:`prepare`), its settings (the stride chosen by
+    the ``scan`` of :func:`scan_stride`, made here when ``stride="auto"`` and
+    ``None``) and the scan as a dictionary (``None``: no scan); or, from a restart
+    ``point``, the dynamics at the point with the settings and scan it saved."""
+    if point is not None:
+        settings = MDSettings(**point.meta["run_settings"])
+        start = atoms.copy()
+        start.set_cell(point.cell)
+        start.set_positions(point.positions, apply_constraint=False)
+        start.set_momenta(point.momenta, apply_constraint=False)
+        from_point = dataclasses.replace(settings, velocities="structure")
+        dyn = prepare(split, start, from_point)
+        dyn.velocity_source = point.meta["velocity_source"]
+        return dyn, settings, point.meta["stride_scan"]
+    if settings.stride == "auto":
+        if scan is None:
+            scan = scan_stride(split, atoms, settings)
+        settings = settings.with_stride(scan.stride, scan.inner_timestep_fs)
+    dyn = prepare(split, atoms, settings)
+    return dyn, settings, None if scan is None else scan.to_dict()
 
 
 class _Earlier:
