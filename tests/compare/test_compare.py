@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -553,3 +554,23 @@ def test_resume_continues_an_md_run_cut_short(
         assert run["mean_temperature_K"] == pytest.approx(
             expected["mean_temperature_K"], rel=1e-9
         )
+
+
+def test_md_runs_show_their_progress(analytic, ethanol_frames, tmp_path, capfd):
+    """A long NVT run is hours inside one unit: with progress on, each MD run has a
+    bar of its outer steps; with progress off, nothing is printed."""
+    settings = _settings(stages=("nvt",), nvt_time_fs=40.0, modes=("direct",))
+    compare([analytic["nc"]], ethanol_frames, tmp_path / "on", settings)
+    shown = capfd.readouterr().err
+    # the run's 20 outer steps, counted as they go (tqdm shows a few of them)
+    counts = re.findall(r"nc-svr-direct:.*?\| *(\d+)/20 ", shown)
+    assert len(counts) >= 2 and int(counts[-1]) > 0
+    compare(
+        [analytic["nc"]],
+        ethanol_frames,
+        tmp_path / "off",
+        settings,
+        progress=False,
+        log=lambda message: None,
+    )
+    assert "nc-svr-direct" not in capfd.readouterr().err

@@ -7,8 +7,10 @@ Units: times in fs (records: ps where named), temperatures in K, forces in eV/A.
 
 import dataclasses
 import math
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import ase
 import ase.io
@@ -57,6 +59,21 @@ def md_settings(
     )
 
 
+#: show a progress bar for each MD run (set by :func:`md_progress_bars`)
+_PROGRESS: ContextVar[bool] = ContextVar("md_progress_bars", default=False)
+
+
+@contextmanager
+def md_progress_bars(enabled: bool) -> Iterator[None]:
+    """Within the block, each MD run of :func:`run_entry` shows a progress bar
+    (outer steps, below the comparison's own bar; a 20 ps run takes hours)."""
+    token = _PROGRESS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
 def run_entry(
     entry: ModelEntry, atoms: ase.Atoms, outdir: Path, md, settings, **options
 ) -> Dict[str, Any]:
@@ -66,10 +83,28 @@ def run_entry(
     The run saves restart points (:mod:`~metatrain_nc.dynamics.restart`): a unit
     of an interrupted comparison that runs again continues its MD runs cut short
     from their last point and takes the runs it finished as they are."""
+    from tqdm.auto import tqdm
+
     from ..dynamics.md import run_md
 
     entry.reset_counters()
-    summary = run_md(entry.model, atoms, outdir, md, resume=True, **options)
+    bar = tqdm(
+        total=md.steps,
+        desc=f"  {outdir.name}",
+        unit="step",
+        leave=False,
+        disable=not _PROGRESS.get(),
+    )
+
+    def progress(row: Dict[str, float]) -> None:
+        bar.update(int(row["step"]) - bar.n)
+
+    try:
+        summary = run_md(
+            entry.model, atoms, outdir, md, resume=True, progress=progress, **options
+        )
+    finally:
+        bar.close()
     inner = summary["outer_steps_done"] * settings.stride
     summary["inner_steps_per_s"] = inner / max(summary["wall_time_s"], 1e-9)
     return summary

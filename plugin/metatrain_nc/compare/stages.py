@@ -264,4 +264,7 @@ def run_protocol(
         options.update(live=True, fatal=(UserInputError,), desc="paper protocol")
     else:
         units, collect = standard_plan(job, store, log)
-    return run_units(units, store, collect, write_report, **options)
+    from .runs import md_progress_bars
+
+    with md_progress_bars(progress):
+        return run_units(units, store, collect, write_report, **options)
