@@ -127,6 +127,27 @@ def test_a_continuation_with_other_settings_is_refused_and_keeps_the_run(
     assert not staging.exists()
 
 
+def test_an_unreadable_restart_point_is_reported_and_kept(runs, ethanol_box, tmp_path):
+    model, _ = runs
+    staging = restart.staging_folder(tmp_path / "cut")
+    staging.mkdir()
+    (staging / restart.RESTART_FILE).write_bytes(b"not a restart point")
+    with pytest.raises(UserInputError, match="cannot be read.*--force"):
+        run_md(
+            model, ethanol_box, tmp_path / "cut", MDSettings(**SETTINGS), resume=True
+        )
+    assert (staging / restart.RESTART_FILE).read_bytes() == b"not a restart point"
+    summary = run_md(
+        model,
+        ethanol_box,
+        tmp_path / "cut",
+        MDSettings(**SETTINGS),
+        force=True,
+        restart_interval_s=60,
+    )  # --force starts again over it
+    assert summary["status"] == "completed" and not staging.exists()
+
+
 def test_resuming_a_finished_run_returns_it_without_running(
     runs, ethanol_box, tmp_path
 ):

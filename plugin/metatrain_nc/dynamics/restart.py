@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -219,18 +220,26 @@ def save(folder: Path, point: RestartPoint) -> None:
 
 
 def load(folder: Path) -> Optional[RestartPoint]:
-    """The restart point saved in ``folder`` (``None``: there is none)."""
+    """The restart point saved in ``folder`` (``None``: there is none).
+
+    :raises UserInputError: the file is there but cannot be read."""
     path = folder / RESTART_FILE
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as data:
-        return RestartPoint(
-            meta=json.loads(str(data["meta"])),
-            positions=data["positions"],
-            momenta=data["momenta"],
-            cell=data["cell"],
-            rows=data["rows"],
-        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return RestartPoint(
+                meta=json.loads(str(data["meta"])),
+                positions=data["positions"],
+                momenta=data["momenta"],
+                cell=data["cell"],
+                rows=data["rows"],
+            )
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise UserInputError(
+            f"the restart point '{path}' cannot be read ({error}); start the run "
+            "again with --force (or delete that folder)"
+        ) from None
 
 
 def restore(point: RestartPoint, dyn: Any, monitor: Any) -> None:
@@ -297,7 +306,13 @@ class ResumableFolder(StagedFolder):
         self.lock: Optional[int] = None
         if self.path.exists():
             self._lock()
-            self.point = load(self.path)
+            try:
+                self.point = load(self.path)
+            except UserInputError:
+                if not force:
+                    self._release()
+                    raise
+                self.point = None  # unreadable: --force starts again
             where = "" if self.point is None else f" at {self.point.describe()}"
             if not (resume or force):
                 self._release()
