@@ -124,8 +124,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UserInputError as error:
         print(f"mtt-nc {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(
+            f"interrupted{f': {interrupt}' if str(interrupt) else ''}", file=sys.stderr
+        )
         return 130
 
 

@@ -103,6 +103,32 @@ def test_a_run_cut_short_continues_on_the_uninterrupted_trajectory(
     assert summary["model_backward_passes"] == whole["model_backward_passes"] + 1
 
 
+def test_sigterm_stops_at_the_end_of_a_step_with_a_point_there(
+    runs, ethanol_box, tmp_path
+):
+    """SIGTERM (what a batch system or a session's end sends) does not lose the
+    steps since the last point: the step ends, a point is saved, the run stops."""
+    model, whole = runs
+    settings = MDSettings(**SETTINGS)
+    outdir = tmp_path / "cut"
+    handler = signal.getsignal(signal.SIGTERM)
+
+    def progress(row):
+        if row["step"] == 12:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(restart.Stopped, match=r"SIGTERM: stopped at step 12"):
+        run_md(
+            model, ethanol_box, outdir, settings, progress=progress,
+            restart_interval_s=3600,
+        )  # fmt: skip
+    assert signal.getsignal(signal.SIGTERM) == handler  # put back
+    assert restart.load(restart.staging_folder(outdir)).step == 12
+    summary = run_md(model, ethanol_box, outdir, settings, resume=True)
+    assert summary["continued_at_steps"] == [12]
+    np.testing.assert_allclose(_log(outdir), _log(tmp_path / "whole"), atol=1e-10)
+
+
 def test_a_continuation_with_other_settings_is_refused_and_keeps_the_run(
     runs, ethanol_box, tmp_path
 ):

@@ -22,6 +22,7 @@ first evaluation and its steps), whatever the models did before (a stride scan, 
 calls are in ``stride_scan``, or other runs of the same model objects).
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -307,9 +308,13 @@ def run_md(
                 folder.path, restart_interval_s, snapshot
             )
             dyn.attach(recorder, interval=1)
+            stopping = recorder.stopping_on_signals()
+        else:
+            stopping = contextlib.nullcontext()
         status, message = "completed", None
         try:
-            dyn.run(settings.steps - dyn.nsteps)
+            with stopping:
+                dyn.run(settings.steps - dyn.nsteps)
         except RunawayError as error:
             status, message = "runaway", str(error)
             if writer.last_step != dyn.nsteps:

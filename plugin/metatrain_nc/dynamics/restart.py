@@ -33,11 +33,14 @@ import io
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -251,10 +254,19 @@ def restore(point: RestartPoint, dyn: Any, monitor: Any) -> None:
     monitor.rows = point.records()
 
 
+class Stopped(KeyboardInterrupt):
+    """The run was asked to stop (SIGTERM, Ctrl-C) and saved a restart point at the
+    end of the step it was making; the message says where."""
+
+
 class RestartRecorder:
     """ASE observer (attach it last, ``interval=1``) saving a restart point into
     ``folder`` when ``interval_s`` seconds of wall clock have passed since the last
-    one; ``snapshot()`` makes the point."""
+    one; ``snapshot()`` makes the point.
+
+    Within :meth:`stopping_on_signals`, SIGTERM and SIGINT (Ctrl-C) do not stop the
+    run in the middle of a step: the step ends, a point is saved and :class:`Stopped`
+    is raised, so a run stopped that way continues from where it stopped."""
 
     def __init__(
         self, folder: Path, interval_s: float, snapshot: Callable[[], RestartPoint]
@@ -264,13 +276,42 @@ class RestartRecorder:
         self.snapshot = snapshot
         self.last = time.monotonic()
         self.saved = 0
+        self.stop_requested: Optional[str] = None
 
     def __call__(self) -> None:
         now = time.monotonic()
-        if now - self.last >= self.interval_s:
-            save(self.folder, self.snapshot())
+        if self.stop_requested or now - self.last >= self.interval_s:
+            point = self.snapshot()
+            save(self.folder, point)
             self.saved += 1
             self.last = now
+            if self.stop_requested:
+                raise Stopped(
+                    f"{self.stop_requested}: stopped at {point.describe()}, restart "
+                    f"point saved in '{self.folder}'; continue with --resume"
+                )
+
+    @contextmanager
+    def stopping_on_signals(self) -> Iterator[None]:
+        """Turn SIGTERM and SIGINT into a stop at the end of the current step
+        (in the main thread only; elsewhere nothing changes)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request(signum, frame) -> None:
+            if self.stop_requested:  # asked twice: stop now, from the last point
+                raise KeyboardInterrupt
+            self.stop_requested = signal.Signals(signum).name
+
+        previous = {
+            s: signal.signal(s, request) for s in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 def staging_folder(target: PathLike) -> Path:
