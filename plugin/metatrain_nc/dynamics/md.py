@@ -36,6 +36,7 @@ from ..errors import UserInputError
 from ..files import StagedFolder
 from ..force_models.force_split import ForceSplit, force_split
 from ..force_models.timing import WallClock
+from . import restart
 from .integrator import ENSEMBLES, MultipleTimeStep
 from .monitor import EQUILIBRATION_FRACTION, Monitor, RunawayError
 from .outputs import FILES, TrajectoryWriter, run_summary, write_run
@@ -256,8 +257,6 @@ def run_md(
         ``restart_interval_s``, default :data:`~.restart.DEFAULT_INTERVAL_S`).
         The summary's ``continued_at_steps`` lists the steps it continued from.
     """
-    from . import restart
-
     settings.check()
     split = force_split(model, settings.forces, fast)
     wanted = restart.identity(settings, split, atoms)
@@ -269,8 +268,6 @@ def run_md(
             restart_interval_s = restart.DEFAULT_INTERVAL_S
     point = None
     if restart_interval_s is None:
-        if settings.stride == "auto" and stride_scan is None:
-            stride_scan = scan_stride(split, atoms, settings)
         folder = StagedFolder(outdir, force)
     else:
         folder = restart.ResumableFolder(outdir, wanted, force, resume)
