@@ -125,7 +125,7 @@ def test_demo_refuses_existing_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
-def test_demo_reads_the_committed_long_runs(monkeypatch):
+def test_demo_reads_every_committed_long_run(monkeypatch):
     """The lines the default demo prints about the committed long NVT runs: one per
     run of the listed models in every committed report (the paper protocol's and the
     demo's own 20 ps comparison), with the time it analysed (what follows its
@@ -159,3 +159,50 @@ def test_demo_reads_the_committed_long_runs(monkeypatch):
             word = "resolved" if abs(value) > sigma * error else "within error"
             assert f"K, {word} (" in line
     assert lines[-1].startswith("[demo]   run the demo's comparison that long")
+
+
+def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
+    """After its short NVT runs the demo prints what the committed paper-protocol
+    runs resolve, read from their report.json (a runaway with its message)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import demo
+
+    split = {"difference": -78.8, "error": 6.2, "sigma": 12.7}
+    growing = {"difference": 18.0, "error": 10.0, "sigma": 1.8, "stationary": False,
+               "change": {"value": 43.3, "error": 9.8}}  # fmt: skip
+    runs = [
+        {"model": "other", "mode": "direct", "status": "completed",
+         "simulated_time_ps": 5.5, "production_start_fs": 500.0,
+         "equipartition": {"max_split_pair": "H-O", "splits": {"H-O": split},
+                           "equilibration_fraction": 0.5 / 5.5}},
+        {"model": "M", "mode": "direct", "status": "completed",
+         "simulated_time_ps": 5.5, "production_start_fs": 500.0,
+         "equipartition": {"max_split_pair": "H-O", "splits": {"H-O": split},
+                           "equilibration_fraction": 0.5 / 5.5}},
+        {"model": "M", "mode": "direct", "status": "completed",
+         "simulated_time_ps": 20.5, "production_start_fs": 500.0,
+         "equipartition": {"max_split_pair": "H-O", "splits": {"H-O": growing},
+                           "equilibration_fraction": 0.5 / 20.5}},
+        {"model": "M", "mode": "mts", "status": "runaway",
+         "message": "runaway: temperature 5205 K above the bound"},
+    ]  # fmt: skip
+    folder = tmp_path / "run"
+    folder.mkdir()
+    report = {"settings": {"sigma": 4.0, "stride": 8}, "nvt": runs}
+    (folder / "report.json").write_text(json.dumps(report))
+    monkeypatch.setattr(demo, "ROOT", tmp_path)
+    monkeypatch.setattr(demo, "LONG_RUNS", (("run", ("M",)), ("missing", ("M",))))
+    lines = demo.long_run_lines()
+    direct = "M direct, 5 ps analysed: H-O -78.8 ± 6.2 K, resolved (12.7σ) (run/)"
+    assert any(direct in x for x in lines)
+    assert any("M mts (stride 8): runaway: temperature 5205 K" in x for x in lines)
+    # a split still building up says so
+    growing = "M direct, 20 ps analysed: H-O +18.0 ± 10.0 K, within error (1.8σ), "
+    assert any(
+        growing + "not stationary: it changed by +43.3 ± 9.8 K between the run's "
+        "halves" in x
+        for x in lines
+    )
+    # only the models named for a folder are read from it
+    assert not any("other" in x for x in lines)
+    assert "--nvt-time 20000" in lines[-1]
