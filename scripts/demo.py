@@ -290,8 +290,7 @@ def long_run_lines() -> list:
             if found is None:
                 continue
             pair, split = found
-            check = run.get("equipartition") or {}
-            left_out = check.get("equilibration_fraction") or 0.0  # equilibration
+            left_out = run["equipartition"].get("equilibration_fraction") or 0.0
             analysed = run["simulated_time_ps"] * (1 - left_out)
             value, error = split["difference"], split.get("error")
             reading = verdict(value, error, report["settings"].get("sigma", 4.0))
