@@ -32,6 +32,7 @@ BUILTIN_COMMANDS: Dict[str, str] = {
     "doctor": "metatrain_nc.doctor",
     "label": "metatrain_nc.evaluation.command_label",
     "md": "metatrain_nc.dynamics.command_md",
+    "read": "metatrain_nc.dynamics.command_read",
     "reference": "metatrain_nc.reference_data.command",
     "relax": "metatrain_nc.dynamics.command_relax",
 }

@@ -341,6 +341,9 @@ def run_summary(
         "fast_model": split.describe()["fast"],
         "degrees_of_freedom": view.degrees_of_freedom,
         "n_atoms": len(view.atoms),
+        # the species temperatures' corrections, for reading the run again
+        # (:mod:`.reading`)
+        "species_scale": dict(monitor.species_scale),
         "settings": dict(settings.__dict__),
         "velocity_source": view.velocity_source,
         "inner_timestep_fs": settings.timestep_fs / settings.stride,
