@@ -63,6 +63,18 @@ LONG_RUNS = (
     ("docs/paper_run_chgnet_pm_long", ("PET-M",)),
     ("docs/paper_run_chgnet_pm_long_20ps", ("PET-M",)),
 )
+#: runs of the committed 20 ps demo repeated from other seeds with the same settings
+#: (``mtt-nc md ... --seed N``): (model, mode, the demo's run, the replicas); the
+#: demo reads each group as one with ``mtt-nc read`` (one run's block errors miss
+#: swings slower than its blocks)
+LONG_REPLICAS = (
+    (
+        "PET-M",
+        "mts",
+        "docs/demo_20ps/report/md/PET-M-svr-mts",
+        ("docs/demo_20ps/replicas/PET-M-svr-mts-seed1",),
+    ),
+)
 
 #: ``mtt-nc compare`` options of the demo (full and --quick)
 COMPARE_OPTIONS = [
@@ -301,12 +313,52 @@ def long_run_lines() -> list:
                 f"[demo]   {run['model']} {mode}, {analysed:g} ps analysed: "
                 f"{pair} {value:+.1f} ± {error:.1f} K, {reading} {where}"
             )
+        lines += replica_lines(folder)
     lines.append(
         f"[demo]   run the demo's comparison that long with `--nvt-time "
         f"{LONG_NVT_TIME:g}` "
         "(about 6 h on 2 cores; a run cut short continues from its last restart "
         "point with `--resume`)"
     )
+    return lines
+
+
+def replica_lines(report_folder: str) -> list:
+    """The committed runs of :data:`LONG_REPLICAS` whose main run is in
+    ``report_folder``, pooled (``mtt-nc read``): each group's largest species split,
+    error-weighted over its runs, with its verdict."""
+    from metatrain_nc.dynamics.reading import load_run, pool_readings, read_run
+
+    lines = []
+    for model, mode, main_run, replicas in LONG_REPLICAS:
+        if not main_run.startswith(report_folder.rstrip("/") + "/"):
+            continue
+        folders = [ROOT / main_run] + [ROOT / r for r in replicas]
+        if not all((f / "summary.json").is_file() for f in folders):
+            continue
+        readings = [read_run(load_run(f)) for f in folders]
+        pooled = pool_readings(readings)
+        splits = pooled["splits"] or {}
+        entries = [(pair, e) for pair, e in splits.items() if e is not None]
+        if pooled["differences"] or not entries:
+            continue
+        pair, entry = max(entries, key=lambda item: abs(item[1]["mean"]))
+        stride = readings[0]["settings"].get("stride")
+        shown = mode + (f" (stride {stride})" if mode == "mts" else "")
+        seeds = ", ".join(str(s) for s in pooled["seeds"])
+        reading = "resolved" if entry["resolved"] else "within error"
+        reading += f" ({entry['sigma']:.1f}σ)"
+        if entry["scale"] > 1.0:
+            reading += (
+                f"; the runs disagree beyond their own errors, error widened "
+                f"{entry['scale']:.1f}x"
+            )
+        where = Path(replicas[0]).parent
+        lines.append(
+            f"[demo]   {model} {shown}, {len(folders)} runs (seeds {seeds}) read as "
+            f"one by `mtt-nc read`: {pair} {entry['mean']:+.1f} ± "
+            f"{entry['error']:.1f} K, {reading} ({where}/)"
+        )
     return lines
 
 

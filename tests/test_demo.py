@@ -161,6 +161,44 @@ def test_demo_reads_every_committed_long_run(monkeypatch):
     assert lines[-1].startswith("[demo]   run the demo's comparison that long")
 
 
+def test_demo_reads_the_committed_replicas_as_one(tmp_path, monkeypatch):
+    """The committed replicas of the demo's 20 ps runs: one line per group, after
+    the demo's own runs, with the split error-weighted over the group's runs and
+    its error widened when they disagree; a group whose runs are not all there is
+    left out."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import demo
+
+    from metatrain_nc.dynamics.reading import load_run, pool_readings, read_run
+
+    lines = demo.long_run_lines()
+    shown = [line for line in lines if "read as one by `mtt-nc read`" in line]
+    committed = [
+        group
+        for group in demo.LONG_REPLICAS
+        if all((ROOT / f).is_dir() for f in (group[2], *group[3]))
+    ]
+    assert committed and len(shown) == len(committed)
+    for (model, mode, main_run, replicas), line in zip(committed, shown, strict=True):
+        folders = [ROOT / main_run] + [ROOT / r for r in replicas]
+        pooled = pool_readings([read_run(load_run(f)) for f in folders])
+        entry = pooled["splits"]["H-O"]
+        assert line.startswith(f"[demo]   {model} {mode}")
+        assert f"{len(folders)} runs" in line
+        assert f"H-O {entry['mean']:+.1f} ± {entry['error']:.1f} K" in line
+        word = "resolved" if abs(entry["mean"]) > 4 * entry["error"] else "within"
+        assert f"K, {word}" in line
+        assert ("error widened" in line) == (entry["scale"] > 1.0)
+        # after the lines of the demo's own runs, before the paper protocol's
+        index = lines.index(line)
+        assert "(docs/demo_20ps/report/)" in lines[index - 1]
+
+    main_run = "docs/demo_20ps/report/md/PET-C-svr-conservative"
+    missing = (("PET-C", "conservative", main_run, (str(tmp_path / "absent"),)),)
+    monkeypatch.setattr(demo, "LONG_REPLICAS", missing)
+    assert not [x for x in demo.long_run_lines() if "read as one" in x]
+
+
 def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
     """After its short NVT runs the demo prints what the committed paper-protocol
     runs resolve, read from their report.json (a runaway with its message)."""
