@@ -256,7 +256,7 @@ def test_a_split_still_growing_is_reported_as_not_stationary():
     assert "not_stationary" in kinds and "equipartition" in kinds
     message = warnings[kinds.index("not_stationary")]["message"]
     assert f"H-O split changed by {change['value']:+.1f} +- " in message
-    assert "run longer" in message
+    assert "run longer" in message and "mtt-nc read RUN --from" in message
     # a constant split of the same mean is resolved, and stationary
     rows = _thermostat_rows(np.full(2000, 45.0))
     check = equipartition(rows, 300.0)

@@ -60,5 +60,6 @@ def stationarity_advice() -> str:
     """What to do when the species temperatures still change over the analysed part."""
     return (
         "the run has not reached its steady state, and means over the analysed part "
-        "mix before and after: run longer and read the last part"
+        "mix before and after: run longer and read the last part (`mtt-nc read RUN "
+        "--from PS`; `--windows PS` shows when it settles)"
     )
