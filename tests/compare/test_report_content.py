@@ -143,7 +143,6 @@ def test_nvt_names_a_split_that_is_still_changing():
     text = _paragraphs(models)
     assert "Not stationary" in text
     assert "NC direct: H-O changed by +115.0 ± 23.8 K" in text
-    assert "`mtt-nc read RUN_FOLDER --from PS`" in text
     assert "C conservative" not in text.split("Not stationary")[1]
     split["stationary"] = True
     assert "Not stationary" not in _paragraphs(models)

@@ -200,9 +200,7 @@ def unsteady(runs: Sequence[Run]) -> Optional[str]:
     return (
         "Not stationary (a split that changes between the halves of the analysed "
         "part beyond its error: its mean mixes a transient with what follows; run "
-        "longer and read the last part, `mtt-nc read RUN_FOLDER --from PS`): "
-        + "; ".join(items)
-        + "."
+        "longer and read the last part): " + "; ".join(items) + "."
     )
 
 
