@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--from",
         dest="start_ps",
+        metavar="PS",
         type=float,
         default=None,
         help="start of the part read, ps from the run's start (default: the part the "
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--to",
         dest="end_ps",
+        metavar="PS",
         type=float,
         default=None,
         help="end of the part read, ps (default: the run's end)",
