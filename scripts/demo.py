@@ -72,7 +72,10 @@ LONG_REPLICAS = (
         "PET-M",
         "mts",
         "docs/demo_20ps/report/md/PET-M-svr-mts",
-        ("docs/demo_20ps/replicas/PET-M-svr-mts-seed1",),
+        (
+            "docs/demo_20ps/replicas/PET-M-svr-mts-seed1",
+            "docs/demo_20ps/replicas/PET-M-svr-mts-seed2",
+        ),
     ),
 )
 
