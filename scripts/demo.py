@@ -143,6 +143,16 @@ def main() -> int:
         help=f"analysed NVT time per run in fs ({NVT_TIME:g}); 20000 resolves what "
         "the short default cannot (hours)",
     )
+    parser.add_argument(
+        "--mts-replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also run PET-M's MTS NVT run from N - 1 more seeds (mtt-nc md, the "
+        "same settings) and read the N runs as one: one run's error bar misses "
+        "swings of the species split that last picoseconds (with --nvt-time 20000, "
+        "~1 h per run; may be added to a finished demo with --resume)",
+    )
     parser.add_argument("--out", default="demo", help="output folder (new)")
     parser.add_argument(
         "--resume",
@@ -153,6 +163,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.nvt_time is not None and args.nvt_time <= 0:
         parser.error(f"--nvt-time must be positive, got {args.nvt_time:g}")
+    if args.mts_replicas < 1:
+        parser.error(f"--mts-replicas must be at least 1, got {args.mts_replicas}")
 
     out = Path(args.out).resolve()
     options = {"quick": args.quick, "train": args.train, "nvt_time": args.nvt_time}
@@ -224,6 +236,25 @@ def main() -> int:
         first, rest = "[demo] NVT: ", "[demo]   "
         print(
             textwrap.fill(paragraph, 88, initial_indent=first, subsequent_indent=rest)
+        )
+    if args.mts_replicas > 1 and status.returncode == 0:
+        folders = mts_replicas(out, args.mts_replicas, args.resume)
+        line = pooled_line("PET-M", "mts", folders, out / "replicas")
+        seeds = ", ".join(
+            str(json.loads((f / "summary.json").read_text())["settings"]["seed"])
+            for f in folders
+        )
+        print(
+            textwrap.fill(
+                "[demo] NVT: "
+                + (
+                    line
+                    or f"PET-M mts, {len(folders)} runs (seeds {seeds}): too short "
+                    "for error bars, nothing to read as one (run longer: --nvt-time)"
+                ),
+                88,
+                subsequent_indent="[demo]   ",
+            )
         )
     if not args.quick and (args.nvt_time or NVT_TIME) < LONG_NVT_TIME:
         for line in long_run_lines():
@@ -330,8 +361,6 @@ def replica_lines(report_folder: str) -> list:
     """The committed runs of :data:`LONG_REPLICAS` whose main run is in
     ``report_folder``, pooled (``mtt-nc read``): each group's largest species split,
     error-weighted over its runs, with its verdict."""
-    from metatrain_nc.dynamics.reading import load_run, pool_readings, read_run
-
     lines = []
     for model, mode, main_run, replicas in LONG_REPLICAS:
         if not main_run.startswith(report_folder.rstrip("/") + "/"):
@@ -339,30 +368,79 @@ def replica_lines(report_folder: str) -> list:
         folders = [ROOT / main_run] + [ROOT / r for r in replicas]
         if not all((f / "summary.json").is_file() for f in folders):
             continue
-        readings = [read_run(load_run(f)) for f in folders]
-        pooled = pool_readings(readings)
-        splits = pooled["splits"] or {}
-        entries = [(pair, e) for pair, e in splits.items() if e is not None]
-        if pooled["differences"] or not entries:
-            continue
-        pair, entry = max(entries, key=lambda item: abs(item[1]["mean"]))
-        stride = readings[0]["settings"].get("stride")
-        shown = mode + (f" (stride {stride})" if mode == "mts" else "")
-        seeds = ", ".join(str(s) for s in pooled["seeds"])
-        reading = "resolved" if entry["resolved"] else "within error"
-        reading += f" ({entry['sigma']:.1f}σ)"
-        if entry["scale"] > 1.0:
-            reading += (
-                f"; the runs disagree beyond their own errors, error widened "
-                f"{entry['scale']:.1f}x"
-            )
-        where = Path(replicas[0]).parent
-        lines.append(
-            f"[demo]   {model} {shown}, {len(folders)} runs (seeds {seeds}) read as "
-            f"one by `mtt-nc read`: {pair} {entry['mean']:+.1f} ± "
-            f"{entry['error']:.1f} K, {reading} ({where}/)"
-        )
+        line = pooled_line(model, mode, folders, Path(replicas[0]).parent)
+        if line is not None:
+            lines.append("[demo]   " + line)
     return lines
+
+
+def pooled_line(model: str, mode: str, folders: list, where) -> "str | None":
+    """The runs in ``folders`` (one model and setting, other seeds) read as one by
+    ``mtt-nc read``: their largest species split, error-weighted, with its verdict;
+    ``None`` when their settings differ or they are too short for error bars."""
+    from metatrain_nc.dynamics.reading import load_run, pool_readings, read_run
+
+    readings = [read_run(load_run(f)) for f in folders]
+    pooled = pool_readings(readings)
+    splits = pooled["splits"] or {}
+    entries = [(pair, e) for pair, e in splits.items() if e is not None]
+    if pooled["differences"] or not entries:
+        return None
+    pair, entry = max(entries, key=lambda item: abs(item[1]["mean"]))
+    stride = readings[0]["settings"].get("stride")
+    shown = mode + (f" (stride {stride})" if mode == "mts" else "")
+    seeds = ", ".join(str(s) for s in pooled["seeds"])
+    reading = "resolved" if entry["resolved"] else "within error"
+    reading += f" ({entry['sigma']:.1f}σ)"
+    if entry["scale"] > 1.0:
+        reading += (
+            f"; the runs disagree beyond their own errors, error widened "
+            f"{entry['scale']:.1f}x"
+        )
+    return (
+        f"{model} {shown}, {len(folders)} runs (seeds {seeds}) read as one by "
+        f"`mtt-nc read`: {pair} {entry['mean']:+.1f} ± {entry['error']:.1f} K, "
+        f"{reading} ({where}/)"
+    )
+
+
+def mts_replicas(out: Path, count: int, resume: bool) -> list:
+    """``count - 1`` more runs of the comparison's PET-M MTS NVT run from other seeds
+    (``mtt-nc md`` with that run's own settings, from the first test structure, into
+    ``out/replicas/PET-M-svr-mts-seedN``; a run cut short continues): the folders of
+    all ``count`` runs, the comparison's first."""
+    main_run = out / "report" / "md" / "PET-M-svr-mts"
+    summary_file = main_run / "summary.json"
+    if not summary_file.is_file():
+        sys.exit(
+            f"[demo] --mts-replicas: the comparison has no finished PET-M MTS NVT run "
+            f"({summary_file} is missing): see the report for why it did not run"
+        )
+    settings = json.loads(summary_file.read_text())["settings"]
+    folders = [main_run]
+    for k in range(1, count):
+        seed = int(settings["seed"]) + k
+        folder = out / "replicas" / f"PET-M-svr-mts-seed{seed}"
+        folders.append(folder)
+        if (folder / "summary.json").is_file() and resume:
+            continue  # finished before the demo stopped
+        print(f"[demo] MTS replica from seed {seed}: mtt-nc md -> {folder}", flush=True)
+        command = [
+            mtt("mtt-nc"), "md", str(out / "models" / "pet_m.pt"),
+            str(out / "test.xyz"), "--forces", "mts",
+            "--timestep", f"{settings['timestep_fs']:g}",
+            "--stride", str(settings["stride"]),
+            "--steps", str(settings["steps"]),
+            "--ensemble", settings["ensemble"],
+            "--temperature", f"{settings['temperature_K']:g}",
+            "--tau", f"{settings['tau_fs']:g}",
+            "--seed", str(seed),
+            "--equilibration", f"{settings['equilibration_fraction']:g}",
+            "--no-chemiscope", "--resume", "-o", str(folder),
+        ]  # fmt: skip
+        folder.parent.mkdir(exist_ok=True)
+        run(command, out, out / "replicas" / f"md_seed{seed}.log")
+    return folders
 
 
 def summary_table(report: dict) -> str:

@@ -63,6 +63,19 @@ def test_demo_quick(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*.pt")} == (
         models
     )
+    # more runs of PET-M's MTS NVT run from other seeds, added to the finished demo
+    # with --resume: the same settings but the seed, read as one
+    replicas = _demo("--quick", "--resume", "--mts-replicas", "2", "--out", out)
+    assert replicas.returncode == 0, replicas.stdout + replicas.stderr
+    main_run = json.loads((out / "report/md/PET-M-svr-mts/summary.json").read_text())
+    added = out / "replicas" / "PET-M-svr-mts-seed1" / "summary.json"
+    replica = json.loads(added.read_text())
+    assert replica["status"] == "completed"
+    assert replica["settings"]["seed"] == main_run["settings"]["seed"] + 1 == 1
+    for key in ("forces", "timestep_fs", "stride", "steps", "ensemble", "tau_fs"):
+        assert replica["settings"][key] == main_run["settings"][key], key
+    assert "[demo] NVT: PET-M mts" in replicas.stdout
+    assert "2 runs (seeds 0, 1)" in replicas.stdout
     # a resume with other options is refused before anything changes
     before = sorted(str(p) for p in out.rglob("*"))
     other = _demo("--quick", "--nvt-time", "7", "--resume", "--out", out)
@@ -106,6 +119,10 @@ def test_demo_refuses_bad_nvt_time(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "--nvt-time must be positive" in result.stderr
+    assert not out.exists()
+    replicas = _demo("--mts-replicas", "0", "--out", out)
+    assert replicas.returncode != 0
+    assert "--mts-replicas must be at least 1, got 0" in replicas.stderr
     assert not out.exists()
 
 
