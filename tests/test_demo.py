@@ -213,7 +213,7 @@ def test_demo_reads_the_committed_replicas_as_one(tmp_path, monkeypatch):
     main_run = "docs/demo_20ps/report/md/PET-C-svr-conservative"
     missing = (("PET-C", "conservative", main_run, (str(tmp_path / "absent"),)),)
     monkeypatch.setattr(demo, "LONG_REPLICAS", missing)
-    assert not [x for x in demo.long_run_lines() if "read as one" in x]
+    assert not [x for x in demo.long_run_lines() if "by `mtt-nc read`" in x]
 
 
 def test_demo_reads_the_committed_long_runs(tmp_path, monkeypatch):
