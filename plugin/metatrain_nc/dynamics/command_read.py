@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import UserInputError
-    from ..files import write_json
+    from ..unit_store import write_atomic
     from .reading import load_run, pool_readings, read_run, read_windows
 
     target = Path(args.json) if args.json else None
@@ -234,8 +234,6 @@ def run(args: argparse.Namespace) -> int:
     if pooled is not None:
         print("\n".join(describe_pool(pooled)))
     if target is not None:
-        data = {"runs": readings, "windows": windows, "pooled": pooled}
-        partial = target.with_name(f".{target.name}.partial")
-        write_json(partial, data)
-        partial.replace(target)
+        # written whole, then renamed: an interrupted write leaves no partial file
+        write_atomic(target, {"runs": readings, "windows": windows, "pooled": pooled})
     return 0

@@ -78,29 +78,22 @@ class Run:
         return int(math.floor(float(fraction) * len(self.rows)))
 
 
-def _species(rows: List[Dict[str, float]]) -> List[str]:
-    return sorted(
-        key[len("temperature_") : -len("_K")]
-        for key in rows[0]
-        if key.startswith("temperature_") and key != "temperature_K"
-    )
-
-
-def _species_scale(summary: Dict[str, Any], rows, species: List[str], start: int):
+def _species_scale(summary: Dict[str, Any], analysed: List[Dict[str, float]]):
     """The run's species corrections: stored by ``mtt-nc md`` since this command;
-    for older runs recovered from their own equipartition check (its species means
-    over the records it analysed are the recorded means times the factor); 1 when
-    the run has neither (NVE: no species verdict)."""
+    for older runs recovered from their own equipartition check over the records it
+    analysed, ``analysed`` (its species means are the recorded means times the
+    factor); 1 when the run has neither (NVE: no species verdict)."""
+    from .statistics import species_temperatures
+
+    recorded = species_temperatures(analysed)  # unscaled, one series per species
     stored = summary.get("species_scale")
     if stored:
-        return {s: float(stored[s]) for s in species}
+        return {s: float(stored[s]) for s in recorded}
     checked = (summary.get("equipartition") or {}).get("species") or {}
-    analysed = rows[start:]
     scale = {}
-    for symbol in species:
-        raw = [r[f"temperature_{symbol}_K"] for r in analysed]
+    for symbol, series in recorded.items():
         mean = (checked.get(symbol) or {}).get("mean")
-        raw_mean = sum(raw) / len(raw) if raw else math.nan
+        raw_mean = float(series.mean()) if len(series) else math.nan
         if mean is not None and raw_mean and math.isfinite(raw_mean):
             scale[symbol] = float(mean) / raw_mean
         else:
@@ -146,9 +139,8 @@ def load_run(folder: PathLike) -> Run:
             + ("" if len(rows) < 2 else " without time_fs / temperature_K columns")
             + f": nothing to read; {fix}"
         )
-    species = _species(rows)
     run = Run(folder, summary, rows, {})
-    run.species_scale = _species_scale(summary, rows, species, run.default_start_index)
+    run.species_scale = _species_scale(summary, rows[run.default_start_index :])
     return run
 
 
